@@ -1,0 +1,258 @@
+"""The PhysioNet/CinC Challenge 2020/2021 format (CPSC2018, CPSC-Extra, INCART, PTB, PTB-XL,
+Georgia, Chapman-Shaoxing, Ningbo).
+
+Each record is a WFDB header (``.hea``) plus a MATLAB v4 ``.mat`` file holding format-16 samples
+behind a 24-byte header. Labels are the SNOMED-CT codes of the header's ``# Dx:`` line; age and
+sex come from ``# Age:`` / ``# Sex:``. Codes are named after the Challenge's own mapping
+(``ecgprobe/data/snomed_ct.csv``); the four pairs the Challenge scores as one class (e.g. RBBB
+and CRBBB) are merged unless ``merge_equivalent=False``. The format carries no patient ids, so
+the seeded stratified split is record-wise, as the notes say.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ecgprobe.data.leads import LEADS_12, canonical_leads
+from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish
+from ecgprobe.data.record import RecordSet
+from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
+from ecgprobe.data.splits import stratified_patient_split
+from ecgprobe.data.wfdb_io import Header, read_header, wfdb_reader
+from ecgprobe.exceptions import ConfigError, DataError
+
+__all__ = ["SOURCES", "load_challenge", "snomed_table"]
+
+#: Record-name prefixes of the Challenge sources.
+SOURCES = {
+    "A": "CPSC2018",
+    "Q": "CPSC-Extra",
+    "I": "INCART",
+    "S": "PTB",
+    "HR": "PTB-XL",
+    "E": "Georgia",
+    "JS": "Chapman-Shaoxing/Ningbo",
+}
+
+
+@lru_cache(maxsize=1)
+def snomed_table() -> pd.DataFrame:
+    """The Challenge's SNOMED-CT table: code -> abbreviation, name, scored, same_as."""
+    text = resources.files("ecgprobe.data").joinpath("snomed_ct.csv").read_text(encoding="utf-8")
+    rows = [r for r in csv.reader(line for line in text.splitlines() if not line.startswith("#"))]
+    df = pd.DataFrame(rows[1:], columns=rows[0]).set_index("code")
+    df["scored"] = df["scored"] == "1"
+    return df
+
+
+def _source_of(record: str) -> str:
+    m = re.match(r"^([A-Z]+)", record)
+    return SOURCES.get(m.group(1), "unknown") if m else "unknown"
+
+
+def _parse_age(value: str | None) -> float:
+    try:
+        age = float(value) if value is not None else np.nan
+    except ValueError:
+        return np.nan
+    return age if 0 <= age < 130 else np.nan
+
+
+def _parse_sex(value: str | None) -> str | None:
+    v = (value or "").strip().lower()
+    return {"male": "male", "m": "male", "female": "female", "f": "female"}.get(v)
+
+
+def _codes(h: Header) -> list[str]:
+    dx = h.comment("Dx")
+    if dx is None:
+        raise DataError(f"{h.path}: no '# Dx:' line; Challenge headers list SNOMED-CT codes there")
+    return [c.strip() for c in dx.split(",") if c.strip() and c.strip().lower() not in ("unknown", "nan")]
+
+
+@DATASETS.register(
+    "challenge",
+    aliases=("cinc", "cinc2021", "physionet-challenge"),
+    summary="PhysioNet/CinC Challenge 2020/2021 records (*.hea + *.mat, SNOMED-CT labels)",
+)
+def load_challenge(
+    root: str | Path,
+    *,
+    label_style: Literal["abbreviation", "code", "name"] = "abbreviation",
+    scored_only: bool = False,
+    merge_equivalent: bool = True,
+    min_count: int = 1,
+    drop_unlabeled: bool = False,
+    fs: float | None = None,
+    length_s: float | None = 10.0,
+    leads: tuple[str, ...] = LEADS_12,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    lazy: bool | Literal["auto"] = "auto",
+    nonfinite: NonFinitePolicy = "error",
+) -> RecordSet:
+    """Load every Challenge record (``*.hea``) found under ``root``, recursively.
+
+    Args:
+        root: folder holding the records (any depth, e.g. ``training/georgia/g1``).
+        label_style: column names: abbreviation (``AF``), SNOMED code, or full name.
+        scored_only: keep only the 30 classes the Challenge 2021 scored.
+        merge_equivalent: merge the pairs the Challenge scores as one class (RBBB/CRBBB,
+            LBBB/CLBBB, PAC/SVPB, PVC/VPB) onto the first of each pair.
+        min_count: keep labels with at least this many positive records.
+        drop_unlabeled: drop records left without any label (reported in notes).
+        fs: sampling rate to use; records at other rates are resampled. ``None`` requires all
+            records to share one rate (error otherwise, listing the rates found).
+        length_s: record length in seconds: longer records are cropped (first ``length_s``),
+            shorter ones zero-padded; counts are reported in notes. ``None`` requires equal lengths.
+        leads: leads to load, in this order.
+        fractions: train/val/test shares of the seeded, stratified split.
+        seed: seed of the split.
+        lazy: keep signals on disk and read them per batch (``"auto"``: when over 2 GiB).
+        nonfinite: NaN/inf samples: ``error`` (name the records), ``drop`` or ``zero``.
+    """
+    base = check_root(root, "challenge")
+    check_choice(label_style, ("abbreviation", "code", "name"), "label_style")
+    headers_paths = sorted(base.rglob("*.hea"))
+    if not headers_paths:
+        raise DataError(f"challenge: no *.hea files found under {base}; pass the folder holding the records")
+    headers = [read_header(p) for p in headers_paths]
+    names = [h.record for h in headers]
+    dups = [n for n, c in Counter(names).items() if c > 1]
+    if dups:
+        raise DataError(
+            f"challenge: record names occur twice under {base}, e.g. {dups[:5]}; record ids must be unique"
+        )
+    want = canonical_leads(list(leads))
+    lacking = [h.record for h in headers if not set(want) <= set(h.lead_names)]
+    if lacking:
+        raise DataError(
+            f"challenge: {len(lacking)} record(s) lack some of the leads {list(want)}, e.g. {lacking[:5]}; "
+            "pass leads=[...] with the leads every record has"
+        )
+    rates = Counter(h.fs for h in headers)
+    if fs is None and len(rates) > 1:
+        raise DataError(
+            f"challenge: records have different sampling rates {dict(rates)}; pass fs=<Hz> to resample all to one rate"
+        )
+    target_fs = float(fs) if fs is not None else float(headers[0].fs)
+    lengths = np.array([h.n_samples / h.fs for h in headers])
+    notes: list[str] = ["the Challenge format has no patient ids: the split is record-wise"]
+    if length_s is None:
+        if len(set(np.round(lengths, 6))) > 1:
+            raise DataError(
+                f"challenge: records have different lengths (from {lengths.min():g} to {lengths.max():g} s); "
+                "pass length_s=<seconds> to crop/pad them to one length"
+            )
+        length_s = float(lengths[0])
+    n_samples = int(round(length_s * target_fs))
+    n_crop, n_pad = int((lengths > length_s + 1e-9).sum()), int((lengths < length_s - 1e-9).sum())
+    if n_crop:
+        notes.append(f"cropped {n_crop} record(s) longer than {length_s:g} s to their first {length_s:g} s")
+    if n_pad:
+        notes.append(f"zero-padded {n_pad} record(s) shorter than {length_s:g} s")
+    if rates.get(target_fs, 0) != len(headers):
+        notes.append(f"resampled {len(headers) - rates.get(target_fs, 0)} record(s) to {target_fs:g} Hz")
+
+    table = snomed_table()
+    per_record = []
+    for h in headers:
+        codes = _codes(h)
+        if merge_equivalent:
+            codes = [table.at[c, "same_as"] or c if c in table.index else c for c in codes]
+        if scored_only:
+            codes = [c for c in codes if c in table.index and table.at[c, "scored"]]
+        per_record.append(sorted(set(codes)))
+    counts = Counter(c for rec in per_record for c in rec)
+    vocab = sorted((c for c, k in counts.items() if k >= max(min_count, 1)), key=lambda c: (-counts[c], c))
+    if len(vocab) < len(counts):
+        notes.append(f"{len(counts) - len(vocab)} code(s) with < {min_count} positives left out")
+    col = {c: i for i, c in enumerate(vocab)}
+    y = np.zeros((len(headers), len(vocab)), dtype=np.uint8)
+    for i, rec in enumerate(per_record):
+        for c in rec:
+            if c in col:
+                y[i, col[c]] = 1
+
+    def label_name(code: str) -> str:
+        if label_style == "code" or code not in table.index:
+            return code
+        return str(table.at[code, "abbreviation" if label_style == "abbreviation" else "name"])
+
+    label_names = tuple(label_name(c) for c in vocab)
+    if len(set(label_names)) != len(label_names):
+        raise ConfigError("challenge: two codes share a label name; use label_style='code'")
+    descriptions = {
+        label_name(c): (f"{table.at[c, 'name']} (SNOMED-CT {c})" if c in table.index else f"SNOMED-CT {c}")
+        for c in vocab
+    }
+
+    keep = np.ones(len(headers), dtype=bool)
+    if drop_unlabeled:
+        keep = y.sum(axis=1) > 0
+        if (~keep).any():
+            notes.append(f"dropped {int((~keep).sum())} record(s) without any kept label")
+    kept = [h for h, k in zip(headers, keep) if k]
+    ids = np.asarray([h.record for h in kept], dtype=object)
+    source = FileSource(
+        [str(h.path) for h in kept],
+        wfdb_reader,
+        leads=want,
+        fs=target_fs,
+        n_samples=n_samples,
+        resample=fs is not None,
+        fit=True,
+        nonfinite=nonfinite,
+    )
+    source_out, keep_sig, sig_notes = load_signals(source, lazy=lazy, nonfinite=nonfinite, ids=ids)
+    notes += sig_notes
+    meta = pd.DataFrame(
+        {
+            "age": [_parse_age(h.comment("Age")) for h in kept],
+            "sex": [_parse_sex(h.comment("Sex")) for h in kept],
+            "source": [_source_of(h.record) for h in kept],
+            "fs_original": [h.fs for h in kept],
+            "duration_original_s": [h.n_samples / h.fs for h in kept],
+            "dx_codes": [",".join(_codes(h)) for h in kept],
+        }
+    )
+    yk = y[keep]
+    split = stratified_patient_split(yk, ids, fractions=fractions, seed=seed)
+    rs = finish(
+        source=source_out,
+        keep=keep_sig,
+        fs=target_fs,
+        leads=want,
+        ids=ids,
+        patient_ids=ids.copy(),
+        label_names=label_names,
+        y=yk,
+        split=split,
+        meta=meta,
+        name="challenge",
+        params={
+            "root": str(base),
+            "label_style": label_style,
+            "scored_only": scored_only,
+            "merge_equivalent": merge_equivalent,
+            "min_count": min_count,
+            "drop_unlabeled": drop_unlabeled,
+            "fs": fs,
+            "length_s": length_s,
+            "leads": list(want),
+            "fractions": list(fractions),
+            "seed": seed,
+            "nonfinite": nonfinite,
+        },
+        notes=notes,
+    )
+    return rs.with_descriptions(descriptions)
