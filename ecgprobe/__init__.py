@@ -1,7 +1,71 @@
-"""ecgprobe: what has an ECG foundation model really learned?"""
+"""ecgprobe: what has an ECG foundation model really learned?
+
+The public API is flat::
+
+    import ecgprobe
+    records = ecgprobe.load_dataset("ptbxl", "/data/ptb-xl", sampling_rate=500)
+    encoder = ecgprobe.create_encoder("random-resnet1d", seed=0)
+    emb = ecgprobe.extract(encoder, records, cache_dir="~/.cache/ecgprobe")
+    result = ecgprobe.analyzers.ANALYZERS.get("linear_probe")().run(emb, records)
+
+The data layer is imported eagerly; the torch-based parts on first use, so that light
+commands (``ecgprobe datasets``) start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
 from ecgprobe.data import RecordSet, list_datasets, load_dataset
+from ecgprobe.exceptions import (
+    CacheError,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    EcgprobeError,
+    IncompatibleInputError,
+)
 
-__all__ = ["RecordSet", "__version__", "list_datasets", "load_dataset"]
+_LAZY = {
+    "create_encoder": ("ecgprobe.encoders", "create_encoder"),
+    "list_encoders": ("ecgprobe.encoders", "list_encoders"),
+    "InputSpec": ("ecgprobe.encoders", "InputSpec"),
+    "Encoder": ("ecgprobe.encoders", "Encoder"),
+    "extract": ("ecgprobe.extract", "extract"),
+    "Embeddings": ("ecgprobe.extract", "Embeddings"),
+    "load_embeddings": ("ecgprobe.extract", "load_embeddings"),
+    "save_embeddings": ("ecgprobe.extract", "save_embeddings"),
+    "analyzers": ("ecgprobe.analyzers", None),
+    "Result": ("ecgprobe.analyzers", "Result"),
+}
+
+__all__ = [
+    "CacheError",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "EcgprobeError",
+    "IncompatibleInputError",
+    "RecordSet",
+    "__version__",
+    "list_datasets",
+    "load_dataset",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        mod = importlib.import_module(module)
+        value = mod if attr is None else getattr(mod, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ecgprobe' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,8 +1,8 @@
 """The ``ecgprobe`` command line: thin wrappers that parse arguments, call the public API,
 print, and set the exit code.
 
-Each command group lives in its own module exposing ``register(subparsers)``; the module list
-below is the only place that names them. Errors ecgprobe raises on purpose are printed as one
+Each command group lives in its own module of this package exposing ``register(subparsers)``;
+modules are discovered, so a new command is one new file. Errors ecgprobe raises on purpose are printed as one
 clear message (exit code 1); anything unexpected is reported briefly with a hint to rerun with
 ``ECGPROBE_DEBUG=1`` for the traceback (exit code 3).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import pkgutil
 import sys
 import traceback
 from collections.abc import Sequence
@@ -21,8 +22,7 @@ from ecgprobe.exceptions import EcgprobeError
 
 __all__ = ["build_parser", "main"]
 
-#: Command modules, each with ``register(subparsers)``; a new command is one module plus a line here.
-COMMAND_MODULES: tuple[str, ...] = ("ecgprobe.cli.data",)
+_NOT_COMMANDS = ("common",)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ecgprobe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for name in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
+        if name not in _NOT_COMMANDS:
+            importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 

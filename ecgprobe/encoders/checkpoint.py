@@ -1,0 +1,251 @@
+"""Safe checkpoint loading and strict, explicit state-dict conversion.
+
+- Files are read with ``torch.load(weights_only=True)`` (no arbitrary code runs; a pickle that
+  needs anything but tensors and plain containers is refused) or with safetensors.
+- :func:`extract_state_dict` finds the weights inside a published container (``state_dict``,
+  ``model``, ``encoder``, ...); :func:`strip_prefix` removes wrapper prefixes (``module.``).
+- Each model family converts its published key layout with its own mapping function, then
+  :func:`load_strict` loads with ``strict=True`` semantics: every missing or unexpected key is
+  an error that lists them and suggests which family the file most likely belongs to. Known
+  harmless leftovers are dropped only when a family names them explicitly (``drop=``), never by
+  a blanket ``strict=False``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ecgprobe.exceptions import CheckpointError
+
+__all__ = [
+    "LoadReport",
+    "extract_state_dict",
+    "load_checkpoint",
+    "load_strict",
+    "rename_keys",
+    "strip_prefix",
+    "weight_norm_to_parametrizations",
+]
+
+StateDict = dict[str, torch.Tensor]
+
+
+def load_checkpoint(path: str | Path, *, family: str = "") -> Any:
+    """Read a checkpoint safely: ``.safetensors``, a folder with ``model.safetensors``, or a
+    torch file (``.pt``, ``.pth``, ``.ckpt``, ``.bin``) via ``weights_only=True``.
+
+    Raises:
+        CheckpointError: missing, unreadable, or unsafe (a pickle that would execute code).
+    """
+    p = Path(path).expanduser()
+    who = f"{family} checkpoint" if family else "checkpoint"
+    if not p.exists():
+        raise CheckpointError(f"{who} {p} does not exist; pass the path of the file you downloaded")
+    if p.is_dir():
+        candidates = sorted(p.glob("*.safetensors")) or sorted(
+            q for q in p.iterdir() if q.suffix in (".bin", ".pt", ".pth", ".ckpt")
+        )
+        if not candidates:
+            raise CheckpointError(f"{who} folder {p} holds no *.safetensors/*.bin/*.pt file")
+        if len(candidates) > 1 and not all(c.suffix == ".safetensors" for c in candidates):
+            raise CheckpointError(
+                f"{who} folder {p} holds several weight files {[c.name for c in candidates]}; pass one"
+            )
+        if all(c.suffix == ".safetensors" for c in candidates):
+            merged: StateDict = {}
+            for c in candidates:
+                merged.update(_load_safetensors(c, who))
+            return merged
+        p = candidates[0]
+    if p.suffix == ".safetensors":
+        return _load_safetensors(p, who)
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{who} {p} was refused: it contains Python objects beyond tensors and plain containers, and "
+            "loading it could execute arbitrary code (torch.load weights_only=True). If you trust the file, "
+            "re-save only its state dict: torch.save(torch.load(f, weights_only=False)['state_dict'], 'clean.pt'). "
+            f"Detail: {str(exc).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CheckpointError(
+            f"{who} {p} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "the file is truncated, corrupt or not a PyTorch/safetensors checkpoint"
+        ) from None
+
+
+def _load_safetensors(p: Path, who: str) -> StateDict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(p), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{who} {p} is not a readable safetensors file: {exc}") from None
+
+
+def extract_state_dict(
+    obj: Any, keys: Iterable[str], *, path: str | Path = "", family: str = ""
+) -> StateDict:
+    """The state dict inside a published container: the first of ``keys`` present (nested keys
+    as ``"a.b"``), or ``obj`` itself when it already maps names to tensors.
+
+    Raises:
+        CheckpointError: when no state dict is found, listing the container's top-level keys.
+    """
+    if _is_state_dict(obj):
+        return dict(obj)
+    if isinstance(obj, Mapping):
+        for key in keys:
+            node: Any = obj
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, Mapping) else None
+            if node is not None and _is_state_dict(node):
+                return dict(node)
+    top = list(obj.keys())[:12] if isinstance(obj, Mapping) else type(obj).__name__
+    raise CheckpointError(
+        f"{family + ' ' if family else ''}checkpoint {path}: no state dict under {list(keys)}; the file holds {top}. "
+        "Is it the right file for this model?"
+    )
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return (
+        isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
+    )
+
+
+def strip_prefix(
+    sd: Mapping[str, torch.Tensor], prefixes: Iterable[str] = ("module.", "_orig_mod.")
+) -> StateDict:
+    """Remove wrapper prefixes from every key that has them (``module.conv.weight`` -> ``conv.weight``)."""
+    out: StateDict = {}
+    for k, v in sd.items():
+        changed = True
+        while changed:
+            changed = False
+            for pre in prefixes:
+                if k.startswith(pre):
+                    k, changed = k[len(pre) :], True
+        out[k] = v
+    return out
+
+
+def rename_keys(sd: Mapping[str, torch.Tensor], rules: Iterable[tuple[str, str]]) -> StateDict:
+    """Apply regex substitutions ``(pattern, replacement)`` to every key, in order."""
+    compiled = [(re.compile(p), r) for p, r in rules]
+    out: StateDict = {}
+    for k, v in sd.items():
+        for pat, rep in compiled:
+            k = pat.sub(rep, k)
+        out[k] = v
+    return out
+
+
+def weight_norm_to_parametrizations(sd: Mapping[str, torch.Tensor], module: nn.Module) -> StateDict:
+    """Reconcile weight-norm naming across torch versions, in whichever direction ``module`` needs.
+
+    Old ``nn.utils.weight_norm`` stores ``x.weight_g``/``x.weight_v``; the parametrization API
+    stores ``x.parametrizations.weight.original0``/``original1``. Same tensors, other names.
+    """
+    target = set(module.state_dict().keys())
+    out: StateDict = {}
+    for k, v in sd.items():
+        if k.endswith(".weight_g") and k not in target:
+            k2 = k[: -len(".weight_g")] + ".parametrizations.weight.original0"
+            k = k2 if k2 in target else k
+        elif k.endswith(".weight_v") and k not in target:
+            k2 = k[: -len(".weight_v")] + ".parametrizations.weight.original1"
+            k = k2 if k2 in target else k
+        elif k.endswith(".parametrizations.weight.original0") and k not in target:
+            k2 = k[: -len(".parametrizations.weight.original0")] + ".weight_g"
+            k = k2 if k2 in target else k
+        elif k.endswith(".parametrizations.weight.original1") and k not in target:
+            k2 = k[: -len(".parametrizations.weight.original1")] + ".weight_v"
+            k = k2 if k2 in target else k
+        out[k] = v
+    return out
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_strict` did: keys dropped on purpose (with why), loaded count."""
+
+    loaded: int
+    dropped: dict[str, str] = field(default_factory=dict)
+
+
+#: Set by the encoder registry: maps a key set to the most likely family name.
+family_guesser: Callable[[Iterable[str]], str | None] | None = None
+
+
+def load_strict(
+    module: nn.Module,
+    sd: Mapping[str, torch.Tensor],
+    *,
+    family: str,
+    path: str | Path = "",
+    drop: Mapping[str, str] | None = None,
+) -> LoadReport:
+    """Load ``sd`` into ``module`` requiring an exact key and shape match.
+
+    Args:
+        module: the architecture.
+        sd: the converted state dict.
+        family: the model family (for messages).
+        path: the checkpoint path (for messages).
+        drop: ``{regex: reason}`` for keys known to be harmless leftovers in the published files
+            (e.g. ``{"^linear\\.": "untrained 10-way head of the pretraining script"}``); these
+            are removed before loading and listed in the report.
+
+    Raises:
+        CheckpointError: listing missing keys, unexpected keys and shape mismatches, with a guess
+            of the family the file belongs to when it does not look like ``family``.
+    """
+    sd = dict(sd)
+    dropped: dict[str, str] = {}
+    for pattern, reason in (drop or {}).items():
+        rx = re.compile(pattern)
+        for k in [k for k in sd if rx.search(k)]:
+            dropped[k] = reason
+            del sd[k]
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    mismatched = [
+        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)
+    ]
+    if missing or unexpected or mismatched:
+        lines = [f"{family} checkpoint {path} does not match the {family} architecture:"]
+        if missing:
+            lines.append(f"  {len(missing)} missing key(s): {_short(missing)}")
+        if unexpected:
+            lines.append(f"  {len(unexpected)} unexpected key(s): {_short(unexpected)}")
+        if mismatched:
+            lines.append(f"  {len(mismatched)} shape mismatch(es): {_short(mismatched)}")
+        guess = family_guesser(sd.keys()) if family_guesser else None
+        if guess and guess != family:
+            lines.append(f"  The keys look like a '{guess}' checkpoint: try --encoder {guess}.")
+        else:
+            lines.append(
+                "  Check that the file is the published checkpoint of this model and its size variant."
+            )
+        raise CheckpointError("\n".join(lines))
+    module.load_state_dict(sd, strict=True)
+    return LoadReport(loaded=len(sd), dropped=dropped)
+
+
+def _short(items: list[str], n: int = 8) -> str:
+    return ", ".join(items[:n]) + (f", ... (+{len(items) - n} more)" if len(items) > n else "")

@@ -1,0 +1,5 @@
+"""Embedding extraction: batched, windowed, multi-layer, cached by content and provenance."""
+
+from ecgprobe.extract.embeddings import Embeddings, align_to_records, load_embeddings, save_embeddings
+
+__all__ = ["Embeddings", "align_to_records", "load_embeddings", "save_embeddings"]
