@@ -31,7 +31,7 @@ def _short(value: Any) -> str:
         )
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True, default=str)
-    return fmt(value) if isinstance(value, float) else str(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def encoder_identity(report: Report, subject: str | None) -> dict[str, Any]:
@@ -137,7 +137,8 @@ def analyses_table(report: Report) -> Table:
     rows = []
     for name, res in report.results.items():
         params = {k: v for k, v in res.params.items() if v is not None and not isinstance(v, (dict, list))}
-        rows.append((name, res.kind, _short(res.seed), fmt(res.runtime_s, 1), _short(params)))
+        settings = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items()))
+        rows.append((name, res.kind, _short(res.seed), fmt(res.runtime_s, 1), settings or "–"))
     return Table(
         ("result", "kind", "seed", "runtime (s)", "settings"),
         tuple(rows),
