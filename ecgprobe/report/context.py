@@ -33,7 +33,11 @@ def dataset_context(records: RecordSet) -> dict[str, Any]:
     if records.task == "multilabel" and len(records.label_names):
         counts = records.label_counts()
         ctx["label_counts"] = [
-            {"label": str(lab), **{s: int(counts.loc[lab, s]) for s in SPLITS}, "prevalence": float(counts.loc[lab, "prevalence"])}
+            {
+                "label": str(lab),
+                **{s: int(counts.loc[lab, s]) for s in SPLITS},
+                "prevalence": float(counts.loc[lab, "prevalence"]),
+            }
             for lab in counts.index
         ]
     if "age" in records.meta:
@@ -43,6 +47,8 @@ def dataset_context(records: RecordSet) -> dict[str, Any]:
             "missing": int(age.isna().sum()),
         }
     if "sex" in records.meta:
-        ctx["sex"] = {str(k): int(v) for k, v in records.meta["sex"].astype(str).value_counts().sort_index().items()}
+        ctx["sex"] = {
+            str(k): int(v) for k, v in records.meta["sex"].astype(str).value_counts().sort_index().items()
+        }
     ctx["notes"] = [str(n) for n in records.notes]
     return ctx

@@ -16,15 +16,15 @@ from ecgprobe.report.figures import new_axes
 
 __all__ = [
     "STANDARD_LAYOUT",
-    "plot_ecg",
-    "plot_label_metric",
-    "plot_reliability",
-    "plot_roc",
     "plot_beat_saliency",
     "plot_cka",
+    "plot_ecg",
     "plot_forest",
+    "plot_label_metric",
     "plot_lead_importance",
     "plot_projection",
+    "plot_reliability",
+    "plot_roc",
     "plot_scarcity",
     "plot_spectrum",
 ]
@@ -211,9 +211,23 @@ def plot_label_metric(
         hi.append(r.get(f"{metric}_ci_high"))
     x = np.asarray(xs, dtype=float)
     err = np.array(
-        [[v - (a if a is not None else v) for v, a in zip(x, lo)], [(b if b is not None else v) - v for v, b in zip(x, hi)]]
+        [
+            [v - (a if a is not None else v) for v, a in zip(x, lo)],
+            [(b if b is not None else v) - v for v, b in zip(x, hi)],
+        ]
     )
-    ax.errorbar(x, ys, xerr=np.clip(err, 0, None), fmt="o", ms=3.5, color=color, ecolor=color, elinewidth=1.0, capsize=0, label=label)
+    ax.errorbar(
+        x,
+        ys,
+        xerr=np.clip(err, 0, None),
+        fmt="o",
+        ms=3.5,
+        color=color,
+        ecolor=color,
+        elinewidth=1.0,
+        capsize=0,
+        label=label,
+    )
     ax.set_yticks(range(len(order)))
     ax.set_yticklabels(list(order))
     ax.set_ylim(len(order) - 0.5, -0.5)
@@ -237,7 +251,9 @@ def plot_roc(result: Any, *, labels: Sequence[str], ax: Any = None) -> Any:
         a, b = int(offsets[j]), int(offsets[j + 1])
         if b <= a:
             continue
-        ax.plot(fpr[a:b], tpr[a:b], color=colors[i], lw=1.4, label=f"{name} ({auc.get(name, float('nan')):.3f})")
+        ax.plot(
+            fpr[a:b], tpr[a:b], color=colors[i], lw=1.4, label=f"{name} ({auc.get(name, float('nan')):.3f})"
+        )
     ax.plot([0, 1], [0, 1], color="#999", ls="--", lw=0.8)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
@@ -302,13 +318,21 @@ def plot_scarcity(results: Any, *, ax: Any = None, colors: Sequence[str] | None 
         scale = 100.0 if mode == "fraction" else 1.0
         x = np.array([r["x"] for r in rows], dtype=float) * scale
         y = np.array([r["macro_auroc_mean"] for r in rows], dtype=float)
-        lo = np.array([np.nan if r.get("macro_auroc_ci_low") is None else r["macro_auroc_ci_low"] for r in rows])
-        hi = np.array([np.nan if r.get("macro_auroc_ci_high") is None else r["macro_auroc_ci_high"] for r in rows])
+        lo = np.array(
+            [np.nan if r.get("macro_auroc_ci_low") is None else r["macro_auroc_ci_low"] for r in rows]
+        )
+        hi = np.array(
+            [np.nan if r.get("macro_auroc_ci_high") is None else r["macro_auroc_ci_high"] for r in rows]
+        )
         ax.plot(x, y, "-o", color=color, ms=3.5, lw=1.5, label=name or None)
         if np.isfinite(lo).any():
             ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
     ax.set_xscale("log")
-    ax.set_xlabel("training records used (% of the train split)" if mode == "fraction" else "positives per label (train)")
+    ax.set_xlabel(
+        "training records used (% of the train split)"
+        if mode == "fraction"
+        else "positives per label (train)"
+    )
     ax.set_ylabel("test macro AUROC")
     if mode == "fraction":
         from matplotlib.ticker import FuncFormatter
@@ -362,13 +386,30 @@ def plot_projection(result: Any, *, color_by: str = "label", ax: Any = None, max
         else:
             raise KeyError(f"color_by must be 'label', 'age' or 'sex', got {color_by!r}")
         values, counts = np.unique(cats, return_counts=True)
-        order = [v for v in values[np.argsort(-counts, kind="stable")] if v not in ("none", "other", "multiple", "unknown", "nan", "")]
+        order = [
+            v
+            for v in values[np.argsort(-counts, kind="stable")]
+            if v not in ("none", "other", "multiple", "unknown", "nan", "")
+        ]
         order += [v for v in ("multiple", "other", "none", "unknown", "nan", "") if v in values]
-        grey = {"none": "#d0d0d0", "other": "#a0a0a0", "multiple": "#555555", "unknown": "#e0e0e0", "nan": "#e0e0e0", "": "#e0e0e0"}
+        grey = {
+            "none": "#d0d0d0",
+            "other": "#a0a0a0",
+            "multiple": "#555555",
+            "unknown": "#e0e0e0",
+            "nan": "#e0e0e0",
+            "": "#e0e0e0",
+        }
         colors = dict(zip([v for v in order if v not in grey], _categorical(len(order))))
         for v in order:
             m = cats == v
-            ax.scatter(xy[m, 0], xy[m, 1], color=grey.get(v, colors.get(v)), label=f"{v or 'unknown'} ({int(m.sum())})", **kw)
+            ax.scatter(
+                xy[m, 0],
+                xy[m, 1],
+                color=grey.get(v, colors.get(v)),
+                label=f"{v or 'unknown'} ({int(m.sum())})",
+                **kw,
+            )
         ax.legend(markerscale=max(1.0, 12.0 / size) ** 0.5 * 1.5, loc="best", fontsize=7)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -384,7 +425,14 @@ def _categorical(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def plot_spectrum(result: Any, *, ax: Any = None, max_components: int = 100, color: str = PALETTE[0], label: str | None = None) -> Any:
+def plot_spectrum(
+    result: Any,
+    *,
+    ax: Any = None,
+    max_components: int = 100,
+    color: str = PALETTE[0],
+    label: str | None = None,
+) -> Any:
     """PCA spectrum of the embedding space: explained variance ratio per component (log scale)
     and its cumulative sum (dashed, right axis)."""
     ax = ax if ax is not None else new_axes((5.0, 3.5))
@@ -413,7 +461,9 @@ def plot_lead_importance(result: Any, *, ax: Any = None) -> Any:
 
     even = 1.0 / max(len(leads), 1)
     top = max(float(np.nanmax(imp)) if imp.size else even, even * 1.01)
-    norm = TwoSlopeNorm(vcenter=even, vmin=min(float(np.nanmin(imp)) if imp.size else 0.0, even * 0.99), vmax=top)
+    norm = TwoSlopeNorm(
+        vcenter=even, vmin=min(float(np.nanmin(imp)) if imp.size else 0.0, even * 0.99), vmax=top
+    )
     im = ax.imshow(imp, aspect="auto", cmap="RdBu_r", norm=norm)
     ax.set_xticks(range(len(leads)))
     ax.set_xticklabels(leads)
@@ -500,6 +550,14 @@ def plot_cka(result: Any, *, ax: Any = None, name_a: str = "A", name_b: str = "B
     if mat.size <= 225:
         for i in range(mat.shape[0]):
             for j in range(mat.shape[1]):
-                ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white" if mat[i, j] < 0.6 else "#111")
+                ax.text(
+                    j,
+                    i,
+                    f"{mat[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if mat[i, j] < 0.6 else "#111",
+                )
     ax.figure.colorbar(im, ax=ax, shrink=0.8, label="linear CKA")
     return ax

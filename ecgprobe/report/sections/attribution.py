@@ -29,7 +29,9 @@ _METHODS = {
 
 def _units(report: Report, subject: str | None) -> str:
     spec = encoder_identity(report, subject).get("spec") or {}
-    return "mV" if spec.get("units", "mV") == "mV" and spec.get("normalization") in (None, "none") else "model"
+    return (
+        "mV" if spec.get("units", "mV") == "mV" and spec.get("normalization") in (None, "none") else "model"
+    )
 
 
 def _examples(res: Result) -> list[int]:
@@ -63,7 +65,9 @@ def example_figure(report: Report, res: Result, k: int, subject: str | None = No
         )
         fig.colorbar(ax.collections[-1], ax=ax, shrink=0.6, pad=0.01, label="|attribution| (99th pct = 1)")
 
-    unit_note = "on ECG paper (mV)" if units == "mV" else "in the model's input units (after its normalisation)"
+    unit_note = (
+        "on ECG paper (mV)" if units == "mV" else "in the model's input units (after its normalisation)"
+    )
     return Figure(
         render_png(draw, size=(10.0, 5.6)),
         caption=f"Record {rid}, explained for {label} (logit {fmt(res.arrays['logit'][k], 2)}): the model-ready input {unit_note}, "
@@ -119,7 +123,10 @@ def render(report: Report) -> list[Block]:
         n_labels = len(ia.metrics["labels"])
         blocks.append(
             Figure(
-                render_png(lambda fig: plots.plot_lead_importance(ia, ax=fig.subplots()), size=(7.5, 1.4 + 0.32 * n_labels)),
+                render_png(
+                    lambda fig: plots.plot_lead_importance(ia, ax=fig.subplots()),
+                    size=(7.5, 1.4 + 0.32 * n_labels),
+                ),
                 caption="Label × lead importance: each lead's share of |attribution| (rows sum to 1); red above, blue below an equal share.",
                 alt="Heatmap of lead importance per label",
             )

@@ -42,8 +42,16 @@ def descriptor_rows(res: Result) -> list[tuple[str, str]]:
     dim = len(res.arrays.get("explained_variance_ratio", []))
     rows = [
         ("records projected", f"{fmt(m.get('n_projected'))} of {fmt(m.get('n_total'))}"),
-        ("trustworthiness of the 2-D map", f"{fmt(m.get('trustworthiness'))} (k = {fmt(m.get('trust_k'))}; 1 = every 2-D neighbour is a true neighbour)"),
-        ("effective rank (participation ratio)", f"{fmt(m.get('participation_ratio'), 1)} of {dim} dimensions" if dim else fmt(m.get("participation_ratio"), 1)),
+        (
+            "trustworthiness of the 2-D map",
+            f"{fmt(m.get('trustworthiness'))} (k = {fmt(m.get('trust_k'))}; 1 = every 2-D neighbour is a true neighbour)",
+        ),
+        (
+            "effective rank (participation ratio)",
+            f"{fmt(m.get('participation_ratio'), 1)} of {dim} dimensions"
+            if dim
+            else fmt(m.get("participation_ratio"), 1),
+        ),
         ("effective rank (entropy)", fmt(m.get("entropy_rank"), 1)),
         ("isotropy", fmt(m.get("isotropy"))),
         ("mean cosine similarity between records", fmt(m.get("mean_cosine"))),
@@ -57,7 +65,14 @@ def purity_table(res: Result) -> Table:
     """Per label: prevalence, kNN label purity (embedding vs 2-D map vs chance), silhouette."""
     rows = sorted(res.tables.get("labels", []), key=lambda r: -(r.get("purity_embedding") or 0))
     return Table(
-        ("label", "positives", "kNN purity (embedding)", "kNN purity (2-D map)", "chance", "silhouette (embedding)"),
+        (
+            "label",
+            "positives",
+            "kNN purity (embedding)",
+            "kNN purity (2-D map)",
+            "chance",
+            "silhouette (embedding)",
+        ),
         tuple(
             (
                 r["label"],
@@ -91,7 +106,10 @@ def render(report: Report) -> list[Block]:
             f"{res.seed if res.seed is not None else res.params.get('seed')}). A 2-D map distorts distances: read it with the "
             "trustworthiness and the purities below, which are measured in the full embedding space."
         ),
-        maps_figure(res, "UMAP of the embeddings coloured by label (single positive label; grey: none, other or several), age and sex."),
+        maps_figure(
+            res,
+            "UMAP of the embeddings coloured by label (single positive label; grey: none, other or several), age and sex.",
+        ),
         KeyValues(tuple(descriptor_rows(res)), caption="Descriptors of the space"),
     ]
     if "explained_variance_ratio" in res.arrays:
@@ -131,7 +149,11 @@ def rule_geometry(report: Report) -> Iterator[Finding]:
             "geometry",
             "projection.metrics.trustworthiness",
         )
-    rows = [r for r in res.tables.get("labels", []) if r.get("purity_embedding") is not None and r.get("purity_chance")]
+    rows = [
+        r
+        for r in res.tables.get("labels", [])
+        if r.get("purity_embedding") is not None and r.get("purity_chance")
+    ]
     if rows:
         lift = sorted(rows, key=lambda r: -(r["purity_embedding"] / r["purity_chance"]))
         best, worst = lift[0], lift[-1]

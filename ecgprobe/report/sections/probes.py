@@ -8,7 +8,7 @@ from typing import Any
 from ecgprobe.analyzers.base import Result
 from ecgprobe.report import plots
 from ecgprobe.report.base import Finding, finding, section
-from ecgprobe.report.blocks import Block, Figure, Heading, Note, Paragraph, Table, fmt, fmt_ci
+from ecgprobe.report.blocks import Block, Figure, Note, Paragraph, Table, fmt, fmt_ci
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
 
@@ -32,7 +32,9 @@ def row_ci(row: dict[str, Any], key: str, digits: int = 3) -> str:
 
 def evaluated_rows(result: Result) -> list[dict[str, Any]]:
     """Per-label rows of the labels evaluated on test (both classes present)."""
-    return [r for r in result.tables.get("per_label", []) if r.get("evaluated") and r.get("auroc") is not None]
+    return [
+        r for r in result.tables.get("per_label", []) if r.get("evaluated") and r.get("auroc") is not None
+    ]
 
 
 def _protocol(report: Report) -> str:
@@ -41,8 +43,14 @@ def _protocol(report: Report) -> str:
     ref = lp or kp
     m = ref.metrics if ref else {}
     if lp:
-        sel = "per label" if lp.metrics.get("c_selection", lp.params.get("c_selection")) == "per_label" else "shared"
-        parts.append(f"Linear probe: one L2 logistic regression per label on standardised frozen embeddings, C chosen {sel} on the validation split.")
+        sel = (
+            "per label"
+            if lp.metrics.get("c_selection", lp.params.get("c_selection")) == "per_label"
+            else "shared"
+        )
+        parts.append(
+            f"Linear probe: one L2 logistic regression per label on standardised frozen embeddings, C chosen {sel} on the validation split."
+        )
     if kp:
         parts.append(
             f"kNN probe: the share of the k nearest training records carrying each label "
@@ -111,9 +119,18 @@ def _auroc_figure(report: Report) -> Figure:
     def draw(fig: Any) -> None:
         ax = fig.subplots()
         if lp:
-            plots.plot_label_metric(lp, order=order, ax=ax, color=plots.PALETTE[0], offset=-0.15 if kp else 0.0, label="linear probe")
+            plots.plot_label_metric(
+                lp,
+                order=order,
+                ax=ax,
+                color=plots.PALETTE[0],
+                offset=-0.15 if kp else 0.0,
+                label="linear probe",
+            )
         if kp:
-            plots.plot_label_metric(kp, order=order, ax=ax, color=plots.PALETTE[1], offset=0.15 if lp else 0.0, label="kNN probe")
+            plots.plot_label_metric(
+                kp, order=order, ax=ax, color=plots.PALETTE[1], offset=0.15 if lp else 0.0, label="kNN probe"
+            )
         if lp and kp:
             fig.legend(loc="outside upper right", ncol=2)
 
@@ -140,7 +157,8 @@ def _roc_figure(report: Report, res: Result) -> Figure | None:
 
 def _regression(res: Result) -> list[Block]:
     rows = tuple(
-        (r["target"], row_ci(r, "mae"), row_ci(r, "rmse"), row_ci(r, "r2")) for r in res.tables.get("per_target", [])
+        (r["target"], row_ci(r, "mae"), row_ci(r, "rmse"), row_ci(r, "r2"))
+        for r in res.tables.get("per_target", [])
     )
     return [Table(("target", "MAE", "RMSE", "R²"), rows, caption=f"{_NAMES[res.kind]}: test error (95% CI)")]
 
@@ -173,7 +191,9 @@ def render_accuracy(report: Report) -> list[Block]:
             continue
         skipped = {**res.metrics.get("labels_skipped", {}), **res.metrics.get("labels_not_evaluated", {})}
         if skipped:
-            blocks.append(Note(f"{_NAMES[kind]}: not evaluated — " + "; ".join(f"{k}: {v}" for k, v in skipped.items())))
+            blocks.append(
+                Note(f"{_NAMES[kind]}: not evaluated — " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+            )
         blocks += [Note(f"{_NAMES[kind]}: {n}") for n in res.notes]
     return blocks
 
@@ -193,7 +213,9 @@ def render_calibration(report: Report) -> list[Block] | None:
     def draw(fig: Any) -> None:
         ax = fig.subplots()
         for i, res in enumerate(probes):
-            plots.plot_reliability(res, ax=ax, color=plots.PALETTE[i], label=_NAMES[res.kind], diagonal=i == 0)
+            plots.plot_reliability(
+                res, ax=ax, color=plots.PALETTE[i], label=_NAMES[res.kind], diagonal=i == 0
+            )
 
     m0 = probes[0].metrics
     blocks: list[Block] = [
@@ -236,7 +258,12 @@ def rule_macro(report: Report) -> Iterator[Finding]:
     res = _lp(report)
     m = res.metrics
     if m.get("task") == "regression":
-        yield Finding(f"The linear probe predicts {', '.join(m.get('labels_fitted', []))} with MAE {ci(m, 'mae', 2)}.", "info", "probe_macro", "linear_probe.metrics.mae")
+        yield Finding(
+            f"The linear probe predicts {', '.join(m.get('labels_fitted', []))} with MAE {ci(m, 'mae', 2)}.",
+            "info",
+            "probe_macro",
+            "linear_probe.metrics.mae",
+        )
         return
     yield Finding(
         f"The linear probe reaches a macro AUROC of {ci(m, 'macro_auroc')} over {len(m.get('labels_evaluated', []))} labels "
@@ -254,8 +281,18 @@ def rule_best_worst(report: Report) -> Iterator[Finding]:
         return
     k = min(3, len(rows) // 2)
     fmt_rows = lambda rs: ", ".join(f"{r['label']} ({row_ci(r, 'auroc')})" for r in rs)  # noqa: E731
-    yield Finding(f"Best-predicted labels: {fmt_rows(rows[:k])}.", "good", "probe_best_worst", "linear_probe.tables.per_label")
-    yield Finding(f"Weakest labels: {fmt_rows(rows[::-1][:k])}.", "bad", "probe_best_worst", "linear_probe.tables.per_label")
+    yield Finding(
+        f"Best-predicted labels: {fmt_rows(rows[:k])}.",
+        "good",
+        "probe_best_worst",
+        "linear_probe.tables.per_label",
+    )
+    yield Finding(
+        f"Weakest labels: {fmt_rows(rows[::-1][:k])}.",
+        "bad",
+        "probe_best_worst",
+        "linear_probe.tables.per_label",
+    )
 
 
 @finding("probe_chance", kinds=("linear_probe",))
@@ -263,9 +300,15 @@ def rule_chance(report: Report) -> Iterator[Finding]:
     rows = evaluated_rows(_lp(report))
     if not rows:
         return
-    near = [r for r in rows if r.get("auroc_ci_low") is not None and r["auroc_ci_low"] <= 0.5 <= r["auroc_ci_high"]]
+    near = [
+        r
+        for r in rows
+        if r.get("auroc_ci_low") is not None and r["auroc_ci_low"] <= 0.5 <= r["auroc_ci_high"]
+    ]
     if near:
-        names = ", ".join(r["label"] for r in near[:10]) + (f" and {len(near) - 10} more" if len(near) > 10 else "")
+        names = ", ".join(r["label"] for r in near[:10]) + (
+            f" and {len(near) - 10} more" if len(near) > 10 else ""
+        )
         yield Finding(
             f"{len(near)} of {len(rows)} labels are not distinguishable from chance (their AUROC interval includes 0.5): {names}.",
             "bad",
@@ -302,8 +345,23 @@ def rule_calibration(report: Report) -> Iterator[Finding]:
     if ece is None:
         return
     if ece <= ECE_GOOD:
-        yield Finding(f"The linear probe is well calibrated (macro ECE {fmt(ece)} ≤ {ECE_GOOD}).", "good", "calibration", "linear_probe.metrics.macro_ece")
+        yield Finding(
+            f"The linear probe is well calibrated (macro ECE {fmt(ece)} ≤ {ECE_GOOD}).",
+            "good",
+            "calibration",
+            "linear_probe.metrics.macro_ece",
+        )
     elif ece > ECE_BAD:
-        yield Finding(f"The linear probe is poorly calibrated (macro ECE {fmt(ece)} > {ECE_BAD}).", "bad", "calibration", "linear_probe.metrics.macro_ece")
+        yield Finding(
+            f"The linear probe is poorly calibrated (macro ECE {fmt(ece)} > {ECE_BAD}).",
+            "bad",
+            "calibration",
+            "linear_probe.metrics.macro_ece",
+        )
     else:
-        yield Finding(f"The linear probe's macro ECE is {fmt(ece)}.", "info", "calibration", "linear_probe.metrics.macro_ece")
+        yield Finding(
+            f"The linear probe's macro ECE is {fmt(ece)}.",
+            "info",
+            "calibration",
+            "linear_probe.metrics.macro_ece",
+        )

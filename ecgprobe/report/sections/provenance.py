@@ -137,7 +137,9 @@ def analyses_table(report: Report) -> Table:
     rows = []
     for name, res in report.results.items():
         params = {k: v for k, v in res.params.items() if v is not None and not isinstance(v, (dict, list))}
-        settings = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items()))
+        settings = ", ".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items())
+        )
         rows.append((name, res.kind, _short(res.seed), fmt(res.runtime_s, 1), settings or "–"))
     return Table(
         ("result", "kind", "seed", "runtime (s)", "settings"),

@@ -20,7 +20,11 @@ def x_label(res: Result, x: float | None) -> str:
     """A grid value as the reader knows it: ``10%`` of the train split, or ``50 / label``."""
     if x is None:
         return "not reached"
-    return fmt_pct(x, 1 if x < 0.1 else 0) if res.metrics.get("mode", "fraction") == "fraction" else f"{x:.0f} per label"
+    return (
+        fmt_pct(x, 1 if x < 0.1 else 0)
+        if res.metrics.get("mode", "fraction") == "fraction"
+        else f"{x:.0f} per label"
+    )
 
 
 def efficiency(res: Result) -> tuple[float | None, float | None]:
@@ -56,7 +60,10 @@ def efficiency_rows(res: Result) -> list[tuple[str, str]]:
     x95, x95c = efficiency(res)
     return [
         ("macro AUROC with all training data", fmt(m.get("full_macro_auroc"))),
-        ("data for 95% of it", x_label(res, x95) + (" (the smallest grid value)" if m.get("reached_at_smallest") else "")),
+        (
+            "data for 95% of it",
+            x_label(res, x95) + (" (the smallest grid value)" if m.get("reached_at_smallest") else ""),
+        ),
         ("data for 95% of it above chance", x_label(res, x95c)),
         ("normalised area under the curve", fmt(m.get("normalised_auc"))),
         ("  … above chance", fmt(m.get("normalised_auc_above_chance"))),
@@ -104,9 +111,16 @@ def efficiency_findings(res: Result, who: str) -> Iterator[Finding]:
     x95, _ = efficiency(res)
     subject = f"{who}: the" if who else "The"
     full = fmt(res.metrics.get("full_macro_auroc"))
-    src = "scarcity.metrics." + ("fraction_for_95pct" if res.metrics.get("mode", "fraction") == "fraction" else "samples_for_95pct")
+    src = "scarcity.metrics." + (
+        "fraction_for_95pct" if res.metrics.get("mode", "fraction") == "fraction" else "samples_for_95pct"
+    )
     if x95 is None:
-        yield Finding(f"{subject} probe does not reach 95% of its full-data macro AUROC ({full}) on any smaller training set.", "info", "label_efficiency", src)
+        yield Finding(
+            f"{subject} probe does not reach 95% of its full-data macro AUROC ({full}) on any smaller training set.",
+            "info",
+            "label_efficiency",
+            src,
+        )
         return
     text = f"{subject} probe reaches 95% of its full-data macro AUROC ({full}) with {x_label(res, x95)} of the training data."
     if res.metrics.get("mode", "fraction") != "fraction":

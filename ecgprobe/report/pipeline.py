@@ -1,0 +1,482 @@
+"""From embeddings to reports: run the analyses a report needs (cached), then build the Report.
+
+Three workflows share one runner:
+
+- :func:`model_report` — one encoder: probes, calibration, scarcity, geometry, attributions and
+  subgroup gaps;
+- :func:`compare_report` — two encoders on the same records: the per-encoder analyses plus a
+  paired bootstrap, layer-by-layer CKA and alignment;
+- :func:`scarcity_report` — several encoders' data-scarcity curves.
+
+Each analysis is stored in a :class:`~ecgprobe.report.cache.ResultCache` under a key of its
+settings and inputs, so a second run (or another workflow on the same embeddings) reuses it and
+re-rendering never recomputes. An analysis that cannot run on these inputs (e.g. attributions for
+imported embeddings without their encoder) is skipped and the report says why.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecgprobe.analyzers.base import ANALYZERS, Result
+from ecgprobe.data.record import RecordSet
+from ecgprobe.exceptions import AnalysisError, ConfigError, DependencyError
+from ecgprobe.extract.embeddings import Embeddings
+from ecgprobe.report.cache import ResultCache, embeddings_identity
+from ecgprobe.report.context import dataset_context, now_iso
+from ecgprobe.report.document import Report
+
+__all__ = [
+    "COMPARE_ANALYSES",
+    "MODEL_ANALYSES",
+    "PROFILES",
+    "Analysed",
+    "compare_report",
+    "model_report",
+    "resolve_analyses",
+    "run_model_analyses",
+    "scarcity_report",
+    "scarcity_rows",
+]
+
+#: The analyses of a model report, in order, with their default settings.
+MODEL_ANALYSES: tuple[str, ...] = (
+    "linear_probe",
+    "knn_probe",
+    "scarcity",
+    "projection",
+    "probe_shap",
+    "input_attribution",
+    "subgroups",
+)
+#: The analyses of a comparison: per encoder, then pairwise (:data:`PAIRWISE`).
+COMPARE_ANALYSES: tuple[str, ...] = (
+    "linear_probe",
+    "knn_probe",
+    "scarcity",
+    "projection",
+    "paired_bootstrap",
+    "cka",
+    "alignment",
+)
+PAIRWISE: tuple[str, ...] = ("paired_bootstrap", "cka", "alignment")
+#: Analyses computed from another result rather than by a registered analyzer.
+_DERIVED = ("subgroups",)
+#: Settings that are ours, not the analyzer's: how many labels input attributions explain.
+_OWN_SETTINGS = {"input_attribution": {"max_labels": 6}}
+#: Settings profiles: ``full`` (the analyzers' defaults) and ``quick`` (fewer resamples, seeds
+#: and examples: the demo and the tests; the numbers have wider intervals, never other meaning).
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "full": {"input_attribution": {"n_examples": 4, "max_labels": 6}},
+    "quick": {
+        "linear_probe": {"n_resamples": 300},
+        "knn_probe": {"n_resamples": 300},
+        "scarcity": {"n_seeds": 2, "n_resamples": 100, "fractions": (0.02, 0.05, 0.1, 0.25, 0.5, 1.0)},
+        "projection": {"n_eval": 1000},
+        "probe_shap": {"n_bootstrap": 100},
+        "input_attribution": {"n_examples": 2, "max_labels": 3, "n_steps": 16, "batch_size": 16},
+        "subgroups": {"n_resamples": 300},
+        "cka": {"n_boot": 50},
+        "alignment": {"n_boot": 50},
+        "paired_bootstrap": {"n_resamples": 300},
+    },
+}
+
+
+@dataclass
+class Analysed:
+    """What a run produced: results by name, analyses skipped (with the reason), wall times."""
+
+    results: dict[str, Result] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+
+
+def _accepted(name: str) -> set[str]:
+    if name == "subgroups":
+        from ecgprobe.report.subgroups import subgroup_gaps
+
+        fn: Callable[..., Any] = subgroup_gaps
+    elif name == "paired_bootstrap":
+        from ecgprobe.analyzers.bootstrap import paired_bootstrap
+
+        fn = paired_bootstrap
+    else:
+        fn = ANALYZERS.get(name).__init__
+    params = set(inspect.signature(fn).parameters) - {
+        "self",
+        "probe",
+        "encoder",
+        "result_a",
+        "result_b",
+        "records",
+    }
+    return params | set(_OWN_SETTINGS.get(name, {}))
+
+
+def resolve_analyses(
+    analyses: Sequence[str] | Mapping[str, Mapping[str, Any]] | None,
+    *,
+    profile: str = "full",
+    default: Sequence[str] = MODEL_ANALYSES,
+) -> dict[str, dict[str, Any]]:
+    """``{analysis: settings}``: the profile's settings overridden by the given ones.
+
+    Raises:
+        ConfigError: an unknown profile, analysis or setting (naming what is accepted).
+    """
+    if profile not in PROFILES:
+        raise ConfigError(f"profile {profile!r} is not one of {sorted(PROFILES)}")
+    if analyses is None:
+        wanted: dict[str, dict[str, Any]] = {a: {} for a in default}
+    elif isinstance(analyses, Mapping):
+        wanted = {str(k): dict(v or {}) for k, v in analyses.items()}
+    else:
+        wanted = {str(a): {} for a in analyses}
+    out = {}
+    for name, settings in wanted.items():
+        if name not in _DERIVED and name != "paired_bootstrap" and name not in ANALYZERS:
+            raise ConfigError(
+                f"unknown analysis {name!r}; available: {sorted({*ANALYZERS.list(), *_DERIVED, 'paired_bootstrap'})}"
+            )
+        merged = {**_OWN_SETTINGS.get(name, {}), **PROFILES[profile].get(name, {}), **settings}
+        bad = sorted(set(settings) - _accepted(name))
+        if bad:
+            raise ConfigError(f"{name}: unknown settings {bad}; accepted: {sorted(_accepted(name))}")
+        out[name] = {k: v for k, v in merged.items() if k in _accepted(name)}
+    return out
+
+
+def _bar(names: Sequence[str], progress: bool, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(list(names), desc=desc, disable=not progress, leave=False, file=sys.stderr, unit="analysis")
+
+
+def _with_seed(name: str, settings: dict[str, Any], seed: int) -> dict[str, Any]:
+    return {**settings, "seed": settings.get("seed", seed)} if "seed" in _accepted(name) else dict(settings)
+
+
+def _attribution_labels(probe: Result, n: int) -> list[str]:
+    """The ``n`` evaluated labels with the most test positives (ties by name)."""
+    rows = [r for r in probe.tables.get("per_label", []) if r.get("evaluated")]
+    rows.sort(key=lambda r: (-(r.get("n_test_pos") or 0), r["label"]))
+    return [r["label"] for r in rows[:n]]
+
+
+def run_model_analyses(
+    emb: Embeddings,
+    records: RecordSet,
+    analyses: Mapping[str, Mapping[str, Any]],
+    *,
+    encoder: Any = None,
+    seed: int = 0,
+    cache: ResultCache | None = None,
+    progress: bool = True,
+    desc: str = "analyses",
+) -> Analysed:
+    """Run ``analyses`` (from :func:`resolve_analyses`) on one encoder's embeddings, with caching.
+
+    Raises:
+        ConfigError: invalid settings. Analyses that cannot run on these inputs are skipped.
+    """
+    cache = cache or ResultCache(None)
+    out = Analysed()
+    base_inputs = [embeddings_identity(emb), records.fingerprint]
+    for name in (bar := _bar(list(analyses), progress, desc)):
+        bar.set_postfix_str(name)
+        settings = _with_seed(name, dict(analyses[name]), seed)
+        own = {k: settings.pop(k) for k in list(settings) if k in _OWN_SETTINGS.get(name, {})}
+        inputs = list(base_inputs)
+        kwargs: dict[str, Any] = {}
+        needs_probe = name in ("probe_shap", "input_attribution", "subgroups")
+        if needs_probe:
+            if "linear_probe" not in out.results:
+                out.skipped[name] = "needs the linear probe, which is not part of this run"
+                continue
+            inputs.append(out.keys["linear_probe"])
+            kwargs["probe"] = out.results["linear_probe"]
+        if name == "input_attribution":
+            settings.setdefault(
+                "labels", _attribution_labels(out.results["linear_probe"], int(own.get("max_labels", 6)))
+            )
+            if encoder is not None:
+                kwargs["encoder"] = encoder
+        key = cache.key(name, settings, inputs)
+        t0 = time.perf_counter()
+        result = cache.load(name, key)
+        if result is None:
+            try:
+                if name == "subgroups":
+                    from ecgprobe.report.subgroups import subgroup_gaps
+
+                    result = subgroup_gaps(kwargs["probe"], records, **settings)
+                else:
+                    result = ANALYZERS.get(name)(**settings, **kwargs).run(emb, records)
+            except (AnalysisError, DependencyError, ConfigError) as exc:
+                out.skipped[name] = str(exc)
+                if progress:
+                    print(f"ecgprobe: {name} skipped: {exc}", file=sys.stderr)
+                continue
+            result.params = {k: v for k, v in result.params.items() if k not in ("probe", "encoder")}
+            cache.save(name, key, result, {"settings": settings, "inputs": inputs})
+        out.results[name] = result
+        out.keys[name] = key
+        out.timings[name] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def _identity(emb: Embeddings, encoder: Any, checkpoint: str | None) -> dict[str, Any]:
+    ident = dict(emb.provenance.get("encoder") or (encoder.identity() if encoder is not None else {}))
+    if checkpoint:
+        ident["checkpoint"] = str(checkpoint)
+    return ident
+
+
+def _context(
+    records: RecordSet, encoders: Mapping[str, dict[str, Any]], run: dict[str, Any], skipped: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "dataset": dataset_context(records),
+        "encoders": dict(encoders),
+        "run": run,
+        "skipped": skipped,
+        "created": now_iso(),
+    }
+
+
+def model_report(
+    emb: Embeddings,
+    records: RecordSet,
+    *,
+    encoder: Any = None,
+    name: str | None = None,
+    title: str | None = None,
+    analyses: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None,
+    profile: str = "full",
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    checkpoint: str | None = None,
+    progress: bool = True,
+    extra_timings: Mapping[str, float] | None = None,
+) -> Report:
+    """The holistic report of one encoder (see :data:`MODEL_ANALYSES`).
+
+    Args:
+        emb: the encoder's embeddings of ``records`` (any ids order; aligned by id).
+        records: the dataset, with its splits, labels and metadata.
+        encoder: the encoder (needed for input attributions when it cannot be re-created from
+            the embeddings' provenance, e.g. one loaded from a checkpoint).
+        name: the encoder's display name (default: from the embeddings' provenance).
+        title: the report title.
+        analyses: which analyses (names, or ``{name: settings}``); default all.
+        profile: ``"full"`` or ``"quick"`` settings.
+        seed: the seed of every analysis without its own.
+        cache_dir: where results are cached (``None``: not cached).
+        checkpoint: the checkpoint path, shown in the provenance.
+        progress: progress bars on stderr.
+        extra_timings: other timings to show (e.g. extraction).
+
+    Raises:
+        ConfigError: invalid analyses or settings.
+
+    Example:
+        >>> report = model_report(emb, records, cache_dir="~/.cache/ecgprobe")  # doctest: +SKIP
+        >>> report.write("out/")  # doctest: +SKIP
+    """
+    plan = resolve_analyses(analyses, profile=profile)
+    ident = _identity(emb, encoder, checkpoint)
+    name = _display_name(name or ident.get("encoder") or "embeddings")
+    cache = ResultCache(cache_dir)
+    done = run_model_analyses(emb, records, plan, encoder=encoder, seed=seed, cache=cache, progress=progress)
+    run = {
+        "seed": seed,
+        "profile": profile,
+        "analyses": list(plan),
+        "results reused from cache": len(cache.hits),
+        "timings": {**(extra_timings or {}), **done.timings},
+    }
+    return Report(
+        done.results,
+        title=title or f"{name} on {records.name}",
+        mode="model",
+        subjects=[name],
+        context=_context(records, {name: ident}, run, done.skipped),
+    )
+
+
+def _display_name(name: str) -> str:
+    return str(name).replace("/", "-").strip() or "encoder"
+
+
+def _subject_names(names: Sequence[str]) -> list[str]:
+    clean = [_display_name(n) for n in names]
+    return [f"{n} ({chr(65 + i)})" if clean.count(n) > 1 else n for i, n in enumerate(clean)]
+
+
+def compare_report(
+    layers_a: Mapping[str, Embeddings] | Embeddings,
+    layers_b: Mapping[str, Embeddings] | Embeddings,
+    records: RecordSet,
+    *,
+    names: Sequence[str] = ("A", "B"),
+    encoders: Sequence[Any] = (None, None),
+    title: str | None = None,
+    analyses: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None,
+    profile: str = "full",
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    extra_timings: Mapping[str, float] | None = None,
+) -> Report:
+    """Two encoders side by side on the same records.
+
+    Per encoder: linear and kNN probes, scarcity curve, projection (cached like the model
+    report's). Pairwise: paired bootstrap of the linear probes (macro and per label), CKA between
+    every layer of A and of B, mutual-kNN overlap and Procrustes of the final embeddings.
+
+    Raises:
+        ConfigError: invalid analyses or settings.
+        DataError: the two sides do not cover the same records.
+    """
+    from ecgprobe.extract.embeddings import align_to_records
+
+    sides = [
+        {e.layer: e for e in [x]} if isinstance(x, Embeddings) else dict(x) for x in (layers_a, layers_b)
+    ]
+    for side in sides:
+        for layer, e in list(side.items()):
+            side[layer] = align_to_records(e, records)[0]
+    finals = [s.get("embedding") or list(s.values())[-1] for s in sides]
+    subjects = _subject_names(names)
+    plan = resolve_analyses(analyses, profile=profile, default=COMPARE_ANALYSES)
+    per_encoder = {k: v for k, v in plan.items() if k not in PAIRWISE}
+    pair = {k: v for k, v in plan.items() if k in PAIRWISE}
+    cache = ResultCache(cache_dir)
+    results: dict[str, Result] = {}
+    skipped: dict[str, str] = {}
+    timings: dict[str, float] = dict(extra_timings or {})
+    keys: dict[str, dict[str, str]] = {}
+    for subject, emb, enc in zip(subjects, finals, encoders):
+        done = run_model_analyses(
+            emb, records, per_encoder, encoder=enc, seed=seed, cache=cache, progress=progress, desc=subject
+        )
+        results.update({f"{subject}/{k}": r for k, r in done.results.items()})
+        skipped.update({f"{subject}: {k}": v for k, v in done.skipped.items()})
+        timings.update({f"{subject}: {k}": v for k, v in done.timings.items()})
+        keys[subject] = done.keys
+    for name in (bar := _bar(list(pair), progress, "comparison")):
+        bar.set_postfix_str(name)
+        settings = _with_seed(name, pair[name], seed)
+        t0 = time.perf_counter()
+        try:
+            if name == "paired_bootstrap":
+                probes = [results.get(f"{s}/linear_probe") for s in subjects]
+                if any(p is None for p in probes):
+                    skipped[name] = "needs the linear probe of both encoders"
+                    continue
+                inputs = [keys[s]["linear_probe"] for s in subjects]
+                key = cache.key(name, settings, inputs)
+                res = cache.load(name, key)
+                if res is None:
+                    from ecgprobe.analyzers.bootstrap import paired_bootstrap
+
+                    res = cache.save(name, key, paired_bootstrap(probes[0], probes[1], **settings))
+            else:
+                a_in = sides[0] if name == "cka" else finals[0]
+                b_in = sides[1] if name == "cka" else finals[1]
+                ids = [
+                    ",".join(
+                        sorted(embeddings_identity(e) for e in (x.values() if isinstance(x, dict) else [x]))
+                    )
+                    for x in (a_in, b_in)
+                ]
+                key = cache.key(name, settings, [*ids, records.fingerprint])
+                res = cache.load(name, key)
+                if res is None:
+                    res = cache.save(name, key, ANALYZERS.get(name)(**settings).run(a_in, b_in, records))
+        except (AnalysisError, DependencyError, ConfigError) as exc:
+            skipped[name] = str(exc)
+            continue
+        results[name] = res
+        timings[name] = round(time.perf_counter() - t0, 3)
+    run = {
+        "seed": seed,
+        "profile": profile,
+        "layers compared": {s: list(side) for s, side in zip(subjects, sides)},
+        "results reused from cache": len(cache.hits),
+        "timings": timings,
+    }
+    idents = {s: _identity(e, enc, None) for s, e, enc in zip(subjects, finals, encoders)}
+    return Report(
+        results,
+        title=title or f"{subjects[0]} vs {subjects[1]} on {records.name}",
+        mode="compare",
+        subjects=subjects,
+        context=_context(records, idents, run, skipped),
+    )
+
+
+def scarcity_report(
+    embeddings: Mapping[str, Embeddings],
+    records: RecordSet,
+    *,
+    encoders: Mapping[str, Any] | None = None,
+    title: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+    profile: str = "full",
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    extra_timings: Mapping[str, float] | None = None,
+) -> Report:
+    """A data-scarcity study: the scarcity curve of each encoder, on the same records and subsets.
+
+    Raises:
+        ConfigError: invalid settings.
+    """
+    plan = resolve_analyses({"scarcity": dict(settings or {})}, profile=profile)
+    subjects = _subject_names(list(embeddings))
+    cache = ResultCache(cache_dir)
+    results: dict[str, Result] = {}
+    skipped: dict[str, str] = {}
+    timings: dict[str, float] = dict(extra_timings or {})
+    for subject, emb in zip(subjects, embeddings.values()):
+        done = run_model_analyses(emb, records, plan, seed=seed, cache=cache, progress=progress, desc=subject)
+        results.update({f"{subject}/{k}": r for k, r in done.results.items()})
+        skipped.update({f"{subject}: {k}": v for k, v in done.skipped.items()})
+        timings.update({f"{subject}: {k}": v for k, v in done.timings.items()})
+    run = {"seed": seed, "profile": profile, "results reused from cache": len(cache.hits), "timings": timings}
+    idents = {
+        s: _identity(e, (encoders or {}).get(n), None) for s, (n, e) in zip(subjects, embeddings.items())
+    }
+    return Report(
+        results,
+        title=title or f"Data scarcity on {records.name}: " + ", ".join(subjects),
+        mode="scarcity",
+        subjects=subjects,
+        context=_context(records, idents, run, skipped),
+    )
+
+
+def scarcity_rows(report: Report) -> list[dict[str, Any]]:
+    """The curves of a scarcity (or comparison) report as flat rows, for CSV export."""
+    rows = []
+    for subject, res in report.by_subject("scarcity").items():
+        for r in res.tables.get("curve", []):
+            rows.append(
+                {
+                    "encoder": subject,
+                    "mode": res.metrics.get("mode", "fraction"),
+                    **{k: v for k, v in r.items() if not isinstance(v, list)},
+                    "full_macro_auroc": res.metrics.get("full_macro_auroc"),
+                }
+            )
+    return rows
