@@ -98,7 +98,7 @@ _PRE, _POST = 0.25, 0.45
 #: Typical QRS energy, (mV/s)^2, below which a record has no beats (flat, or noise under ~20 uV);
 #: real QRS complexes measure 1e3-1e4, low-voltage ones a few hundred.
 _MIN_ENERGY = 10.0
-_ST_AFTER_J, _PR_BASE, _QRS_FRACTION = 0.06, (0.03, 0.01), 0.10
+_ST_AFTER_J, _PR_BASE, _QRS_FRACTION, _QRS_GAP = 0.06, (0.03, 0.01), 0.10, 0.02
 
 
 # ----------------------------------------------------------------------------- features
@@ -237,6 +237,20 @@ def median_beats(
     return np.moveaxis(np.nan_to_num(tmpl), -1, 1).astype(np.float64), n > 0
 
 
+def _last_before(mask: np.ndarray, stop: np.ndarray, lo: int) -> np.ndarray:
+    """Per row, the last index ``lo <= i < stop`` where ``mask`` holds (``lo - 1`` if none)."""
+    pos = np.arange(mask.shape[1])
+    ok = mask & (pos < stop[:, None]) & (pos >= lo)
+    return np.where(ok, pos, lo - 1).max(axis=1)
+
+
+def _first_after(mask: np.ndarray, start: np.ndarray, hi: int) -> np.ndarray:
+    """Per row, the first index ``start < i <= hi`` where ``mask`` holds (``hi + 1`` if none)."""
+    pos = np.arange(mask.shape[1])
+    ok = mask & (pos > start[:, None]) & (pos <= hi)
+    return np.where(ok, pos, hi + 1).min(axis=1)
+
+
 def _morphology(tmpl: np.ndarray, has: np.ndarray, rr: np.ndarray, fs: float) -> np.ndarray:
     """(B, 1 + 3L): QRS width, then per lead ST level, QRS amplitude, T amplitude."""
     b, _, w = tmpl.shape
@@ -246,23 +260,24 @@ def _morphology(tmpl: np.ndarray, has: np.ndarray, rr: np.ndarray, fs: float) ->
     # derivative of the residual noise is as large as the slopes at the QRS boundaries.
     smooth = sps.sosfiltfilt(sps.butter(2, min(40.0, 0.45 * fs), fs=fs, output="sos"), tmpl, axis=-1)
     sv = np.sqrt((np.gradient(smooth, axis=-1) ** 2).sum(axis=1)) * fs
-    pos_sv = pos
-    near = np.abs(pos_sv - c) <= int(0.06 * fs)
+    near = np.abs(pos - c) <= int(0.06 * fs)
     peak = np.argmax(np.where(near, sv, -np.inf), axis=1)
     sv_max = sv[np.arange(b), peak]
     iso = np.percentile(sv, 10, axis=1)
-    above = sv >= (iso + _QRS_FRACTION * (sv_max - iso))[:, None]
-    # The velocity dips inside the QRS where the heart vector turns (Q->R, R->S); gaps shorter
-    # than 40 ms are closed so the boundaries are the outer edges of the whole complex.
-    gap = np.ones((1, int(0.04 * fs) + 1), dtype=bool)
-    below = ~ndimage.binary_closing(above, structure=gap, border_value=1)
+    span = (sv_max - iso)[:, None]
     lo_lim, hi_lim = c - int(0.15 * fs), c + int(0.25 * fs)
-    on_cand = below & (pos_sv < peak[:, None]) & (pos_sv >= lo_lim)
-    off_cand = below & (pos_sv > peak[:, None]) & (pos_sv <= hi_lim)
-    onset = np.where(on_cand.any(1), np.where(on_cand, pos_sv, -1).max(1), lo_lim)
-    offset = np.where(off_cand.any(1), np.where(off_cand, pos_sv, w).min(1), hi_lim)
+    # The velocity dips briefly inside the QRS where the heart vector turns (Q->R->S); dips
+    # shorter than _QRS_GAP are closed, so the boundaries are the outer edges of the complex
+    # where the velocity falls below 10 % of its peak above the isoelectric level. (Longer
+    # closing merges the ST/T slopes of low-voltage wide complexes into the QRS.)
+    gap = np.ones((1, int(_QRS_GAP * fs) + 1), dtype=bool)
+    low = ~ndimage.binary_closing(sv >= iso[:, None] + _QRS_FRACTION * span, structure=gap, border_value=1)
+    onset = _last_before(low, peak, lo_lim)
+    offset = _first_after(low, peak, hi_lim)
+    found = (onset >= lo_lim) & (offset <= hi_lim)  # no boundary inside the search window: no beat
+    onset, offset = np.maximum(onset, lo_lim), np.minimum(offset, hi_lim)
     width_ms = (offset - onset) / fs * 1000.0
-    has = has & on_cand.any(1) & off_cand.any(1)  # no QRS boundary inside the search window: no beat
+    has = has & found
 
     def window_mean(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
         m = (pos >= start[:, None]) & (pos < np.maximum(stop, start + 1)[:, None])
@@ -373,7 +388,7 @@ _ALGORITHM_SHA256 = hashlib.sha256(
             "bands": _BANDS,
             "constants": [
                 *(_ENV_WIN, _REFRACTORY, _T_GUARD, _BLOCK, _THR),
-                *(_PRE, _POST, _ST_AFTER_J, _PR_BASE, _QRS_FRACTION, _MIN_ENERGY),
+                *(_PRE, _POST, _ST_AFTER_J, _PR_BASE, _QRS_FRACTION, _QRS_GAP, _MIN_ENERGY),
             ],
         }
     ).encode()
