@@ -167,7 +167,10 @@ def _load_torchscript(path: Path) -> torch.nn.Module:
     if not path.is_file():
         raise CheckpointError(f"torchscript model {path} does not exist (or is a folder); pass the .pt file")
     try:
-        return torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            # torch marks TorchScript deprecated in favour of torch.export, but still loads it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError, OSError) as exc:
         first = _gist(exc)
         raise CheckpointError(
