@@ -146,3 +146,14 @@ def test_embeddings_carry_rhythm_information(ptbxl_root):
         shuffled, cross_val_predict(probe, emb, shuffled, cv=cv, method="predict_proba")[:, 1]
     )
     assert null < 0.75, f"the probe separates permuted labels (AUROC {null:.3f}): leakage?"
+
+
+@pytest.mark.realdata
+def test_extract_openecg_codec_on_real_ptbxl(ptbxl500):
+    rs = ptbxl500.subset(np.arange(3))
+    enc = create_encoder("openecg-codec", device="cpu")
+    emb = ecgprobe.extract(
+        enc, rs, layers=["block2", "embedding"], batch_size=2, device="cpu", progress=False
+    )
+    assert emb["embedding"].X.shape == (3, 1536) and np.isfinite(emb["embedding"].X).all()
+    assert emb["block2"].X.shape == (3, 1536) and np.isfinite(emb["block2"].X).all()
