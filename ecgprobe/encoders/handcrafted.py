@@ -47,6 +47,7 @@ import torch
 from scipy import ndimage
 from scipy import signal as sps
 
+from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders.base import FINAL_LAYER, Encoder, InputSpec
 from ecgprobe.encoders.registry import ENCODERS
@@ -128,22 +129,34 @@ def _amplitude(x: np.ndarray) -> np.ndarray:
     )
 
 
+def welch_psd(x: np.ndarray, fs: float, nper: int) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided Welch power spectral density along the last axis, equal to
+    ``scipy.signal.welch(x, fs, nperseg=nper)`` (periodic Hann window, 50 % overlap, constant
+    detrend per segment, density scaling), computed in one batched FFT instead of scipy's
+    generic short-time-FFT path (about twice as fast on ECG batches)."""
+    step = nper - nper // 2
+    n_seg = 1 + (x.shape[-1] - nper) // step
+    segs = np.lib.stride_tricks.sliding_window_view(x, nper, axis=-1)[..., : n_seg * step : step, :]
+    win = sps.get_window("hann", nper).astype(np.float32)
+    spec = np.fft.rfft((segs - segs.mean(axis=-1, keepdims=True)) * win, axis=-1)
+    psd = (spec.real**2 + spec.imag**2).mean(axis=-2) / (fs * float((win.astype(np.float64) ** 2).sum()))
+    psd[..., 1 : nper // 2 + (nper % 2)] *= 2.0  # one-sided: double all but DC (and Nyquist)
+    return np.fft.rfftfreq(nper, 1.0 / fs), psd
+
+
 def _spectral(x: np.ndarray, fs: float) -> np.ndarray:
     """(B, L, T) -> (B, L, 3): log10 Welch band powers."""
     nper = min(x.shape[-1], int(round(2 * fs)))
-    freqs, pxx = sps.welch(np.asarray(x, dtype=np.float32), fs=fs, nperseg=nper, axis=-1)
+    freqs, pxx = welch_psd(np.asarray(x, dtype=np.float32), fs, nper)
     df = freqs[1] - freqs[0] if len(freqs) > 1 else fs
-    out = [pxx[..., (freqs >= lo) & (freqs < hi)].sum(axis=-1) * df for lo, hi in _BANDS]
-    return np.log10(np.stack(out, axis=-1).astype(np.float64) + _POWER_FLOOR)
+    out = [pxx[..., (freqs >= lo) & (freqs < hi)].sum(axis=-1, dtype=np.float64) * df for lo, hi in _BANDS]
+    return np.log10(np.stack(out, axis=-1) + _POWER_FLOOR)
 
 
 def qrs_energy(x: np.ndarray, fs: float) -> np.ndarray:
     """Multi-lead QRS energy envelope ``(B, T)`` of ``(B, L, T)`` mV signals (see module doc)."""
-    high = min(25.0, 0.45 * fs)
-    sos = sps.butter(2, [5.0, high], btype="bandpass", fs=fs, output="sos")
-    padlen = min(3 * (2 * len(sos) + 1), x.shape[-1] - 1)
-    y = sps.sosfiltfilt(sos, x, axis=-1, padlen=max(padlen, 0))
-    e = (np.gradient(y, axis=-1) * fs) ** 2  # (mV/s)^2, so thresholds do not depend on fs
+    y = pp.bandpass(x, fs, 5.0, min(25.0, 0.45 * fs), order=2)
+    e = (np.gradient(y.astype(np.float64), axis=-1) * fs) ** 2  # (mV/s)^2, so thresholds do not depend on fs
     return ndimage.uniform_filter1d(e.sum(axis=1), size=max(int(_ENV_WIN * fs), 1), axis=-1, mode="nearest")
 
 
@@ -258,7 +271,7 @@ def _morphology(tmpl: np.ndarray, has: np.ndarray, rr: np.ndarray, fs: float) ->
     pos = np.arange(w)
     # Spatial velocity (mV/s) of the 40 Hz low-passed template: without the low-pass the
     # derivative of the residual noise is as large as the slopes at the QRS boundaries.
-    smooth = sps.sosfiltfilt(sps.butter(2, min(40.0, 0.45 * fs), fs=fs, output="sos"), tmpl, axis=-1)
+    smooth = pp.bandpass(tmpl, fs, None, min(40.0, 0.45 * fs), order=2).astype(np.float64)
     sv = np.sqrt((np.gradient(smooth, axis=-1) ** 2).sum(axis=1)) * fs
     near = np.abs(pos - c) <= int(0.06 * fs)
     peak = np.argmax(np.where(near, sv, -np.inf), axis=1)
