@@ -51,9 +51,9 @@ from ecgprobe.encoders.registry import ENCODERS
 from ecgprobe.exceptions import CheckpointError, ConfigError
 
 __all__ = [
+    "SPEC",
     "ECGFMEncoder",
     "ECGFMNet",
-    "SPEC",
     "convert_state_dict",
     "make_test_checkpoint",
     "published_template",

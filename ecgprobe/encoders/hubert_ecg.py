@@ -45,10 +45,10 @@ from ecgprobe.encoders.registry import ENCODERS
 from ecgprobe.exceptions import CheckpointError, ConfigError, IncompatibleInputError
 
 __all__ = [
-    "HubertECGEncoder",
-    "HubertECGNet",
     "SPEC",
     "VARIANTS",
+    "HubertECGEncoder",
+    "HubertECGNet",
     "convert_state_dict",
     "hf_config",
     "make_test_checkpoint",
