@@ -150,5 +150,5 @@ def test_unsafe_and_truncated_files_are_refused(tmp_path, ckpt):
     with pytest.raises(CheckpointError, match="refused"):
         ecgprobe.create_encoder("ecg-fm", checkpoint=tmp_path / "evil.pt", device="cpu")
     (tmp_path / "cut.pt").write_bytes(Path(ckpt).read_bytes()[:4096])
-    with pytest.raises(CheckpointError, match="truncated|corrupt"):
+    with pytest.raises(CheckpointError, match=r"truncated|corrupt"):
         ecgprobe.create_encoder("ecg-fm", checkpoint=tmp_path / "cut.pt", device="cpu")

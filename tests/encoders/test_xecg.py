@@ -124,8 +124,8 @@ def test_missing_unexpected_and_foreign_keys(ckpt, enc, tmp_path):
     torch.save(
         {"state_dict": {k: torch.zeros(1) for k in hubert_ecg.published_template()}}, tmp_path / "h.ckpt"
     )
-    with pytest.raises(CheckpointError, match="no core.model.blocks"):
+    with pytest.raises(CheckpointError, match=r"no core\.model\.blocks"):
         ecgprobe.create_encoder("xecg", checkpoint=tmp_path / "h.ckpt", device="cpu")
     (tmp_path / "cut.ckpt").write_bytes(Path(ckpt).read_bytes()[:4096])
-    with pytest.raises(CheckpointError, match="truncated|corrupt"):
+    with pytest.raises(CheckpointError, match=r"truncated|corrupt"):
         ecgprobe.create_encoder("xecg", checkpoint=tmp_path / "cut.ckpt", device="cpu")
