@@ -294,11 +294,14 @@ class OnnxEncoder(Encoder):
         self._path = path
         self._output = output
         self._layout = output_layout
+        self._cuda = False
         self._session = _onnx_session(path, cuda=False)
 
     def to(self, device: str | torch.device) -> OnnxEncoder:
         super().to(device)
-        self._session = _onnx_session(self._path, cuda=self.device.type == "cuda")
+        if (self.device.type == "cuda") != self._cuda:  # a new session only when the provider changes
+            self._cuda = self.device.type == "cuda"
+            self._session = _onnx_session(self._path, cuda=self._cuda)
         return self
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,16 +20,19 @@ the record's typical QRS energy (the median of its 2 s block maxima, robust to s
 artefacts); a candidate within 360 ms of the previous beat with less than half its energy is a
 T wave and dropped (Pan & Tompkins 1985). Beats with a full window (-250..+450 ms) are
 aligned on the energy peak and their sample-wise median forms one template per lead. QRS
-onset/offset are where the template's spatial velocity (the norm over leads of the
-derivative) falls below 10 % of its QRS peak above the isoelectric level; J = offset.
+onset/offset are the outer edges of the region where the template's spatial velocity (the
+norm over leads of the derivative of the 40 Hz low-passed template) exceeds 10 % of its QRS
+peak above the isoelectric level, dips shorter than 20 ms inside the complex bridged; J = offset.
 
-Fill values (documented, never NaN): with fewer than 2 beats, heart rate, SDNN, RMSSD and
-pNN50 are 0 (SDNN needs 3 beats, RMSSD and pNN50 3 beats too); without a beat that has a full
-template window all morphology features are 0. ``n_beats`` (0 in those cases) tells a
-downstream model when the fill applies. A flat lead has skewness and kurtosis 0; band powers
-are floored at 1e-10 mV^2 (log10 = -10).
+Fill values (documented, never NaN): the heart rate needs 2 beats, SDNN, RMSSD and pNN50 need 3;
+below that they are 0. Without a beat that has a full template window, or when the QRS
+boundaries are not found within -150..+250 ms of the fiducial, all morphology features are 0.
+``n_beats`` tells a downstream model when a fill may apply (0 for flat or near-flat records:
+a typical QRS energy below 10 (mV/s)^2, i.e. noise under ~20 uV). A flat lead has skewness and
+kurtosis 0; band powers are floored at 1e-10 mV^2 (log10 = -10).
 
-Input contract: 500 Hz, any length (>= 2 s for rhythm features to be meaningful), 12 leads,
+Input contract: 500 Hz, any length of at least 0.5 s (>= 2 s for rhythm features to be
+meaningful; 10 s is the usual), 12 leads,
 baseline wander removed by a zero-phase 0.5 Hz high-pass (2nd-order Butterworth, which keeps
 the ST segment intact, cf. the AHA recommendations on zero-phase filtering), no normalisation:
 features are in mV, Hz, ms and bpm.
@@ -51,7 +54,7 @@ from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders.base import FINAL_LAYER, Encoder, InputSpec
 from ecgprobe.encoders.registry import ENCODERS
-from ecgprobe.exceptions import ConfigError
+from ecgprobe.exceptions import ConfigError, IncompatibleInputError
 
 __all__ = ["FEATURES", "GROUPS", "HANDCRAFTED_SPEC", "HandcraftedEncoder", "compute_features"]
 
@@ -95,7 +98,7 @@ FEATURES: dict[str, tuple[str, bool, str, str]] = {
 
 # Timing constants (seconds); see the module docstring.
 _ENV_WIN, _REFRACTORY, _T_GUARD, _BLOCK, _THR = 0.10, 0.20, 0.36, 2.0, 0.30
-_PRE, _POST = 0.25, 0.45
+_PRE, _POST, _MIN_DURATION = 0.25, 0.45, 0.5
 #: Typical QRS energy, (mV/s)^2, below which a record has no beats (flat, or noise under ~20 uV);
 #: real QRS complexes measure 1e3-1e4, low-voltage ones a few hundred.
 _MIN_ENERGY = 10.0
@@ -319,10 +322,24 @@ def compute_features(x: np.ndarray, fs: float) -> dict[str, np.ndarray]:
         ``{group: (B, D_group) float32}`` in :data:`GROUPS` order; per-lead features are laid
         out feature-major within a group (all leads of the first feature, then the next), as
         :meth:`HandcraftedEncoder.feature_names` lists them.
+
+    Raises:
+        ConfigError: for an array that is not ``(records, leads, samples)``.
+        IncompatibleInputError: for records shorter than 0.5 s.
+
+    Example:
+        >>> x = np.zeros((2, 12, 5000), np.float32)
+        >>> {k: v.shape for k, v in compute_features(x, 500.0).items()}["rhythm"]
+        (2, 5)
     """
     x = np.asarray(x, dtype=np.float32)  # float32 halves the memory traffic; sums accumulate in float64
     if x.ndim != 3:
         raise ConfigError(f"handcrafted features need (records, leads, samples), got shape {x.shape}")
+    if x.shape[-1] < int(_MIN_DURATION * fs):
+        raise IncompatibleInputError(
+            f"handcrafted features need records of at least {_MIN_DURATION:g} s; these have "
+            f"{x.shape[-1] / fs:.3g} s ({x.shape[-1]} samples at {fs:g} Hz)"
+        )
     b = x.shape[0]
     amp = _amplitude(x)  # (B, L, 9)
     spec = _spectral(x, fs)  # (B, L, 3)

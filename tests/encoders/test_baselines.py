@@ -12,7 +12,7 @@ import torch
 import ecgprobe
 from ecgprobe.encoders import create_encoder, encoder_info
 from ecgprobe.encoders.handcrafted import FEATURES, GROUPS, compute_features
-from ecgprobe.exceptions import ConfigError
+from ecgprobe.exceptions import ConfigError, IncompatibleInputError
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -174,6 +174,8 @@ def test_handcrafted_fill_values_without_beats_are_documented_zeros(handcrafted)
             assert f[names.index(name)] == 0.0, name
         morph = handcrafted.feature_names("morphology")
         assert all(f[names.index(m)] == 0.0 for m in morph)
+    with pytest.raises(IncompatibleInputError, match=r"at least 0.5 s; these have 0.2 s"):
+        handcrafted.embed(np.zeros((1, 12, 100), np.float32))
     f = handcrafted.embed(handcrafted.preprocess(flat, 500.0, leads)).numpy()[0]
     assert f[names.index("n_beats")] == 0 and f[names.index("II:skewness")] == 0.0
     assert f[names.index("II:bp_5_15hz")] == pytest.approx(-10.0)  # the documented power floor
