@@ -327,7 +327,7 @@ def _onnx_session(path: Path, *, cuda: bool) -> Any:
         import onnxruntime as ort
     except ImportError:
         raise DependencyError(
-            "the onnx encoder needs onnxruntime: pip install onnxruntime (GPU: onnxruntime-gpu)"
+            'the onnx encoder needs onnxruntime: pip install "ecgprobe[onnx]" (GPU: onnxruntime-gpu)'
         ) from None
     if not path.is_file():
         raise CheckpointError(f"onnx model {path} does not exist (or is a folder); pass the .onnx file")
