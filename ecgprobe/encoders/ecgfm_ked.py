@@ -41,11 +41,10 @@ from torch import nn
 
 from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import LEADS_12
-from ecgprobe.encoders._zoo import cut_window, read_checkpoint, save_torch
+from ecgprobe.encoders._zoo import cut_window, empty_module, find_state_dict, read_checkpoint, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import (
     LoadReport,
-    extract_state_dict,
     load_strict,
     random_state_dict,
     rename_keys,
@@ -176,6 +175,16 @@ def _alias_all(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: sd[k.replace(_ALIAS, ".convs.")] if _ALIAS in k else sd[k] for k in template}
 
 
+def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal values (cheap when both names share storage, as in the published file); meta
+    tensors (layout templates) compare by shape only."""
+    if a.shape != b.shape:
+        return False
+    if a.is_meta or b.is_meta or (a.data_ptr() == b.data_ptr() and a.stride() == b.stride()):
+        return True
+    return torch.equal(a, b)
+
+
 def convert_ked_state_dict(sd: dict[str, torch.Tensor], *, path: str | Path = "") -> dict[str, torch.Tensor]:
     """Published ``'ecg_model'`` layout -> our names.
 
@@ -192,7 +201,7 @@ def convert_ked_state_dict(sd: dict[str, torch.Tensor], *, path: str | Path = ""
     for k, v in sd.items():
         if _ALIAS in k:
             twin = sd.get(k.replace(_ALIAS, ".convs."))
-            if twin is not None and (twin.shape != v.shape or not torch.equal(twin, v)):
+            if twin is not None and not _same_tensor(twin, v):
                 raise CheckpointError(
                     f"ecgfm-ked checkpoint {path}: {k} differs from {k.replace(_ALIAS, '.convs.')}, but the official "
                     "model stores the same tensor under both names; the file was modified or is not ECGFM-KED's"
@@ -271,7 +280,9 @@ def make_ked_checkpoint(path: Path, seed: int) -> Path:
     container = {
         "model": {k.removeprefix("model."): v for k, v in others.items() if k.startswith("model.")},
         "ecg_model": ecg_model,
-        "text_encoder": {k.removeprefix("text_encoder."): v for k, v in others.items() if k.startswith("text_encoder.")},
+        "text_encoder": {
+            k.removeprefix("text_encoder."): v for k, v in others.items() if k.startswith("text_encoder.")
+        },
         "optimizer": opt.state_dict(),
         "lr_scheduler": {"t_initial": 10, "lr_min": 1e-6, "warmup_t": 5, "warmup_lr_init": 1e-6},
         "config": {
@@ -333,9 +344,11 @@ def create_ecgfm_ked(
     if lead_order not in LEAD_ORDERS:
         raise ConfigError(f"ecgfm-ked lead_order {lead_order!r} not in {list(LEAD_ORDERS)}")
     obj = read_checkpoint(checkpoint, family=FAMILY)
-    raw = extract_state_dict(obj, ("ecg_model",), path=checkpoint, family=FAMILY)
-    net = XResNet1d101()
-    report = load_strict(net, convert_ked_state_dict(raw, path=checkpoint), family=FAMILY, path=checkpoint, drop=DROP)
+    raw = find_state_dict(obj, ("ecg_model",), path=checkpoint, family=FAMILY)
+    net = empty_module(XResNet1d101)
+    report = load_strict(
+        net, convert_ked_state_dict(raw, path=checkpoint), family=FAMILY, path=checkpoint, drop=DROP
+    )
     return ECGFMKEDEncoder(
         net,
         load_report=report,

@@ -34,11 +34,10 @@ from torch import nn
 
 from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import LEADS_12
-from ecgprobe.encoders._zoo import cut_window, read_checkpoint, save_torch
+from ecgprobe.encoders._zoo import cut_window, empty_module, find_state_dict, read_checkpoint, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import (
     LoadReport,
-    extract_state_dict,
     load_strict,
     random_state_dict,
     strip_prefix,
@@ -146,10 +145,14 @@ class Net1D(nn.Module):
 def published_template(n_leads: int = 12) -> dict[str, torch.Tensor]:
     """Names, shapes and dtypes of the published ``state_dict`` (meta tensors): ours plus the
     unused BatchNorm entries and the 150-label head."""
-    meta = {k: torch.empty(v.shape, dtype=v.dtype, device="meta") for k, v in Net1D(n_leads).state_dict().items()}
+    with torch.device("meta"):
+        meta = Net1D(n_leads).state_dict()
 
     def bn(prefix: str, c: int) -> dict[str, torch.Tensor]:
-        out = {f"{prefix}.{n}": torch.empty(c, device="meta") for n in ("weight", "bias", "running_mean", "running_var")}
+        out = {
+            f"{prefix}.{n}": torch.empty(c, device="meta")
+            for n in ("weight", "bias", "running_mean", "running_var")
+        }
         out[f"{prefix}.num_batches_tracked"] = torch.empty((), dtype=torch.long, device="meta")
         return out
 
@@ -161,7 +164,11 @@ def published_template(n_leads: int = 12) -> dict[str, torch.Tensor]:
         for j in range(n_blocks):
             p = f"stage_list.{i}.block_list.{j}"
             c_in, c_out = (widths[i] if j == 0 else widths[i + 1]), widths[i + 1]
-            for bn_name, conv_name, c in (("bn1", "conv1", c_in), ("bn2", "conv2", c_out), ("bn3", "conv3", c_out)):
+            for bn_name, conv_name, c in (
+                ("bn1", "conv1", c_in),
+                ("bn2", "conv2", c_out),
+                ("bn3", "conv3", c_out),
+            ):
                 out.update(bn(f"{p}.{bn_name}", c))
                 out.update({k: v for k, v in meta.items() if k.startswith(f"{p}.{conv_name}.")})
             out.update({k: v for k, v in meta.items() if k.startswith(f"{p}.se_fc")})
@@ -176,9 +183,7 @@ def convert_ecgfounder_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torc
     return strip_prefix(sd, ("module.",))
 
 
-def ecgfounder_spec(
-    variant: str = "12lead", preprocessing: str = "filtered"
-) -> InputSpec:
+def ecgfounder_spec(variant: str = "12lead", preprocessing: str = "filtered") -> InputSpec:
     """The input contract of a variant (``"12lead"``/``"1lead"``) and preprocessing path."""
     filtered = preprocessing == "filtered"
     return InputSpec(
@@ -204,7 +209,9 @@ class ECGFounderEncoder(TorchEncoder):
 
     family = FAMILY
 
-    def __init__(self, module: Net1D, *, preprocessing: str, load_report: LoadReport | None = None, **kwargs: Any):
+    def __init__(
+        self, module: Net1D, *, preprocessing: str, load_report: LoadReport | None = None, **kwargs: Any
+    ):
         super().__init__(module, **kwargs)
         self.preprocessing = preprocessing
         self.load_report = load_report
@@ -321,7 +328,7 @@ def create_ecgfounder(
     if preprocessing not in ("filtered", "zscore_only"):
         raise ConfigError(f"ecgfounder preprocessing {preprocessing!r} not in ['filtered', 'zscore_only']")
     obj = read_checkpoint(checkpoint, family=FAMILY)
-    sd = convert_ecgfounder_state_dict(extract_state_dict(obj, ("state_dict",), path=checkpoint, family=FAMILY))
+    sd = convert_ecgfounder_state_dict(find_state_dict(obj, ("state_dict",), path=checkpoint, family=FAMILY))
     stem = sd.get("first_conv.conv.weight")
     inferred = {12: "12lead", 1: "1lead"}.get(stem.shape[1]) if stem is not None and stem.ndim == 3 else None
     if variant is None:
@@ -331,7 +338,7 @@ def create_ecgfounder(
             f"ecgfounder checkpoint {checkpoint} holds the {inferred} model but variant={variant!r} was requested; "
             f"omit variant or pass variant={inferred!r}"
         )
-    net = Net1D(len(VARIANT_LEADS[variant]))
+    net = empty_module(lambda: Net1D(len(VARIANT_LEADS[variant])))
     report = load_strict(net, sd, family=FAMILY, path=checkpoint, drop=DROP)
     enc = ECGFounderEncoder(
         net,

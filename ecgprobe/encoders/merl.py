@@ -29,11 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ecgprobe.encoders._zoo import read_checkpoint, save_torch
+from ecgprobe.encoders._zoo import empty_module, find_state_dict, read_checkpoint, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import (
     LoadReport,
-    extract_state_dict,
     load_strict,
     random_state_dict,
     strip_prefix,
@@ -41,7 +40,7 @@ from ecgprobe.encoders.checkpoint import (
 from ecgprobe.encoders.registry import ENCODERS
 from ecgprobe.exceptions import CheckpointError, ConfigError
 
-__all__ = ["MERLEncoder", "MERLResNet18", "MERLViT", "convert_merl_state_dict", "MERL_SPEC"]
+__all__ = ["MERL_SPEC", "MERLEncoder", "MERLResNet18", "MERLViT", "convert_merl_state_dict"]
 
 FAMILY = "merl"
 #: MIMIC-IV-ECG's lead order, which MERL was pretrained on and its downstream loader restores.
@@ -94,7 +93,11 @@ class MERLResNet18(nn.Module):
         widths, c_in = (64, 128, 256, 512), 64
         for i, c_out in enumerate(widths):
             stride = 1 if i == 0 else 2
-            setattr(self, f"layer{i + 1}", nn.Sequential(_BasicBlock(c_in, c_out, stride), _BasicBlock(c_out, c_out, 1)))
+            setattr(
+                self,
+                f"layer{i + 1}",
+                nn.Sequential(_BasicBlock(c_in, c_out, stride), _BasicBlock(c_out, c_out, 1)),
+            )
             c_in = c_out
 
     def stages(self) -> list[nn.Module]:
@@ -135,7 +138,9 @@ class _Attention(nn.Module):
 class _FeedForward(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(0.0), nn.Linear(hidden, dim), nn.Dropout(0.0))
+        self.net = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(0.0), nn.Linear(hidden, dim), nn.Dropout(0.0)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -156,8 +161,15 @@ class MERLViT(nn.Module):
     """MERL's 1-D ViT (``vit_tiny``: width 192, depth 12, 3 heads): ``(B, 12, 5000) -> (B, 192)``."""
 
     def __init__(
-        self, n_leads: int = 12, seq_len: int = 5000, patch: int = 50, width: int = 192, depth: int = 12,
-        heads: int = 3, dim_head: int = 64, mlp_dim: int = 768,
+        self,
+        n_leads: int = 12,
+        seq_len: int = 5000,
+        patch: int = 50,
+        width: int = 192,
+        depth: int = 12,
+        heads: int = 3,
+        dim_head: int = 64,
+        mlp_dim: int = 768,
     ) -> None:
         super().__init__()
         self.depth = depth
@@ -256,7 +268,9 @@ def make_merl_checkpoint(path: Path, seed: int, *, variant: str = "resnet18") ->
     ),
     make_test_checkpoint=make_merl_checkpoint,
 )
-def create_merl(checkpoint: str | Path, *, variant: Literal["resnet18", "vit_tiny"] | None = None) -> MERLEncoder:
+def create_merl(
+    checkpoint: str | Path, *, variant: Literal["resnet18", "vit_tiny"] | None = None
+) -> MERLEncoder:
     """Load MERL's ECG encoder from a published ``*_encoder.pth`` (or whole-model ``*_ckpt.pth``).
 
     Args:
@@ -275,7 +289,7 @@ def create_merl(checkpoint: str | Path, *, variant: Literal["resnet18", "vit_tin
     if variant is not None and variant not in EMBED_DIMS:
         raise ConfigError(f"merl variant {variant!r} not in {list(EMBED_DIMS)}")
     obj = read_checkpoint(checkpoint, family=FAMILY)
-    raw = extract_state_dict(obj, ("model_state_dict", "state_dict"), path=checkpoint, family=FAMILY)
+    raw = find_state_dict(obj, ("model_state_dict", "state_dict"), path=checkpoint, family=FAMILY)
     sd = convert_merl_state_dict(raw)
     inferred = infer_variant(sd)
     if variant is None:
@@ -285,7 +299,7 @@ def create_merl(checkpoint: str | Path, *, variant: Literal["resnet18", "vit_tin
             f"merl checkpoint {checkpoint} holds the {inferred} encoder but variant={variant!r} was requested; "
             f"omit variant or pass variant={inferred!r}"
         )
-    net = build_merl(variant)
+    net = empty_module(lambda: build_merl(variant))
     report = load_strict(net, sd, family=FAMILY, path=checkpoint, drop=DROP)
     if isinstance(net, MERLViT):
         layers = {f"block{i}": b for i, b in enumerate(net.blocks())}
