@@ -58,7 +58,8 @@ def rate(
 
 
 def gflops_per_ecg(enc, x: torch.Tensor) -> float:
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+    # no_grad, not inference_mode: FlopCounterMode cannot see weight-norm parametrizations under inference_mode
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
         enc.embed(x[:1])
     return counter.get_total_flops() / 1e9
 
