@@ -205,15 +205,13 @@ def ecgfounder_spec(variant: str = "12lead", preprocessing: str = "filtered") ->
 
 # ----------------------------------------------------------------------------- encoder
 class ECGFounderEncoder(TorchEncoder):
-    """ECGFounder with its official preprocessing (see the module docstring)."""
+    """ECGFounder with its official preprocessing (see the module docstring); the filter chain
+    runs when the spec has a band (``preprocessing="filtered"``)."""
 
     family = FAMILY
 
-    def __init__(
-        self, module: Net1D, *, preprocessing: str, load_report: LoadReport | None = None, **kwargs: Any
-    ):
+    def __init__(self, module: Net1D, *, load_report: LoadReport | None = None, **kwargs: Any) -> None:
         super().__init__(module, **kwargs)
-        self.preprocessing = preprocessing
         self.load_report = load_report
 
     def preprocess(
@@ -342,7 +340,6 @@ def create_ecgfounder(
     report = load_strict(net, sd, family=FAMILY, path=checkpoint, drop=DROP)
     enc = ECGFounderEncoder(
         net,
-        preprocessing=preprocessing,
         load_report=report,
         layers={"stem": net.first_activation, **{f"stage{i}": s for i, s in enumerate(net.stage_list)}},
         name="ecgfounder",
