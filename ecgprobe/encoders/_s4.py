@@ -97,6 +97,12 @@ class S4Block(nn.Module):
         self.output_linear_bias = nn.Parameter(torch.zeros(2 * h, 1))
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
+        # FFTs have no bfloat16 kernels and the published model ran in float32 (run.sh --precision 32):
+        # the layer always computes in float32, also under autocast.
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            return self._forward(u.float())
+
+    def _forward(self, u: torch.Tensor) -> torch.Tensor:
         length = u.shape[-1]
         k = self.kernel(length)
         if self.bidirectional:

@@ -317,7 +317,9 @@ def create_ecg_cpc(
             f"window_seconds={window_seconds:g} gives {tokens} tokens but the checkpoint's S4 kernel covers "
             f"{arch.kernel_length}; use window_seconds <= {longest:g}"
         )
-    net = _CPCNet(arch)
+    with torch.device("meta"):  # the checkpoint supplies every weight: skip random initialisation
+        net = _CPCNet(arch)
+    net = net.to_empty(device="cpu")
     load_strict(net, sd, family=FAMILY, path=checkpoint, drop=_DROP)
     layers: dict[str, nn.Module] = {f"conv{i}": block for i, block in enumerate(net.encoder)}
     layers |= {f"s4_{i}": norm for i, norm in enumerate(net.norms)}
@@ -359,7 +361,8 @@ def _published_arch() -> _Arch:
 
 def published_template() -> dict[str, torch.Tensor]:
     """The Lightning ``state_dict`` key names and shapes of the published model."""
-    net = _CPCNet(_published_arch())
+    with torch.device("meta"):  # names and shapes only
+        net = _CPCNet(_published_arch())
     sd = rename_keys(net.state_dict(), _INVERSE)
     dim = _published_arch().model_dim
     sd["ts_encoder.head_ssl.proj.0.weight"] = torch.zeros(_published_arch().features[-1], dim)

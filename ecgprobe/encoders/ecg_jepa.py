@@ -69,13 +69,13 @@ class _JEPANet(nn.Module):
             Block(_DIM, _HEADS, _DIM // _HEADS, 4 * _DIM, qkv_bias=False) for _ in range(_DEPTH)
         )
         self.norm = nn.LayerNorm(_DIM)
-        idx = torch.as_tensor(list(lead_idx))
-        self.register_buffer("lead_idx", idx, persistent=False)
-        lead = idx.repeat_interleave(_N_PATCHES)
-        patch = torch.arange(_N_PATCHES).repeat(len(idx))
+        # Plain CPU tensors (not buffers): fixed by the lead choice, never in the checkpoint, and
+        # untouched when the module is built on the meta device and materialised for loading.
+        self.lead_idx = torch.as_tensor(list(lead_idx), device="cpu")
+        lead = self.lead_idx.repeat_interleave(_N_PATCHES)
+        patch = torch.arange(_N_PATCHES, device="cpu").repeat(len(self.lead_idx))
         # Official _cross_attention_mask: a token sees the tokens of its lead and of its time patch.
-        mask = (lead[:, None] == lead[None, :]) | (patch[:, None] == patch[None, :])
-        self.register_buffer("attn_mask", mask, persistent=False)
+        self.attn_mask = (lead[:, None] == lead[None, :]) | (patch[:, None] == patch[None, :])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n_leads, t = x.shape
@@ -84,9 +84,11 @@ class _JEPANet(nn.Module):
                 f"ECG-JEPA takes ({self.lead_idx.numel()} leads, {_PATCH * _N_PATCHES} samples), got {tuple(x.shape)}"
             )
         tokens = self.W_P(x.reshape(b, n_leads * _N_PATCHES, _PATCH))
-        pos = self.pos_embed.reshape(len(JEPA_LEADS), _N_PATCHES, _DIM)[self.lead_idx].reshape(-1, _DIM)
+        idx = self.lead_idx.to(x.device)
+        pos = self.pos_embed.reshape(len(JEPA_LEADS), _N_PATCHES, _DIM)[idx].reshape(-1, _DIM)
+        mask = self.attn_mask.to(x.device)
         for block in self.blocks:
-            tokens = block(tokens + pos, self.attn_mask)
+            tokens = block(tokens + pos, mask)
         return self.norm(tokens).mean(dim=1)
 
 
@@ -100,7 +102,8 @@ def convert_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _published_template() -> dict[str, torch.Tensor]:
     """The published key names and shapes (inverse of :func:`convert_state_dict`)."""
-    net = _JEPANet(range(len(JEPA_LEADS)))
+    with torch.device("meta"):  # names and shapes only
+        net = _JEPANet(range(len(JEPA_LEADS)))
     return rename_keys(net.state_dict(), [(r"^blocks\.", "encoder_blocks.blocks.")])
 
 
@@ -192,7 +195,9 @@ def create_ecg_jepa(checkpoint: str | Path, *, leads: Sequence[str] | None = Non
     spec, idx = _spec_for(leads)
     obj = load_checkpoint(checkpoint, family=FAMILY)
     sd = convert_state_dict(extract_state_dict(obj, ["encoder"], path=checkpoint, family=FAMILY))
-    net = _JEPANet(idx)
+    with torch.device("meta"):  # the checkpoint supplies every weight: skip random initialisation
+        net = _JEPANet(idx)
+    net = net.to_empty(device="cpu")
     load_strict(net, sd, family=FAMILY, path=checkpoint)
     layers = {f"block{i}": block for i, block in enumerate(net.blocks)}
     return ECGJEPAEncoder(

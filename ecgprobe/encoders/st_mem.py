@@ -155,7 +155,9 @@ def _published_template() -> dict[str, torch.Tensor]:
         (r"^patch_proj\.", "to_patch_embedding.2."),
         (r"^patch_norm_out\.", "to_patch_embedding.3."),
     ]
-    return rename_keys(_STMEMNet().state_dict(), inverse)
+    with torch.device("meta"):  # names and shapes only
+        net = _STMEMNet()
+    return rename_keys(net.state_dict(), inverse)
 
 
 def _filter_and_standardise(x: np.ndarray, fs: float) -> np.ndarray:
@@ -249,7 +251,9 @@ def create_st_mem(checkpoint: str | Path) -> STMEMEncoder:
     """
     obj = load_checkpoint(checkpoint, family=FAMILY)
     sd, drop = convert_state_dict(extract_state_dict(obj, ["model"], path=checkpoint, family=FAMILY))
-    net = _STMEMNet()
+    with torch.device("meta"):  # the checkpoint supplies every weight: skip random initialisation
+        net = _STMEMNet()
+    net = net.to_empty(device="cpu")
     load_strict(net, sd, family=FAMILY, path=checkpoint, drop=drop)
     return STMEMEncoder(
         net,
