@@ -60,6 +60,19 @@ class S4Kernel(nn.Module):
         return 2 * (self.omega.shape[0] - 1)
 
     def forward(self, length: int) -> torch.Tensor:
+        """The kernel for ``length`` steps; without autograd it is cached until a weight changes
+        (it depends on the weights only, and dominates the cost of small batches)."""
+        if torch.is_grad_enabled():
+            return self._compute(length)
+        tensors = [t for t in (self.C, *self.buffers()) if t is not None]
+        key = (length, *((t.device, t.dtype, t.data_ptr(), t._version) for t in tensors))
+        cached = getattr(self, "_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, self._compute(length))
+            self._cache = cached
+        return cached[1]
+
+    def _compute(self, length: int) -> torch.Tensor:
         if length > self.length:
             # The official kernel would double its length (rewriting C in place); inputs beyond the
             # length the checkpoint was trained for are outside the model's contract.

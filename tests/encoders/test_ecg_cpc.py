@@ -14,6 +14,7 @@ The official S4 kernel there ran its keops formula through a torch stand-in for
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import types
@@ -225,3 +226,14 @@ class _Evil:
         import os
 
         return (os.system, ("echo pwned",))
+
+
+def test_kernel_cache_follows_the_weights(enc):
+    kernel = copy.deepcopy(enc.module.s4_layers[0].kernel)
+    with torch.no_grad():
+        k1 = kernel(300)
+        assert kernel(300) is k1  # cached without autograd
+        kernel.C.mul_(2.0)  # the kernel is linear in C (B C and P C terms of the Woodbury formula)
+        k2 = kernel(300)
+    assert torch.allclose(k2, 2 * k1, rtol=1e-4, atol=1e-6)
+    assert kernel(300).requires_grad  # with autograd: computed afresh, differentiable
