@@ -41,10 +41,12 @@ from torch import nn
 
 from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import LEADS_12
-from ecgprobe.encoders._zoo import cut_window, empty_module, find_state_dict, read_checkpoint, save_torch
+from ecgprobe.encoders._zoo import cut_window, empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import (
     LoadReport,
+    extract_state_dict,
+    load_checkpoint,
     load_strict,
     random_state_dict,
     rename_keys,
@@ -363,8 +365,8 @@ def create_ecgfm_ked(
     """
     if lead_order not in LEAD_ORDERS:
         raise ConfigError(f"ecgfm-ked lead_order {lead_order!r} not in {list(LEAD_ORDERS)}")
-    obj = read_checkpoint(checkpoint, family=FAMILY)
-    raw = find_state_dict(obj, ("ecg_model",), path=checkpoint, family=FAMILY)
+    obj = load_checkpoint(checkpoint, family=FAMILY)
+    raw = extract_state_dict(obj, ("ecg_model",), path=checkpoint, family=FAMILY)
     net = empty_module(XResNet1d101)
     report = load_strict(
         net, convert_ked_state_dict(raw, path=checkpoint), family=FAMILY, path=checkpoint, drop=DROP

@@ -29,10 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ecgprobe.encoders._zoo import empty_module, find_state_dict, read_checkpoint, save_torch
+from ecgprobe.encoders._zoo import empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import (
     LoadReport,
+    extract_state_dict,
+    load_checkpoint,
     load_strict,
     random_state_dict,
     strip_prefix,
@@ -288,8 +290,8 @@ def create_merl(
     """
     if variant is not None and variant not in EMBED_DIMS:
         raise ConfigError(f"merl variant {variant!r} not in {list(EMBED_DIMS)}")
-    obj = read_checkpoint(checkpoint, family=FAMILY)
-    raw = find_state_dict(obj, ("model_state_dict", "state_dict"), path=checkpoint, family=FAMILY)
+    obj = load_checkpoint(checkpoint, family=FAMILY)
+    raw = extract_state_dict(obj, ("model_state_dict", "state_dict"), path=checkpoint, family=FAMILY)
     sd = convert_merl_state_dict(raw)
     inferred = infer_variant(sd)
     if variant is None:

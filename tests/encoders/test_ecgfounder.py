@@ -23,9 +23,8 @@ import torch
 
 import ecgprobe
 from ecgprobe.encoders import ecgfounder as ef
-from ecgprobe.encoders._zoo import read_checkpoint
 from ecgprobe.encoders.base import file_sha256
-from ecgprobe.encoders.checkpoint import random_state_dict
+from ecgprobe.encoders.checkpoint import load_checkpoint, random_state_dict
 from ecgprobe.encoders.merl import published_template as merl_template
 from ecgprobe.exceptions import CheckpointError, IncompatibleInputError
 
@@ -213,4 +212,4 @@ def test_numpy_metrics_from_numpy1_files_are_accepted(tmp_path):
                 data = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
             zout.writestr(info, data)
     for path in (src, dst):
-        assert read_checkpoint(path, family="ecgfounder")["val_auroc"] == 0.75
+        assert load_checkpoint(path, family="ecgfounder")["val_auroc"] == 0.75
