@@ -180,6 +180,16 @@ def _load_torchscript(path: Path) -> torch.nn.Module:
         ) from None
 
 
+def _test_file(path: str | Path, name: str) -> Path:
+    """``path`` itself when it names a file (has a suffix), else ``path/name`` (folder created)."""
+    p = Path(path)
+    if p.suffix and not p.is_dir():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+    p.mkdir(parents=True, exist_ok=True)
+    return p / name
+
+
 def _test_net(seed: int) -> torch.nn.Module:
     """(B, 12, n) -> (B, 8): a seeded conv, ReLU and global average pooling."""
     with torch.random.fork_rng(devices=[]):
@@ -195,7 +205,7 @@ def _test_net(seed: int) -> torch.nn.Module:
 def _make_torchscript_test(path: Path, seed: int) -> Path:
     """A small traced CNN on (B, 12, 250) -> (B, 8), for the conformance tests."""
     net = _test_net(seed)
-    out = Path(path) / "model_test.torchscript.pt"
+    out = _test_file(path, "model_test.torchscript.pt")
     with warnings.catch_warnings():
         warnings.simplefilter(
             "ignore", DeprecationWarning
@@ -361,7 +371,7 @@ def _onnx_session(path: Path, *, cuda: bool) -> Any:
 def _make_onnx_test(path: Path, seed: int) -> Path:
     """The torchscript test CNN exported to ONNX with a dynamic batch axis."""
     net = _test_net(seed)
-    out = Path(path) / "model_test.onnx"
+    out = _test_file(path, "model_test.onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
         torch.onnx.export(

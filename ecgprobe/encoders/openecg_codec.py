@@ -183,7 +183,11 @@ def _make_test_checkpoint(path: Path, seed: int) -> Path:
         k: torch.randn(v.shape, generator=g) * 0.05 if v.is_floating_point() else v
         for k, v in blob["model_state"].items()
     }
-    out = Path(path) / "openecg_codec_test.pt"
+    out = Path(path)
+    if not out.suffix or out.is_dir():  # a folder (the usual tmp_path): a file inside it
+        out.mkdir(parents=True, exist_ok=True)
+        out = out / "openecg_codec_test.pt"
+    out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
         {"model_state": state, "model_config": dict(blob["model_config"]), "codec_version": "test"}, out
     )

@@ -53,10 +53,9 @@ def _create(name: str, tmp_path: Path, **extra: Any):
     info = encoder_info(name)
     options = dict(info.get("test_options") or {})
     make = info.get("make_test_checkpoint")
-    ckpt_dir = tmp_path / "checkpoint"
-    ckpt_dir.mkdir()
     try:
-        ckpt = make(ckpt_dir, 0) if make is not None else None
+        # a fresh path: families write a file there or a folder at it (both conventions exist)
+        ckpt = make(tmp_path / "checkpoint", 0) if make is not None else None
         if info.get("needs_checkpoint"):
             if ckpt is None:
                 pytest.fail(f"{name} needs a checkpoint but registers no make_test_checkpoint(path, seed)")
@@ -172,41 +171,38 @@ def test_encoder_conformance(name: str, tmp_path: Path):
         _check_mismatch_refused(name, Path(ckpt), tmp_path, info, model_keys)
 
 
-def _find_state_dict(obj: Any, depth: int = 0) -> dict | None:
-    """The (mutable) mapping of tensors inside a checkpoint container, if any."""
+def _state_dicts(obj: Any, depth: int = 0) -> list[dict]:
+    """Every (mutable) mapping of tensors inside a checkpoint container."""
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj
+        return [obj]
+    found: list[dict] = []
     if isinstance(obj, Mapping) and depth < 3:
         for value in obj.values():
-            found = _find_state_dict(value, depth + 1)
-            if found is not None:
-                return found
-    return None
+            found += _state_dicts(value, depth + 1)
+    return found
 
 
-def _key_the_model_needs(
-    sd: Mapping[str, torch.Tensor], model: Mapping[str, torch.Tensor]
-) -> tuple[str, str]:
-    """A published key that surely maps onto a model parameter: the longest dotted suffix shared
-    with a model key of the same shape, the fewest extra prefix parts (so a copy such as an EMA
-    teacher or a pretraining head, which families drop on purpose, is not picked)."""
-    best: tuple[int, int, str, str] | None = None
-    for k, v in sorted(sd.items()):
-        kp = k.split(".")
-        for m, w in model.items():
-            if tuple(w.shape) != tuple(v.shape):
-                continue
-            mp = m.split(".")
-            common = 0
-            while common < min(len(kp), len(mp)) and kp[-1 - common] == mp[-1 - common]:
-                common += 1
-            score = (common, -(len(kp) - common))
-            if common and (best is None or score > best[:2]):
-                best = (*score, k, m)
-    if best is None:  # no resemblance at all: any key
-        k = sorted(sd)[len(sd) // 2]
-        return k, k
-    return best[2], best[3]
+def _key_the_model_needs(sds: list[dict], model: Mapping[str, torch.Tensor]) -> tuple[dict, str, str] | None:
+    """In the container's state dict that resembles the model most (a checkpoint may hold
+    several: decoder, text encoder, optimizer), a published key that surely maps onto a model
+    parameter: the longest dotted suffix shared with a model key of the same shape, the fewest
+    extra prefix parts (so a copy such as an EMA teacher, which families drop on purpose, is not
+    picked). Returns ``(state dict, key, matching model key)``."""
+    best: tuple[int, int, int, str, str, int] | None = None
+    for i, sd in enumerate(sds):
+        for k, v in sorted(sd.items()):
+            kp = k.split(".")
+            for m, w in model.items():
+                if tuple(w.shape) != tuple(v.shape):
+                    continue
+                mp = m.split(".")
+                common = 0
+                while common < min(len(kp), len(mp)) and kp[-1 - common] == mp[-1 - common]:
+                    common += 1
+                score = (common, -(len(kp) - common), len(sd))
+                if common and (best is None or score > best[:3]):
+                    best = (*score, k, m, i)
+    return None if best is None else (sds[best[5]], best[3], best[4])
 
 
 def _check_mismatch_refused(
@@ -223,8 +219,10 @@ def _check_mismatch_refused(
             p for p in target.iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
         )
         weights_file = files[0] if files else target
-    else:
-        shutil.copy(ckpt, target)
+    else:  # copy the file's siblings too: some formats keep a config beside the weights
+        for sibling in ckpt.parent.iterdir():
+            if sibling.is_file():
+                shutil.copy(sibling, bad_dir / sibling.name)
         weights_file = target
     try:
         with warnings.catch_warnings():
@@ -232,10 +230,16 @@ def _check_mismatch_refused(
             obj = load_checkpoint(weights_file)
     except CheckpointError:
         obj = None
-    sd = _find_state_dict(obj) if obj is not None else None
-    if sd is not None:
-        removed, model_key = _key_the_model_needs(sd, model_keys) if model_keys else (sorted(sd)[0],) * 2
-        del sd[removed]
+    sds = _state_dicts(obj) if obj is not None else []
+    pick = _key_the_model_needs(sds, model_keys) if sds and model_keys else None
+    if sds and pick is None:  # no torch module to compare with: any key of the largest state dict
+        sd = max(sds, key=len)
+        pick = (sd, sorted(sd)[0], sorted(sd)[0])
+    if pick is not None:
+        sd, removed, model_key = pick
+        ptr = sd[removed].data_ptr()
+        for alias in [k for k, v in sd.items() if v.data_ptr() == ptr]:  # one parameter, all its names
+            del sd[alias]
         if weights_file.suffix == ".safetensors":
             from safetensors.torch import save_file
 
