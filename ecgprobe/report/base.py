@@ -113,11 +113,14 @@ Rule = Callable[["Report"], "Iterable[Finding]"]
 FINDINGS: Registry[Rule] = Registry("summary rule")
 
 
-def finding(name: str, *, kinds: Iterable[str], modes: Iterable[str] = ("model",)) -> Callable[[Rule], Rule]:
-    """Register a summary rule run when the report has results of every kind in ``kinds``."""
+def finding(
+    name: str, *, kinds: Iterable[str], modes: Iterable[str] = ("model",), order: int = 50
+) -> Callable[[Rule], Rule]:
+    """Register a summary rule run when the report has results of every kind in ``kinds``;
+    ``order`` places its sentences in the summary (the order of the sections they summarise)."""
 
     def decorator(fn: Rule) -> Rule:
-        FINDINGS.add(name, fn, kinds=tuple(kinds), modes=tuple(modes))
+        FINDINGS.add(name, fn, kinds=tuple(kinds), modes=tuple(modes), order=order)
         return fn
 
     return decorator

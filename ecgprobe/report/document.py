@@ -136,7 +136,7 @@ class Report:
     def findings(self) -> list[Finding]:
         """The summary statements, from the registered rules whose kinds are all present."""
         out: list[Finding] = []
-        for entry in FINDINGS:
+        for entry in sorted(FINDINGS, key=lambda e: (e.info["order"], e.name)):
             kinds, modes = entry.info["kinds"], entry.info["modes"]
             if self.mode in modes and all(k in self.kinds for k in kinds):
                 out.extend(entry.obj(self))

@@ -28,20 +28,20 @@ _CHROME_FLAGS = (
 )
 
 # Injected into a copy of the report: collects errors while loading, then, once every image
-# has been decoded (or failed to), writes what it found into <pre id="__check"> for --dump-dom.
+# has loaded (or failed to), writes what it found into <pre id="__check"> for --dump-dom.
 _PROBE_HEAD = """<script>window.__errors=[];
 window.addEventListener('error',function(e){window.__errors.push(String(e.message||('failed to load '+((e.target&&(e.target.src||e.target.href))||'?').slice(0,60))));},true);
 </script>"""
 _PROBE_TAIL = """<script>window.addEventListener('load',function(){
 var imgs=Array.prototype.slice.call(document.images);
-Promise.all(imgs.map(function(i){return i.decode().then(function(){return i.naturalWidth>0;},function(){return false;});})).then(function(ok){
+var ok=imgs.map(function(i){return i.complete&&i.naturalWidth>0&&i.naturalHeight>0;});
 var links=Array.prototype.slice.call(document.querySelectorAll('a[href^="#"]'));
 var broken=links.filter(function(a){return !document.getElementById(decodeURIComponent(a.getAttribute('href').slice(1)));}).map(function(a){return a.getAttribute('href');});
 var out=document.createElement('pre');out.id='__check';
 out.textContent=JSON.stringify({images:imgs.length,undecoded:imgs.filter(function(_,k){return !ok[k];}).map(function(i){return i.alt;}),
 links:links.length,broken:broken,errors:window.__errors,toc:document.querySelectorAll('nav.toc a').length,
 sections:document.querySelectorAll('main section').length,scripts:document.scripts.length-2,title:document.title});
-document.body.appendChild(out);});});
+document.body.appendChild(out);});
 </script>"""
 
 

@@ -165,16 +165,16 @@ def render(report: Report) -> list[Block]:
     return blocks
 
 
-@finding("attribution", kinds=("input_attribution",))
+@finding("attribution", kinds=("input_attribution",), order=60)
 def rule_attribution(report: Report) -> Iterator[Finding]:
     ia = report.get("input_attribution")
     assert ia is not None
     top = ia.metrics.get("top_lead", {})
     if top:
-        leads, counts = np.unique(list(top.values()), return_counts=True)
-        lead = str(leads[np.argmax(counts)])
         yield Finding(
-            f"Lead {lead} carries the largest share of attribution for {int(counts.max())} of {len(top)} explained labels.",
+            "The lead with the largest share of attribution, per explained label: "
+            + ", ".join(f"{label}: {lead}" for label, lead in top.items())
+            + ".",
             "info",
             "attribution",
             "input_attribution.metrics.top_lead",

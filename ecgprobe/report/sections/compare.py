@@ -294,7 +294,7 @@ def efficiency_table(curves: dict[str, Result]) -> Table:
 
 
 # ----------------------------------------------------------------------------- summary rules
-@finding("paired_difference", kinds=("paired_bootstrap",), modes=("compare",))
+@finding("paired_difference", kinds=("paired_bootstrap",), modes=("compare",), order=20)
 def rule_paired(report: Report) -> Iterator[Finding]:
     res = report.get("paired_bootstrap")
     assert res is not None
@@ -336,7 +336,7 @@ def rule_paired(report: Report) -> Iterator[Finding]:
             )
 
 
-@finding("similarity", kinds=("cka",), modes=("compare",))
+@finding("similarity", kinds=("cka",), modes=("compare",), order=30)
 def rule_similarity(report: Report) -> Iterator[Finding]:
     cka = report.get("cka")
     assert cka is not None
@@ -362,7 +362,7 @@ def rule_similarity(report: Report) -> Iterator[Finding]:
         )
 
 
-@finding("scarcity_compare", kinds=("scarcity",), modes=("compare", "scarcity"))
+@finding("scarcity_compare", kinds=("scarcity",), modes=("compare", "scarcity"), order=50)
 def rule_scarcity(report: Report) -> Iterator[Finding]:
     for subject, res in report.by_subject("scarcity").items():
         yield from efficiency_findings(res, subject)

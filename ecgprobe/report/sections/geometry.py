@@ -127,7 +127,7 @@ def render(report: Report) -> list[Block]:
     return blocks
 
 
-@finding("geometry", kinds=("projection",))
+@finding("geometry", kinds=("projection",), order=50)
 def rule_geometry(report: Report) -> Iterator[Finding]:
     res = report.get("projection")
     assert res is not None
@@ -158,8 +158,9 @@ def rule_geometry(report: Report) -> Iterator[Finding]:
         lift = sorted(rows, key=lambda r: -(r["purity_embedding"] / r["purity_chance"]))
         best, worst = lift[0], lift[-1]
         yield Finding(
-            f"Neighbourhoods are most label-pure for {best['label']} (purity {fmt(best['purity_embedding'])} vs chance "
-            f"{fmt(best['purity_chance'])}) and least for {worst['label']} ({fmt(worst['purity_embedding'])} vs {fmt(worst['purity_chance'])}).",
+            f"Relative to chance, nearest-neighbour label purity is highest for {best['label']} ({fmt(best['purity_embedding'])}, "
+            f"{best['purity_embedding'] / best['purity_chance']:.1f}× chance) and lowest for {worst['label']} "
+            f"({fmt(worst['purity_embedding'])}, {worst['purity_embedding'] / worst['purity_chance']:.1f}× chance).",
             "info",
             "geometry",
             "projection.tables.labels",

@@ -253,7 +253,7 @@ def _lp(report: Report) -> Result:
     return res
 
 
-@finding("probe_macro", kinds=("linear_probe",))
+@finding("probe_macro", kinds=("linear_probe",), order=20)
 def rule_macro(report: Report) -> Iterator[Finding]:
     res = _lp(report)
     m = res.metrics
@@ -274,7 +274,7 @@ def rule_macro(report: Report) -> Iterator[Finding]:
     )
 
 
-@finding("probe_best_worst", kinds=("linear_probe",))
+@finding("probe_best_worst", kinds=("linear_probe",), order=21)
 def rule_best_worst(report: Report) -> Iterator[Finding]:
     rows = sorted(evaluated_rows(_lp(report)), key=lambda r: -r["auroc"])
     if len(rows) < 2:
@@ -295,7 +295,7 @@ def rule_best_worst(report: Report) -> Iterator[Finding]:
     )
 
 
-@finding("probe_chance", kinds=("linear_probe",))
+@finding("probe_chance", kinds=("linear_probe",), order=22)
 def rule_chance(report: Report) -> Iterator[Finding]:
     rows = evaluated_rows(_lp(report))
     if not rows:
@@ -324,7 +324,7 @@ def rule_chance(report: Report) -> Iterator[Finding]:
         )
 
 
-@finding("knn_vs_linear", kinds=("linear_probe", "knn_probe"))
+@finding("knn_vs_linear", kinds=("linear_probe", "knn_probe"), order=23)
 def rule_knn(report: Report) -> Iterator[Finding]:
     lp, kp = _lp(report), report.get("knn_probe")
     assert kp is not None
@@ -339,7 +339,7 @@ def rule_knn(report: Report) -> Iterator[Finding]:
     )
 
 
-@finding("calibration", kinds=("linear_probe",))
+@finding("calibration", kinds=("linear_probe",), order=30)
 def rule_calibration(report: Report) -> Iterator[Finding]:
     ece = _lp(report).metrics.get("macro_ece")
     if ece is None:

@@ -99,7 +99,7 @@ def render(report: Report) -> list[Block]:
     return blocks
 
 
-@finding("label_efficiency", kinds=("scarcity",))
+@finding("label_efficiency", kinds=("scarcity",), order=40)
 def rule_efficiency(report: Report) -> Iterator[Finding]:
     res = report.get("scarcity")
     assert res is not None

@@ -90,7 +90,7 @@ def render(report: Report) -> list[Block]:
     return blocks
 
 
-@finding("subgroup_gaps", kinds=("subgroups",))
+@finding("subgroup_gaps", kinds=("subgroups",), order=70)
 def rule_gaps(report: Report) -> Iterator[Finding]:
     res = report.get("subgroups")
     assert res is not None
