@@ -43,6 +43,7 @@ __all__ = [
     "run_model_analyses",
     "scarcity_report",
     "scarcity_rows",
+    "write_scarcity_csv",
 ]
 
 #: The analyses of a model report, in order, with their default settings.
@@ -480,3 +481,19 @@ def scarcity_rows(report: Report) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def write_scarcity_csv(report: Report, path: str | Path) -> Path:
+    """Write :func:`scarcity_rows` of ``report`` as CSV (atomically)."""
+    import csv
+    import io
+
+    from ecgprobe._io import atomic_write
+
+    rows = scarcity_rows(report)
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return atomic_write(Path(path), buf.getvalue().encode())

@@ -178,7 +178,13 @@ def run_study(
     import ecgprobe
     from ecgprobe.encoders import ENCODERS, create_encoder
     from ecgprobe.extract import align_to_records, extract, load_embeddings
-    from ecgprobe.report.pipeline import compare_report, model_report, resolve_analyses, scarcity_report
+    from ecgprobe.report.pipeline import (
+        compare_report,
+        model_report,
+        resolve_analyses,
+        scarcity_report,
+        write_scarcity_csv,
+    )
 
     resolve_analyses(study.analyses, profile=study.profile)  # fail on bad settings before any work
     written: list[Path] = []
@@ -253,7 +259,7 @@ def run_study(
                 finals, records, encoders=encoders, settings=settings, extra_timings=timings, **common
             )
             rep.write(base / "scarcity", force=force, formats=formats)
-            _write_csv(rep, base / "scarcity" / "scarcity.csv")
+            write_scarcity_csv(rep, base / "scarcity" / "scarcity.csv")
             written.append(base / "scarcity")
         if "compare" in study.reports:
             for a, b in combinations(list(layers), 2):
@@ -269,19 +275,3 @@ def run_study(
                 rep.write(base / f"{a}-vs-{b}", force=force, formats=formats)
                 written.append(base / f"{a}-vs-{b}")
     return written
-
-
-def _write_csv(report: Any, path: Path) -> Path:
-    import csv
-    import io
-
-    from ecgprobe._io import atomic_write
-    from ecgprobe.report.pipeline import scarcity_rows
-
-    rows = scarcity_rows(report)
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return atomic_write(path, buf.getvalue().encode())

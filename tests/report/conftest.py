@@ -147,3 +147,95 @@ def poppler() -> dict[str, str]:
                 f"poppler-utils (pdftoppm) not found and not installable here ({why}); `make system-deps` installs it"
             )
     return tools  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------- one small computed study
+@dataclass
+class Computed:
+    """A real model report and a comparison, computed once per session on synthetic data."""
+
+    records: object
+    layers: dict
+    encoder: object
+    report: object
+    model_dir: Path
+    compare: object
+    compare_dir: Path
+    cache: Path
+
+
+def need_analyzers(*names: str) -> None:
+    """Skip when analyzers this test needs are not part of this checkout."""
+    from ecgprobe.analyzers import ANALYZERS
+
+    missing = [n for n in names if n not in ANALYZERS]
+    if missing:
+        pytest.skip(f"analyzers {missing} are not in this checkout")
+
+
+@pytest.fixture(scope="session")
+def synthetic_300():
+    """300 synthetic records at 100 Hz (enough test records per sex for subgroup gaps)."""
+    import ecgprobe
+
+    return ecgprobe.load_dataset("synthetic", n_records=300, fs=100.0, seed=3)
+
+
+@pytest.fixture(scope="session")
+def computed(synthetic_300, tmp_path_factory) -> Computed:
+    """Every model analysis (quick profile) with the tiny-test encoder, plus a comparison with a
+    second seed of it; written once and shared by the report tests."""
+    need_analyzers(
+        "linear_probe",
+        "knn_probe",
+        "scarcity",
+        "projection",
+        "probe_shap",
+        "input_attribution",
+        "cka",
+        "alignment",
+    )
+    import ecgprobe
+    from ecgprobe.report.pipeline import compare_report, model_report
+
+    root = tmp_path_factory.mktemp("report")
+    cache = root / "cache"
+    encs = [ecgprobe.create_encoder("tiny-test", seed=s, dim=24, device="cpu") for s in (0, 1)]
+    layers = [ecgprobe.extract(e, synthetic_300, layers="all", cache_dir=cache, progress=False) for e in encs]
+    report = model_report(
+        layers[0]["embedding"],
+        synthetic_300,
+        encoder=encs[0],
+        profile="quick",
+        cache_dir=cache,
+        progress=False,
+        analyses={
+            "linear_probe": {},
+            "knn_probe": {},
+            "scarcity": {},
+            "projection": {"n_epochs": 60},
+            "probe_shap": {},
+            "input_attribution": {"max_labels": 2, "n_examples": 2},
+            "subgroups": {"min_records": 10},
+        },
+    )
+    report.write(root / "model")
+    cmp = compare_report(
+        layers[0],
+        layers[1],
+        synthetic_300,
+        names=("tiny-a", "tiny-b"),
+        profile="quick",
+        cache_dir=cache,
+        progress=False,
+        analyses={
+            "linear_probe": {},
+            "scarcity": {},
+            "projection": {"n_epochs": 60},
+            "paired_bootstrap": {},
+            "cka": {},
+            "alignment": {},
+        },
+    )
+    cmp.write(root / "compare")
+    return Computed(synthetic_300, layers, encs[0], report, root / "model", cmp, root / "compare", cache)

@@ -180,7 +180,7 @@ def render(report: Report) -> list[Block]:
     blocks.append(analyses_table(report))
     run = report.context.get("run", {})
     facts = [(k.replace("_", " "), _short(v)) for k, v in run.items() if k != "timings"]
-    facts += [(f"time: {k}", f"{fmt(v, 1)} s") for k, v in run.get("timings", {}).items()]
+    facts += [(f"wall time, this run: {k}", f"{fmt(v, 1)} s") for k, v in run.get("timings", {}).items()]
     if facts:
         blocks.append(KeyValues(tuple(facts), caption="Run"))
     versions = versions_rows(report)
