@@ -23,6 +23,10 @@ Definitions of the summary (``x`` = training fraction, or samples per class):
 - ``normalised_auc``: the area under the seed-mean curve over ``log10 x`` (trapezoids), divided
   by the width of the axis and by ``full_macro_auroc``: 1 means no loss at any grid point;
   ``normalised_auc_above_chance`` uses ``AUROC - 0.5`` in both places.
+- Because small subsets drop rare labels, the macro average at small ``x`` covers fewer (often
+  easier or harder) labels than at 100 %. The ``..._common`` variants (curve column
+  ``macro_auroc_common_mean``, metrics ``fraction_for_95pct_common``/``normalised_auc_common``)
+  average only ``labels_common``, the labels fitted in every run, and so compare like with like.
 
 Intervals: ``macro_auroc_ci`` per grid point is a two-stage percentile bootstrap of the seed mean:
 each resample draws test patients (as the probes do) and, independently, seeds with replacement,
@@ -58,11 +62,13 @@ class ScarcityResult(Result):
         metrics: ``mode`` ("fraction" or "samples_per_class"), ``grid`` (x values), ``n_seeds``,
             ``full_macro_auroc``, ``fraction_for_95pct`` / ``samples_for_95pct`` (+
             ``..._above_chance``), ``reached_at_smallest``, ``normalised_auc``,
-            ``normalised_auc_above_chance``, ``labels`` (label order of the arrays),
+            ``normalised_auc_above_chance``, ``labels_common``, ``..._95pct_common``,
+            ``normalised_auc_common``, ``labels`` (label order of the arrays),
             ``n_resamples``, ``ci_level``, ``bootstrap_unit``.
         tables:
             ``curve``: x, n_train_mean, n_patients_mean, macro_auroc_mean, macro_auroc_sd,
-            macro_auroc_ci_low, macro_auroc_ci_high, n_labels_min, labels_excluded (list).
+            macro_auroc_ci_low, macro_auroc_ci_high, macro_auroc_common_mean, n_labels_min,
+            labels_excluded (list).
             ``per_label``: x, label, auroc_mean, auroc_ci_low, auroc_ci_high, n_seeds_evaluated.
             ``runs``: x, seed, n_train, n_patients, macro_auroc, n_labels, labels_excluded.
         arrays: ``grid`` (F,), ``seeds`` (S,), ``macro_auroc`` (F x S), ``per_label_auroc``
@@ -276,6 +282,10 @@ class ScarcityCurve(Analyzer):
             rep_curve = _nanmean(_nanmean(lab, -1), -1)  # (B, F)
             lab_ci = percentile_ci(_nanmean(lab, 2), float(self.ci_level))  # (F, L, 2)
         curve = _nanmean(macro, -1)
+        # Labels fitted in every run: their macro average compares like with like across x.
+        common = test_ok & np.isfinite(per_label).all(axis=(0, 1))
+        curve_common = _nanmean(_nanmean(np.where(common, per_label, np.nan), -1), -1)
+        full_common = float(np.mean(full_labels[common])) if common.any() else float("nan")
         x = grid
         target = 0.95 * full
         cross, at_smallest = crossing_point(x, curve, target)
@@ -300,6 +310,7 @@ class ScarcityCurve(Analyzer):
                 "macro_auroc_sd": float(np.nanstd(macro[fi], ddof=1)) if S > 1 else 0.0,
                 "macro_auroc_ci_low": float(ci[fi, 0]),
                 "macro_auroc_ci_high": float(ci[fi, 1]),
+                "macro_auroc_common_mean": float(curve_common[fi]),
                 "n_labels_min": int(np.isfinite(per_label[fi]).sum(-1).min()),
                 "labels_excluded": sorted({lab for run in excluded[fi] for lab in run}),
             }
@@ -352,6 +363,11 @@ class ScarcityCurve(Analyzer):
             "reached_at_smallest": at_smallest,
             "normalised_auc": normalised_area(x, curve, full),
             "normalised_auc_above_chance": normalised_area(x, curve, full, floor=0.5),
+            "labels_common": [names[j] for j in np.flatnonzero(common)],
+            f"{name}_common": crossing_point(x, curve_common, 0.95 * full_common)[0]
+            if common.any()
+            else None,
+            "normalised_auc_common": normalised_area(x, curve_common, full_common) if common.any() else None,
             "n_resamples": B,
             "ci_level": float(self.ci_level),
             "bootstrap_unit": bootstrap_unit(data.test_groups, data.test_ids),
