@@ -41,10 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ecgprobe.analyzers.bootstrap import classification_replicates, resample_weights  # noqa: E402
-from ecgprobe.analyzers.evaluation import evaluate_multilabel  # noqa: E402
+from ecgprobe.analyzers.evaluation import evaluate_multilabel, fit_scaler  # noqa: E402
 from ecgprobe.analyzers.knn import KNNProbe, nearest_neighbours  # noqa: E402
 from ecgprobe.analyzers.metrics import auroc  # noqa: E402
-from ecgprobe.analyzers.probe import DEFAULT_CS, LinearProbe, fit_scaler  # noqa: E402
+from ecgprobe.analyzers.probe import DEFAULT_CS, LinearProbe  # noqa: E402
 from ecgprobe.analyzers.scarcity import ScarcityCurve  # noqa: E402
 from ecgprobe.data.record import ArraySource, RecordSet  # noqa: E402
 from ecgprobe.extract.embeddings import Embeddings  # noqa: E402
@@ -88,7 +88,7 @@ def naive_probe(X: dict, Y: dict, cols: np.ndarray, Cs=DEFAULT_CS) -> tuple[np.n
     from sklearn.linear_model import LogisticRegression
 
     t0 = time.perf_counter()
-    mean, scale = fit_scaler(X["train"])
+    mean, scale, _ = fit_scaler(X["train"])
     Xs = {s: (x - mean) / scale for s, x in X.items()}
     val_auc = np.full((len(Cs), len(cols)), np.nan)
     test_scores = np.zeros((len(Cs), len(Xs["test"]), len(cols)))

@@ -29,9 +29,21 @@ from ecgprobe.analyzers.metrics import (
     roc_curve,
 )
 from ecgprobe.data.record import RecordSet
-from ecgprobe.exceptions import AnalysisError
+from ecgprobe.exceptions import AnalysisError, ConfigError
 
-__all__ = ["Evaluation", "SplitData", "evaluate_multilabel", "evaluate_regression", "split_data"]
+__all__ = [
+    "Evaluation",
+    "SplitData",
+    "check_common",
+    "check_grid",
+    "evaluate_multilabel",
+    "evaluate_regression",
+    "fit_scaler",
+    "fittable_labels",
+    "select_by_val",
+    "split_data",
+    "val_auroc",
+]
 
 
 @dataclass
@@ -77,6 +89,65 @@ def split_data(X: np.ndarray, records: RecordSet) -> SplitData:
         test_groups=np.asarray(records.patient_ids[masks["test"]], dtype=str),
         notes=notes,
     )
+
+
+def fit_scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mean and scale of each column in float64 (scale 1 where a column is constant), and the
+    number of constant columns."""
+    mean = X.mean(0, dtype=np.float64)
+    scale = X.std(0, dtype=np.float64)
+    constant = ~(scale > 1e-12 * np.maximum(np.abs(mean), 1.0))
+    scale[constant] = 1.0
+    return mean, scale, int(constant.sum())
+
+
+def fittable_labels(names: Sequence[str], y_train: np.ndarray) -> tuple[np.ndarray, dict[str, str]]:
+    """Columns with both classes in train, and ``{label: reason}`` for the others.
+
+    Raises:
+        AnalysisError: no label has both classes.
+    """
+    n_pos = np.asarray(y_train).astype(bool).sum(0)
+    ok = (n_pos > 0) & (n_pos < len(y_train))
+    if not ok.any():
+        raise AnalysisError(
+            f"no label has both classes in the train split ({len(y_train)} records); nothing to fit"
+        )
+    skipped = {
+        names[j]: ("no positive" if n_pos[j] == 0 else "no negative") + " in the train split"
+        for j in np.flatnonzero(~ok)
+    }
+    return np.flatnonzero(ok), skipped
+
+
+def check_grid(values: Any, name: str, *, allow_zero: bool = False) -> tuple[float, ...]:
+    """A non-empty grid of positive (or non-negative) finite numbers, sorted and de-duplicated.
+
+    Raises:
+        ConfigError: naming the setting and its value.
+    """
+    try:
+        grid = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a sequence of numbers, got {values!r}") from None
+    bad = [v for v in grid if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero)]
+    if not grid or bad:
+        raise ConfigError(f"{name} must be non-empty positive finite numbers, got {list(values)}")
+    return tuple(sorted(set(grid)))
+
+
+def check_common(n_resamples: int, ci_level: float, n_bins: int) -> None:
+    """Validate the evaluation settings shared by the probes.
+
+    Raises:
+        ConfigError: naming the bad setting.
+    """
+    if int(n_resamples) < 1:
+        raise ConfigError(f"n_resamples must be >= 1, got {n_resamples}")
+    if not 0 < float(ci_level) < 1:
+        raise ConfigError(f"ci_level must be in (0, 1), got {ci_level}")
+    if int(n_bins) < 1:
+        raise ConfigError(f"n_bins must be >= 1, got {n_bins}")
 
 
 @dataclass

@@ -20,8 +20,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
-from ecgprobe.analyzers.evaluation import evaluate_multilabel, select_by_val, split_data, val_auroc
-from ecgprobe.analyzers.probe import check_common, fit_scaler
+from ecgprobe.analyzers.evaluation import (
+    check_common,
+    evaluate_multilabel,
+    fit_scaler,
+    fittable_labels,
+    select_by_val,
+    split_data,
+    val_auroc,
+)
 from ecgprobe.analyzers.solvers import resolve_device
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
@@ -174,20 +181,11 @@ class KNNProbe(Analyzer):
         X = dict(data.X)
         arrays: dict[str, Any] = {}
         if self.standardize:
-            mean, scale = fit_scaler(X["train"])
+            mean, scale, _ = fit_scaler(X["train"])
             X = {s: ((x - mean) / scale).astype(np.float32) for s, x in X.items()}
             arrays.update(scaler_mean=mean, scaler_scale=scale)
         names = list(records.label_names)
-        y_tr = data.y["train"].astype(bool)
-        n_pos = y_tr.sum(0)
-        fit_cols = np.flatnonzero((n_pos > 0) & (n_pos < len(y_tr)))
-        if not len(fit_cols):
-            raise AnalysisError("no label has both classes in the train split; nothing to score")
-        skipped = {
-            names[j]: ("no positive" if n_pos[j] == 0 else "no negative") + " in the train split"
-            for j in range(len(names))
-            if j not in set(fit_cols)
-        }
+        fit_cols, skipped = fittable_labels(names, data.y["train"])
         fitted = [names[j] for j in fit_cols]
         Y = {s: data.y[s][:, fit_cols].astype(np.uint8) for s in data.y}
         n_train = len(X["train"])

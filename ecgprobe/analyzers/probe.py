@@ -33,8 +33,12 @@ import numpy as np
 
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
 from ecgprobe.analyzers.evaluation import (
+    check_common,
+    check_grid,
     evaluate_multilabel,
     evaluate_regression,
+    fit_scaler,
+    fittable_labels,
     select_by_val,
     split_data,
     val_auroc,
@@ -49,7 +53,7 @@ from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
 
-__all__ = ["DEFAULT_ALPHAS", "DEFAULT_CS", "LinearProbe", "LinearProbeResult", "fit_scaler", "linear_head"]
+__all__ = ["DEFAULT_ALPHAS", "DEFAULT_CS", "LinearProbe", "LinearProbeResult", "linear_head"]
 
 DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 2, 7))
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-1, 5, 7))
@@ -125,39 +129,6 @@ def linear_head(result: Result) -> tuple[np.ndarray, np.ndarray]:
     return W, b
 
 
-def fit_scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and scale of each column (scale 1 where a column is constant), in float64."""
-    mean = X.mean(0, dtype=np.float64)
-    scale = X.std(0, dtype=np.float64)
-    scale[~(scale > 1e-12 * np.maximum(np.abs(mean), 1.0))] = 1.0
-    return mean, scale
-
-
-def _check_grid(values: Any, name: str, *, allow_zero: bool = False) -> tuple[float, ...]:
-    try:
-        grid = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a sequence of numbers, got {values!r}") from None
-    bad = [v for v in grid if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero)]
-    if not grid or bad:
-        raise ConfigError(f"{name} must be non-empty positive finite numbers, got {list(values)}")
-    return tuple(sorted(set(grid)))
-
-
-def check_common(n_resamples: int, ci_level: float, n_bins: int) -> None:
-    """Validate the evaluation settings shared by the probes.
-
-    Raises:
-        ConfigError: naming the bad setting.
-    """
-    if int(n_resamples) < 1:
-        raise ConfigError(f"n_resamples must be >= 1, got {n_resamples}")
-    if not 0 < float(ci_level) < 1:
-        raise ConfigError(f"ci_level must be in (0, 1), got {ci_level}")
-    if int(n_bins) < 1:
-        raise ConfigError(f"n_bins must be >= 1, got {n_bins}")
-
-
 @ANALYZERS.register("linear_probe", summary="logistic (or ridge) probe, C chosen on val, bootstrap CIs")
 class LinearProbe(Analyzer):
     """Linear probe of frozen embeddings (see the module docstring for the protocol).
@@ -208,8 +179,8 @@ class LinearProbe(Analyzer):
         self.max_iter = max_iter
 
     def _validate(self) -> None:
-        self.Cs = _check_grid(self.Cs, "Cs")
-        self.alphas = _check_grid(self.alphas, "alphas", allow_zero=True)
+        self.Cs = check_grid(self.Cs, "Cs")
+        self.alphas = check_grid(self.alphas, "alphas", allow_zero=True)
         if self.c_selection not in ("per_label", "shared"):
             raise ConfigError(f"c_selection must be 'per_label' or 'shared', got {self.c_selection!r}")
         if self.solver not in ("newton", "lbfgs"):
@@ -220,7 +191,7 @@ class LinearProbe(Analyzer):
 
     def _run(self, emb: Embeddings, records: RecordSet) -> Result:
         data = split_data(emb.X, records)
-        mean, scale = fit_scaler(data.X["train"])
+        mean, scale, n_constant = fit_scaler(data.X["train"])
         Xs = {s: ((x - mean) / scale).astype(np.float32) for s, x in data.X.items()}
         common = {"n_train": len(Xs["train"]), "n_val": len(Xs["val"])}
         head = {"scaler_mean": mean, "scaler_scale": scale}
@@ -230,10 +201,8 @@ class LinearProbe(Analyzer):
             result = self._multilabel(Xs, data, records, head)
         result.metrics.update(common)
         result.notes = data.notes + result.notes
-        if np.any(scale == 1.0) and np.any(data.X["train"].std(0) == 0):
-            result.notes.append(
-                f"{int(np.sum(data.X['train'].std(0) == 0))} embedding dimensions are constant on train"
-            )
+        if n_constant:
+            result.notes.append(f"{n_constant} embedding dimensions are constant on train (scale set to 1)")
         return result
 
     # ---------------------------------------------------------------- multi-label
@@ -252,17 +221,7 @@ class LinearProbe(Analyzer):
 
     def _multilabel(self, Xs: dict, data: Any, records: RecordSet, head: dict) -> Result:
         names = list(records.label_names)
-        y_tr = data.y["train"].astype(bool)
-        n_pos = y_tr.sum(0)
-        fit_cols = np.flatnonzero((n_pos > 0) & (n_pos < len(y_tr)))
-        skipped = {
-            names[j]: ("no positive" if n_pos[j] == 0 else "no negative") + " in the train split"
-            for j in np.flatnonzero(~np.isin(np.arange(len(names)), fit_cols))
-        }
-        if not len(fit_cols):
-            raise AnalysisError(
-                f"no label has both classes in the train split ({len(y_tr)} records); nothing to fit"
-            )
+        fit_cols, skipped = fittable_labels(names, data.y["train"])
         fitted = [names[j] for j in fit_cols]
         Y = {s: data.y[s][:, fit_cols].astype(np.uint8) for s in data.y}
         path = self.fit_path(Xs["train"], Y["train"])

@@ -42,9 +42,9 @@ import numpy as np
 
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
 from ecgprobe.analyzers.bootstrap import bootstrap_unit, percentile_ci, resample_weights
-from ecgprobe.analyzers.evaluation import select_by_val, split_data, val_auroc
+from ecgprobe.analyzers.evaluation import check_grid, fit_scaler, select_by_val, split_data, val_auroc
 from ecgprobe.analyzers.metrics import rank_metrics
-from ecgprobe.analyzers.probe import DEFAULT_CS, LinearProbe, _check_grid, fit_scaler
+from ecgprobe.analyzers.probe import DEFAULT_CS, LinearProbe
 from ecgprobe.analyzers.subsets import nested_count_subsets, nested_fraction_subsets
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
@@ -168,7 +168,7 @@ class ScarcityCurve(Analyzer):
                 )
             self.samples_per_class = tuple(counts)
         else:
-            f = _check_grid(self.fractions, "fractions")
+            f = check_grid(self.fractions, "fractions")
             if f[-1] > 1:
                 raise ConfigError(f"fractions must be in (0, 1], got {list(self.fractions)}")
             self.fractions = tuple(sorted(set(f) | {1.0}))
@@ -178,7 +178,7 @@ class ScarcityCurve(Analyzer):
             raise ConfigError(
                 f"need n_resamples >= 0 and 0 < ci_level < 1, got {self.n_resamples}, {self.ci_level}"
             )
-        self._probe()._validate()
+        self._probe()
 
     def _probe(self) -> LinearProbe:
         probe = LinearProbe(
@@ -194,7 +194,7 @@ class ScarcityCurve(Analyzer):
         cols = np.flatnonzero((n_pos > 0) & (n_pos < len(y_tr)))
         if not len(cols):
             return _Fit(cols, np.zeros((len(Y["test"]), 0)), np.zeros(0))
-        mean, scale = fit_scaler(X["train"][train])
+        mean, scale, _ = fit_scaler(X["train"][train])
         std = {s: ((X[s][m] - mean) / scale).astype(np.float32) for s, m in (("train", train), ("val", val))}
         path = probe.fit_path(std["train"], y_tr[:, cols])
         v_auc = val_auroc(Y["val"][val][:, cols], path.decision_function(std["val"]))
