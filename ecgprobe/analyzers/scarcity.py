@@ -42,7 +42,14 @@ import numpy as np
 
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
 from ecgprobe.analyzers.bootstrap import bootstrap_unit, percentile_ci, resample_weights
-from ecgprobe.analyzers.evaluation import check_grid, fit_scaler, select_by_val, split_data, val_auroc
+from ecgprobe.analyzers.evaluation import (
+    check_grid,
+    fit_scaler,
+    fittable_labels,
+    select_by_val,
+    split_data,
+    val_auroc,
+)
 from ecgprobe.analyzers.metrics import rank_metrics
 from ecgprobe.analyzers.probe import DEFAULT_CS, LinearProbe
 from ecgprobe.analyzers.subsets import nested_count_subsets, nested_fraction_subsets
@@ -190,10 +197,10 @@ class ScarcityCurve(Analyzer):
     def _fit_eval(self, probe: LinearProbe, X: dict, Y: dict, train: np.ndarray, val: np.ndarray) -> _Fit:
         """Fit on the train rows ``train``, tune on the val rows ``val``, score the test split."""
         y_tr = Y["train"][train]
-        n_pos = y_tr.sum(0)
-        cols = np.flatnonzero((n_pos > 0) & (n_pos < len(y_tr)))
-        if not len(cols):
-            return _Fit(cols, np.zeros((len(Y["test"]), 0)), np.zeros(0))
+        try:
+            cols, _ = fittable_labels([str(j) for j in range(y_tr.shape[1])], y_tr)
+        except AnalysisError:  # no label with both classes in this subset: nothing to fit
+            return _Fit(np.zeros(0, dtype=np.int64), np.zeros((len(Y["test"]), 0)), np.zeros(0))
         mean, scale, _ = fit_scaler(X["train"][train])
         std = {s: ((X[s][m] - mean) / scale).astype(np.float32) for s, m in (("train", train), ("val", val))}
         path = probe.fit_path(std["train"], y_tr[:, cols])
