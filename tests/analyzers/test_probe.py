@@ -251,8 +251,11 @@ def test_ptbxl_superclasses_are_predictable_from_an_informative_encoder(ptbxl100
 
 
 @pytest.mark.realdata
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["handcrafted", "random-resnet1d"])
 def test_ptbxl_with_baseline_encoders(ptbxl100, name):
+    """The issue's informative encoders: clearly above chance (measured: handcrafted 0.84
+    [0.79, 0.90], random-resnet1d 0.80 [0.72, 0.89])."""
     import ecgprobe
     from ecgprobe.encoders import ENCODERS
 
@@ -262,4 +265,5 @@ def test_ptbxl_with_baseline_encoders(ptbxl100, name):
         ecgprobe.create_encoder(name, device="cpu"), ptbxl100, device="cpu", progress=False
     )
     m = LinearProbe(**FAST).run(emb, ptbxl100).metrics
-    assert m["macro_auroc"] > 0.6 and m["macro_auroc_ci"][0] > 0.5
+    assert m["labels_evaluated"] == ["CD", "HYP", "MI", "NORM", "STTC"]
+    assert m["macro_auroc"] > 0.7 and m["macro_auroc_ci"][0] > 0.6
