@@ -79,7 +79,7 @@ def nearest_neighbours(
 
     Example:
         >>> t = np.eye(3, dtype=np.float32)
-        >>> nearest_neighbours(t[:1] + 0.1, t, 2, metric="euclidean")[0, 0]
+        >>> int(nearest_neighbours(t[:1] + 0.1, t, 2, metric="euclidean")[0, 0])
         0
     """
     import torch
