@@ -174,3 +174,21 @@ def test_demo_without_openecg(tmp_path, capsys):
         assert str(out / name / "report.html") in printed
     index = (out / "index.html").read_text()
     assert 'href="random-resnet1d/report.html"' in index
+
+
+def test_scarcity_study_across_encoders(tmp_path, capsys):
+    out = tmp_path / "study"
+    args = [
+        "scarcity", "--dataset", "synthetic", "-o", "n_records=200", "-o", "fs=100.0", "-o", "seed=4",
+        "--encoders", "tiny-test,handcrafted", "--fractions", "0.25,0.5", "--seeds", "2", "--n-resamples", "50",
+        "--out", str(out), "--no-cache", "--quiet", "--format", "html",
+    ]  # fmt: skip
+    assert main(args) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["mode"] == "scarcity" and doc["subjects"] == ["tiny-test", "handcrafted"]
+    assert set(doc["results"]) == {"tiny-test/scarcity", "handcrafted/scarcity"}
+    rows = (out / "scarcity.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 3  # header + (0.25, 0.5, 1.0) per encoder
+    html = (out / "report.html").read_text()
+    assert "Label efficiency" in html and html.count("<img") == 1
+    assert main(args) == 1 and "--force" in capsys.readouterr().err

@@ -240,3 +240,50 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(folder)
         print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return 0
+
+
+def scarcity_study(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    """``ecgprobe scarcity --encoders A,B,...``: one curve per encoder, rendered as a study report."""
+    import copy
+
+    from ecgprobe.cli.common import prepare_output
+    from ecgprobe.report import OUTPUT_FILES
+    from ecgprobe.report.pipeline import scarcity_report, write_scarcity_csv
+
+    t0 = time.perf_counter()
+    names = _csv(args.encoders) or []
+    if args.encoder or args.embeddings:
+        raise ConfigError(
+            "pass either --encoders A,B,... (a study) or --encoder/--embeddings (one curve), not both"
+        )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--encoders lists an encoder twice: {names}")
+    formats = _formats(args)
+    prepare_output(
+        args.out, [OUTPUT_FILES[k] for k in ("json", *formats)] + ["scarcity.csv"], force=args.force
+    )
+    records = dataset_from_args(args)
+    embeddings, timings = {}, {}
+    for name in names:
+        one = copy.copy(args)
+        one.encoder = name
+        t1 = time.perf_counter()
+        embeddings[name] = embeddings_from_args(one, records, layers=args.layer)
+        timings[f"{name}: extraction"] = round(time.perf_counter() - t1, 3)
+    report = scarcity_report(
+        embeddings,
+        records,
+        settings=settings,
+        seed=args.seed,
+        cache_dir=_cache_root(args),
+        progress=not args.quiet,
+        extra_timings=timings,
+    )
+    written = report.write(args.out, formats=formats, force=args.force)
+    written["csv"] = write_scarcity_csv(report, args.out / "scarcity.csv")
+    if not args.quiet:
+        for subject, res in report.by_subject("scarcity").items():
+            m = res.metrics
+            key = "fraction_for_95pct" if m.get("mode") == "fraction" else "samples_for_95pct"
+            print(f"{subject}: full macro AUROC {m['full_macro_auroc']:.4f}; {key} {m.get(key)}")
+    return _done(args, report, written, t0)
