@@ -17,6 +17,7 @@ imported embeddings without their encoder) is skipped and the report says why.
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -172,6 +173,10 @@ def _attribution_labels(probe: Result, n: int) -> list[str]:
     return [r["label"] for r in rows[:n]]
 
 
+#: Analyses that read the linear probe's result (they run after it).
+_NEEDS_PROBE = ("probe_shap", "input_attribution", "subgroups")
+
+
 def run_model_analyses(
     emb: Embeddings,
     records: RecordSet,
@@ -182,34 +187,41 @@ def run_model_analyses(
     cache: ResultCache | None = None,
     progress: bool = True,
     desc: str = "analyses",
+    workers: int | None = None,
 ) -> Analysed:
     """Run ``analyses`` (from :func:`resolve_analyses`) on one encoder's embeddings, with caching.
+
+    Independent analyses run concurrently on ``workers`` threads (default: up to 2, one per CPU
+    core; the numerical work releases the GIL); those that read the linear probe start when it
+    is done. Every analysis is seeded, so results do not depend on the schedule, and they are
+    stored in ``analyses`` order.
 
     Raises:
         ConfigError: invalid settings. Analyses that cannot run on these inputs are skipped.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     cache = cache or ResultCache(None)
     out = Analysed()
+    names = list(analyses)
     base_inputs = [embeddings_identity(emb), records.fingerprint]
-    for name in (bar := _bar(list(analyses), progress, desc)):
-        bar.set_postfix_str(name)
+    done: dict[str, tuple[Result | None, str, str, float]] = {}
+
+    def run_one(name: str) -> tuple[Result | None, str, str, float]:
         settings = _with_seed(name, dict(analyses[name]), seed)
         own = {k: settings.pop(k) for k in list(settings) if k in _OWN_SETTINGS.get(name, {})}
         inputs = list(base_inputs)
         kwargs: dict[str, Any] = {}
-        needs_probe = name in ("probe_shap", "input_attribution", "subgroups")
-        if needs_probe:
-            if "linear_probe" not in out.results:
-                out.skipped[name] = "needs the linear probe, which is not part of this run"
-                continue
-            inputs.append(out.keys["linear_probe"])
-            kwargs["probe"] = out.results["linear_probe"]
-        if name == "input_attribution":
-            settings.setdefault(
-                "labels", _attribution_labels(out.results["linear_probe"], int(own.get("max_labels", 6)))
-            )
-            if encoder is not None:
-                kwargs["encoder"] = encoder
+        if name in _NEEDS_PROBE:
+            probe, probe_key, _, _ = done.get("linear_probe", (None, "", "", 0.0))
+            if probe is None:
+                return None, "", "needs the linear probe, which is not part of this run (or failed)", 0.0
+            inputs.append(probe_key)
+            kwargs["probe"] = probe
+            if name == "input_attribution":
+                settings.setdefault("labels", _attribution_labels(probe, int(own.get("max_labels", 6))))
+                if encoder is not None:
+                    kwargs["encoder"] = encoder
         key = cache.key(name, settings, inputs)
         t0 = time.perf_counter()
         result = cache.load(name, key)
@@ -222,15 +234,36 @@ def run_model_analyses(
                 else:
                     result = ANALYZERS.get(name)(**settings, **kwargs).run(emb, records)
             except (AnalysisError, DependencyError, ConfigError) as exc:
-                out.skipped[name] = str(exc)
-                if progress:
-                    print(f"ecgprobe: {name} skipped: {exc}", file=sys.stderr)
-                continue
+                return None, key, str(exc), 0.0
             result.params = {k: v for k, v in result.params.items() if k not in ("probe", "encoder")}
             cache.save(name, key, result, {"settings": settings, "inputs": inputs})
-        out.results[name] = result
-        out.keys[name] = key
-        out.timings[name] = round(time.perf_counter() - t0, 3)
+        return result, key, "", round(time.perf_counter() - t0, 3)
+
+    first = [n for n in names if n not in _NEEDS_PROBE]
+    later = [n for n in names if n in _NEEDS_PROBE]
+    n_workers = max(1, min(workers or min(2, os.cpu_count() or 1), len(names) or 1))
+    bar = _bar(names, progress, desc)
+    with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="ecgprobe-analysis") as pool:
+        # The probe first (the later analyses wait for it), then the others, longest first.
+        order = sorted(first, key=lambda n: (n != "linear_probe", n != "scarcity"))
+        futures = {n: pool.submit(run_one, n) for n in order}
+        if "linear_probe" in futures:
+            done["linear_probe"] = futures.pop("linear_probe").result()
+            bar.update()
+        futures.update({n: pool.submit(run_one, n) for n in later})
+        for name in [n for n in names if n in futures]:
+            done[name] = futures[name].result()
+            bar.set_postfix_str(name)
+            bar.update()
+    bar.close()
+    for name in names:
+        result, key, reason, secs = done[name]
+        if result is None:
+            out.skipped[name] = reason
+            if progress:
+                print(f"ecgprobe: {name} skipped: {reason}", file=sys.stderr)
+            continue
+        out.results[name], out.keys[name], out.timings[name] = result, key, secs
     return out
 
 
@@ -267,6 +300,7 @@ def model_report(
     checkpoint: str | None = None,
     progress: bool = True,
     extra_timings: Mapping[str, float] | None = None,
+    workers: int | None = None,
 ) -> Report:
     """The holistic report of one encoder (see :data:`MODEL_ANALYSES`).
 
@@ -284,6 +318,7 @@ def model_report(
         checkpoint: the checkpoint path, shown in the provenance.
         progress: progress bars on stderr.
         extra_timings: other timings to show (e.g. extraction).
+        workers: threads running independent analyses at once (default: up to 2).
 
     Raises:
         ConfigError: invalid analyses or settings.
@@ -296,7 +331,9 @@ def model_report(
     ident = _identity(emb, encoder, checkpoint)
     name = _display_name(name or ident.get("encoder") or "embeddings")
     cache = ResultCache(cache_dir)
-    done = run_model_analyses(emb, records, plan, encoder=encoder, seed=seed, cache=cache, progress=progress)
+    done = run_model_analyses(
+        emb, records, plan, encoder=encoder, seed=seed, cache=cache, progress=progress, workers=workers
+    )
     run = {
         "seed": seed,
         "profile": profile,
