@@ -1,0 +1,222 @@
+"""A content-keyed store of embeddings: shards of rows, a JSON manifest, atomic writes, checksums.
+
+One cache entry holds one layer of one extraction. Its key is the sha256 of everything that
+determines the numbers: the extraction code version, the encoder (name, options, weights
+sha256, input contract), the dataset (loader, options, sampling rate, leads, length, record
+ids), the layer, the window policy and the numeric precision. Batch size and device are not
+part of the key (they do not change the result beyond float noise).
+
+Layout: ``<cache_dir>/<encoder>/<key[:24]>/manifest.json`` (the provenance, shard size and a
+summary) and, per shard of ``shard_size`` consecutive records, ``shard-00000.npy`` with its sidecar
+``shard-00000.json`` (rows, dim, sha256, key). A shard is written to a temporary file and renamed
+(atomic), then its sidecar (atomic): a shard counts only once its sidecar exists and its bytes
+match the sidecar's checksum. A run killed at any moment (even ``kill -9``) therefore leaves
+complete shards and at worst a shard without sidecar, which is recomputed; a shard whose bytes
+do not match its checksum is recomputed, never used. Because every shard has its own sidecar,
+several processes (e.g. Ray workers) can fill different shards of one entry concurrently.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecgprobe._io import atomic_write
+from ecgprobe.exceptions import CacheError
+
+__all__ = ["EXTRACTION_CODE_VERSION", "CacheEntry", "cache_key"]
+
+#: Bump when a change to the extraction code changes the numbers it produces.
+EXTRACTION_CODE_VERSION = "1"
+_FORMAT = "ecgprobe-cache/1"
+
+
+def cache_key(provenance: dict[str, Any], layer: str) -> str:
+    """The sha256 (hex) of the provenance facts and the layer, canonically serialised."""
+    blob = json.dumps({"provenance": provenance, "layer": layer}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _as_cache_error(exc: OSError, folder: Path) -> CacheError:
+    if exc.errno == errno.ENOSPC:
+        return CacheError(
+            f"the disk holding the cache {folder} is full; free space or pass another cache_dir"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return CacheError(
+            f"the cache directory {folder} is not writable ({exc.strerror}); pass a writable cache_dir "
+            "(CLI: --cache-dir DIR) or disable the cache (cache_dir=None, CLI: --no-cache)"
+        )
+    return CacheError(f"cannot write the cache in {folder}: {exc}")
+
+
+@dataclass
+class CacheEntry:
+    """One (extraction, layer) entry of the cache; see the module docstring for the layout."""
+
+    folder: Path
+    key: str
+    layer: str
+    n_records: int
+    shard_size: int
+    provenance: dict[str, Any]
+    shards: dict[int, dict[str, Any]]
+    dim: int | None = None
+
+    @classmethod
+    def open(
+        cls,
+        cache_dir: str | Path,
+        encoder_name: str,
+        provenance: dict[str, Any],
+        layer: str,
+        n_records: int,
+        shard_size: int,
+    ) -> CacheEntry:
+        """Open (or prepare) the entry for these facts; an existing manifest's shard size wins."""
+        key = cache_key(provenance, layer)
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", encoder_name)
+        folder = Path(cache_dir).expanduser() / safe / key[:24]
+        entry = cls(folder, key, layer, n_records, shard_size, provenance, {})
+        manifest = folder / "manifest.json"
+        if manifest.exists():
+            try:
+                doc = json.loads(manifest.read_text())
+            except (json.JSONDecodeError, OSError):
+                warnings.warn(
+                    f"cache manifest {manifest} is unreadable; recomputing this entry", stacklevel=3
+                )
+                return entry
+            if doc.get("key") != key or doc.get("n_records") != n_records:
+                warnings.warn(
+                    f"cache manifest {manifest} belongs to another extraction; recomputing", stacklevel=3
+                )
+                return entry
+            entry.shard_size = int(doc["shard_size"])
+        entry.refresh()
+        return entry
+
+    def refresh(self) -> None:
+        """Re-read the shard sidecars (shards written by other processes become visible)."""
+        self.shards = {}
+        for s in range(self.n_shards):
+            side = self.sidecar(s)
+            if not side.exists():
+                continue
+            try:
+                info = json.loads(side.read_text())
+            except (json.JSONDecodeError, OSError):
+                continue
+            if info.get("key") == self.key and info.get("rows") == len(self.rows(s)):
+                self.shards[s] = info
+                self.dim = info.get("dim", self.dim)
+
+    @property
+    def n_shards(self) -> int:
+        """Number of shards covering all records."""
+        return -(-self.n_records // self.shard_size)
+
+    def rows(self, shard: int) -> range:
+        """Record positions held by ``shard``."""
+        return range(shard * self.shard_size, min((shard + 1) * self.shard_size, self.n_records))
+
+    def path(self, shard: int) -> Path:
+        """File of ``shard``."""
+        return self.folder / f"shard-{shard:05d}.npy"
+
+    def sidecar(self, shard: int) -> Path:
+        """Metadata file of ``shard`` (its presence marks the shard complete)."""
+        return self.folder / f"shard-{shard:05d}.json"
+
+    def load_shard(self, shard: int) -> np.ndarray | None:
+        """The shard's rows, or ``None`` if it is absent, unlisted, or fails its checksum/shape."""
+        info = self.shards.get(shard)
+        p = self.path(shard)
+        if info is None or not p.exists():
+            return None
+        blob = p.read_bytes()
+        if hashlib.sha256(blob).hexdigest() != info.get("sha256"):
+            warnings.warn(
+                f"cache shard {p} does not match its checksum (corrupt); recomputing it", stacklevel=3
+            )
+            return None
+        try:
+            x = np.load(p, allow_pickle=False)
+        except ValueError:
+            warnings.warn(f"cache shard {p} is unreadable; recomputing it", stacklevel=3)
+            return None
+        if x.shape != (len(self.rows(shard)), info.get("dim")):
+            warnings.warn(
+                f"cache shard {p} has shape {x.shape}, expected {(len(self.rows(shard)), self.dim)}; recomputing",
+                stacklevel=3,
+            )
+            return None
+        return x
+
+    def missing(self, verify: bool = True) -> list[int]:
+        """Shards that must be computed (absent, or failing verification when ``verify``)."""
+        out = []
+        for s in range(self.n_shards):
+            if s not in self.shards or not self.path(s).exists():
+                out.append(s)
+            elif verify and self.load_shard(s) is None:
+                del self.shards[s]
+                out.append(s)
+        return out
+
+    def write_shard(self, shard: int, x: np.ndarray) -> None:
+        """Write one shard atomically, then its sidecar (also atomic), then the summary manifest.
+
+        Raises:
+            CacheError: the folder is not writable or the disk is full (nothing half-written remains).
+        """
+        import io
+
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            buf = io.BytesIO()
+            np.save(buf, x)
+            blob = buf.getvalue()
+            atomic_write(self.path(shard), blob)
+            info = {
+                "key": self.key,
+                "rows": int(x.shape[0]),
+                "dim": int(x.shape[1]),
+                "sha256": hashlib.sha256(blob).hexdigest(),
+            }
+            atomic_write(self.sidecar(shard), json.dumps(info).encode())
+            self.dim = info["dim"]
+            self.shards[shard] = info
+            self._write_manifest()
+        except OSError as exc:
+            raise _as_cache_error(exc, self.folder) from None
+
+    def _write_manifest(self) -> None:
+        doc = {
+            "format": _FORMAT,
+            "key": self.key,
+            "layer": self.layer,
+            "n_records": self.n_records,
+            "shard_size": self.shard_size,
+            "n_shards": self.n_shards,
+            "dim": self.dim,
+            "shards_done": len(self.shards),
+            "complete": len(self.shards) == self.n_shards,
+            "provenance": self.provenance,
+        }
+        atomic_write(self.folder / "manifest.json", json.dumps(doc, indent=1, default=str).encode())
+
+    def clear(self) -> None:
+        """Forget every shard (``overwrite="always"``); files are replaced as they are rewritten."""
+        self.shards = {}
+        for s in range(self.n_shards):
+            self.sidecar(s).unlink(missing_ok=True)
