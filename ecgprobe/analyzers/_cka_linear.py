@@ -33,6 +33,7 @@ record bootstrap; with ``m ≥ n`` it *is* the record bootstrap.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,12 @@ _BLOCK_STATS_BYTES = 512 * 2**20
 
 
 def hsic_numerator(
-    S: np.ndarray | float, ab: np.ndarray | float, A: np.ndarray | float, B: np.ndarray | float, n, debiased: bool
+    S: np.ndarray | float,
+    ab: np.ndarray | float,
+    A: np.ndarray | float,
+    B: np.ndarray | float,
+    n,
+    debiased: bool,
 ):
     """HSIC up to the positive factor shared by all pairs at sample size ``n`` (see module doc)."""
     if not debiased:
@@ -249,7 +255,7 @@ def block_bounds(n: int, n_blocks: int) -> list[slice]:
     """``m = min(n_blocks, n)`` contiguous row slices of near-equal size."""
     m = max(1, min(n_blocks, n))
     edges = np.linspace(0, n, m + 1).round().astype(int)
-    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+    return [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
 
 def max_blocks(dims_a: list[int], dims_b: list[int], itemsize: int) -> int:

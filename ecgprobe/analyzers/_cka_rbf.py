@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ecgprobe.analyzers._cka_linear import ratio
 from ecgprobe.analyzers.neighbors import distance_blocks
 from ecgprobe.exceptions import AnalysisError
 
 MEDIAN_SAMPLE = 2000
+_GRAM_CACHE_BYTES = 1 << 30
 
 
 def median_sigma(X: np.ndarray, rng: np.random.Generator, what: str = "X") -> float:
@@ -89,3 +91,75 @@ def minibatches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.nd
     """A seeded random partition of ``n`` records into batches of at least ``batch_size``."""
     perm = rng.permutation(n)
     return [np.sort(b) for b in np.array_split(perm, max(1, n // batch_size))]
+
+
+def exact_matrix(
+    mats_a: list[np.ndarray],
+    mats_b: list[np.ndarray],
+    sig_a: list[float],
+    sig_b: list[float],
+    within: bool,
+    debiased: bool,
+    W: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact RBF CKA for every layer pair, and its record-bootstrap replicates (``W``: n × B).
+
+    Gram matrices of side A are built one at a time; those of side B are kept when they fit in
+    1 GiB, else rebuilt per pair.
+    """
+    n, p, q = len(mats_a[0]), len(mats_a), len(mats_b)
+    cache: dict[int, np.ndarray] = {}
+    keep = q * n * n * 8 <= _GRAM_CACHE_BYTES
+
+    def gram_b(j: int) -> np.ndarray:
+        L = cache.get(j)
+        if L is None:
+            L = rbf_gram(mats_b[j], sig_b[j])
+            if keep:
+                cache[j] = L
+        return L
+
+    def terms(K: np.ndarray, L: np.ndarray) -> tuple[float, np.ndarray]:
+        return hsic(K, L, debiased), weighted_hsic(K, L, W, debiased)
+
+    self_a: dict[int, tuple[float, np.ndarray]] = {}
+    cross: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
+    for i in range(p):
+        K = rbf_gram(mats_a[i], sig_a[i])
+        self_a[i] = terms(K, K)
+        for j in range(i if within else 0, q):
+            cross[i, j] = self_a[i] if within and i == j else terms(K, gram_b(j))
+    self_b = self_a if within else {j: terms(gram_b(j), gram_b(j)) for j in range(q)}
+    point, boot = np.empty((p, q)), np.empty((W.shape[1], p, q))
+    for (i, j), (h, hb) in cross.items():
+        for ii, jj in {(i, j), (j, i)} if within else {(i, j)}:
+            point[ii, jj] = ratio(h, self_a[ii][0], self_b[jj][0])
+            boot[:, ii, jj] = ratio(hb, self_a[ii][1], self_b[jj][1])
+    return point, boot
+
+
+def minibatch_matrix(
+    mats_a: list[np.ndarray],
+    mats_b: list[np.ndarray],
+    sig_a: list[float],
+    sig_b: list[float],
+    within: bool,
+    batches: list[np.ndarray],
+    V: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Minibatch RBF CKA for every layer pair and replicates resampling minibatches (``V``:
+    B × batches multiplicities)."""
+    t_n, p, q = len(batches), len(mats_a), len(mats_b)
+    hxy, hxx, hyy = np.empty((t_n, p, q)), np.empty((t_n, p)), np.empty((t_n, q))
+    for t, idx in enumerate(batches):
+        Ks = [rbf_gram(M[idx], s) for M, s in zip(mats_a, sig_a)]
+        Ls = Ks if within else [rbf_gram(M[idx], s) for M, s in zip(mats_b, sig_b)]
+        hxx[t] = [hsic(K, K, True) for K in Ks]
+        hyy[t] = hxx[t] if within else [hsic(L, L, True) for L in Ls]
+        for i in range(p):
+            for j in range(q):
+                hxy[t, i, j] = hxx[t, i] if within and i == j else hsic(Ks[i], Ls[j], True)
+    point = ratio(hxy.mean(0), hxx.mean(0)[:, None], hyy.mean(0)[None, :])
+    Vn = V / t_n
+    boot = ratio(np.einsum("rt,tij->rij", Vn, hxy), (Vn @ hxx)[:, :, None], (Vn @ hyy)[:, None, :])
+    return point, boot

@@ -33,7 +33,7 @@ from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError, DataError
 from ecgprobe.extract.embeddings import Embeddings
 
-__all__ = ["Alignment", "AlignmentResult", "mutual_knn_overlap", "procrustes"]
+__all__ = ["Alignment", "AlignmentResult", "mutual_knn_overlap", "procrustes", "procrustes_replicates"]
 
 
 def _check(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +104,28 @@ def procrustes(X: np.ndarray, Y: np.ndarray) -> dict[str, float]:
     return _shape_metrics(rho)
 
 
+def procrustes_replicates(A: lin.Side, B: lin.Side, rb: list[slice], W: np.ndarray) -> np.ndarray:
+    """Procrustes similarity ``ρ`` recomputed exactly on block-resampled records.
+
+    ``A``/``B`` hold one layer each with rows in block order; row ``r`` of ``W`` gives the
+    multiplicity of each block. Per replicate the cross product is re-centred with the
+    replicate's means and both sides re-normalised: ``C_w = Σ w_b S_b − N μx μyᵀ``,
+    ``||X̃_w||² = Σ w_b a_b − N ||μx||²``.
+    """
+    Sb = np.stack([A.Z[r].T @ B.Z[r] for r in rb])
+    starts = [r.start for r in rb]
+    U, V = np.add.reduceat(A.Z, starts, axis=0), np.add.reduceat(B.Z, starts, axis=0)
+    ax, ay = np.add.reduceat(A.alpha[:, 0], starts), np.add.reduceat(B.alpha[:, 0], starts)
+    nb = np.array([r.stop - r.start for r in rb], dtype=np.float64)
+    out = np.empty(len(W))
+    for t, w in enumerate(W):
+        N = w @ nb
+        mx, my = w @ U / N, w @ V / N
+        C = np.tensordot(w, Sb, axes=1) - N * np.outer(mx, my)
+        out[t] = _procrustes_from(C, w @ ax - N * mx @ mx, w @ ay - N * my @ my)
+    return out
+
+
 def _shape_metrics(rho: float | np.ndarray) -> dict[str, Any]:
     rho = np.clip(rho, 0.0, 1.0)
     return {"similarity": rho, "distance": np.sqrt(2.0 - 2.0 * rho), "angle": np.arccos(rho)}
@@ -159,7 +181,14 @@ class Alignment(PairwiseAnalyzer):
     name = "alignment"
 
     def __init__(
-        self, *, k: int = 10, metric: str = "cosine", n_boot: int = 200, n_blocks: int = 50, ci: float = 0.95, seed: int = 0
+        self,
+        *,
+        k: int = 10,
+        metric: str = "cosine",
+        n_boot: int = 200,
+        n_blocks: int = 50,
+        ci: float = 0.95,
+        seed: int = 0,
     ) -> None:
         self.k = k
         self.metric = metric
@@ -199,13 +228,23 @@ class Alignment(PairwiseAnalyzer):
             raise AnalysisError("Procrustes distance is undefined: one embedding set has no variance")
         metrics.update({f"procrustes_{k}": v for k, v in _shape_metrics(rho).items()})
         params: dict[str, Any] = {}
+        notes = []
+        if n < 10 * max(a.dim, b.dim):
+            notes.append(
+                f"n={n} records for {max(a.dim, b.dim)} dimensions: with few records per dimension any two "
+                "spaces align well by rotation; compare Procrustes distances only at equal n and dims"
+            )
         if self.n_boot:
             q = [(1 - self.ci) / 2, 1 - (1 - self.ci) / 2]
             idx = rng.integers(0, n, size=(self.n_boot, n))
             boot_knn = per[idx].mean(axis=1)
             lo, hi = np.quantile(boot_knn, q)
             metrics.update(mutual_knn_ci_low=lo, mutual_knn_ci_high=hi)
-            boot_rho = self._procrustes_boot(A, B, rng, params)
+            m = max(2, min(self.n_blocks, n, lin.max_blocks([a.dim], [b.dim], 8)))
+            rb = lin.block_bounds(n, m)
+            W = rng.multinomial(len(rb), np.full(len(rb), 1.0 / len(rb)), size=self.n_boot)
+            boot_rho = procrustes_replicates(A, B, rb, W.astype(np.float64))
+            params["n_blocks_used"] = len(rb)
             for name, vals in _shape_metrics(boot_rho).items():
                 lo, hi = np.nanquantile(vals, q)
                 metrics[f"procrustes_{name}_ci_low"], metrics[f"procrustes_{name}_ci_high"] = lo, hi
@@ -214,24 +253,6 @@ class Alignment(PairwiseAnalyzer):
                 "percentile; mutual kNN: records resampled (kNN graphs fixed); Procrustes: records in "
                 "random blocks, blocks resampled, recomputed exactly"
             )
-        return AlignmentResult(kind="alignment", metrics=metrics, arrays=arrays, params=params, seed=self.seed)
-
-    def _procrustes_boot(self, A: lin.Side, B: lin.Side, rng: np.random.Generator, params: dict) -> np.ndarray:
-        n = len(A.Z)
-        dx, dy = A.Z.shape[1], B.Z.shape[1]
-        m = max(2, min(self.n_blocks, n, lin.max_blocks([dx], [dy], 8)))
-        rb = lin.block_bounds(n, m)
-        params["n_blocks_used"] = len(rb)
-        Sb = np.stack([A.Z[r].T @ B.Z[r] for r in rb])
-        starts = [r.start for r in rb]
-        U, V = np.add.reduceat(A.Z, starts, axis=0), np.add.reduceat(B.Z, starts, axis=0)
-        ax, ay = np.add.reduceat(A.alpha[:, 0], starts), np.add.reduceat(B.alpha[:, 0], starts)
-        nb = np.array([r.stop - r.start for r in rb], dtype=np.float64)
-        W = rng.multinomial(len(rb), np.full(len(rb), 1.0 / len(rb)), size=self.n_boot).astype(np.float64)
-        out = np.empty(self.n_boot)
-        for r, w in enumerate(W):
-            N = w @ nb
-            mx, my = w @ U / N, w @ V / N
-            C = np.tensordot(w, Sb, axes=1) - N * np.outer(mx, my)
-            out[r] = _procrustes_from(C, w @ ax - N * mx @ mx, w @ ay - N * my @ my)
-        return out
+        return AlignmentResult(
+            kind="alignment", metrics=metrics, arrays=arrays, params=params, seed=self.seed, notes=notes
+        )

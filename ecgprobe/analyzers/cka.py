@@ -50,7 +50,6 @@ from ecgprobe.extract.embeddings import Embeddings, align_to_records
 __all__ = ["CKA", "CKAResult", "LayerCKA", "cka_from_grams", "linear_cka", "rbf_cka"]
 
 PRECISIONS = ("mixed", "float64")
-_RBF_GRAM_CACHE_BYTES = 1 << 30
 
 
 def _check_pair(X: np.ndarray, Y: np.ndarray, min_n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -222,7 +221,9 @@ class CKAResult(Result):
     def matrix(self) -> pd.DataFrame:
         """The CKA matrix with layer names as index and columns."""
         return pd.DataFrame(
-            self.arrays["cka"], index=pd.Index(self.layers_a, name="a"), columns=pd.Index(self.layers_b, name="b")
+            self.arrays["cka"],
+            index=pd.Index(self.layers_a, name="a"),
+            columns=pd.Index(self.layers_b, name="b"),
         )
 
 
@@ -366,7 +367,9 @@ class CKA(PairwiseAnalyzer):
         return self._compare({a.layer: a}, {b.layer: b}, a is b)
 
     # ------------------------------------------------------------------ the mathematics
-    def _compare(self, side_a: dict[str, Embeddings], side_b: dict[str, Embeddings], within: bool) -> CKAResult:
+    def _compare(
+        self, side_a: dict[str, Embeddings], side_b: dict[str, Embeddings], within: bool
+    ) -> CKAResult:
         names_a, names_b = list(side_a), list(side_b)
         mats_a = [e.X for e in side_a.values()]
         mats_b = mats_a if within else [e.X for e in side_b.values()]
@@ -409,7 +412,13 @@ class CKA(PairwiseAnalyzer):
         if boot is not None:
             arrays["boot"] = boot.astype(np.float32)
         return CKAResult(
-            kind="cka", metrics=metrics, tables={"pairs": rows}, arrays=arrays, params=params, seed=self.seed, notes=notes
+            kind="cka",
+            metrics=metrics,
+            tables={"pairs": rows},
+            arrays=arrays,
+            params=params,
+            seed=self.seed,
+            notes=notes,
         )
 
     def _linear(self, mats_a, mats_b, names_a, names_b, within, rng, params, notes):
@@ -423,7 +432,9 @@ class CKA(PairwiseAnalyzer):
             A = lin.make_side(names_a, mats_a, dt)
             B = A if within else lin.make_side(names_b, mats_b, dt)
             return lin.point_cka(A, B, within, self.debiased), None
-        cap = lin.max_blocks([m.shape[1] for m in mats_a], [m.shape[1] for m in mats_b], np.dtype(dt).itemsize)
+        cap = lin.max_blocks(
+            [m.shape[1] for m in mats_a], [m.shape[1] for m in mats_b], np.dtype(dt).itemsize
+        )
         m = min(self.n_blocks, n, cap)
         if m < 2:
             notes.append("no bootstrap CI: the layers are too wide for the block statistics' memory budget")
@@ -456,60 +467,23 @@ class CKA(PairwiseAnalyzer):
                 f"with n={n} records (> max_exact_n={self.max_exact_n}, or batch_size set) RBF CKA uses "
                 "the minibatch estimator, which needs debiased=True"
             )
-        p, q = len(mats_a), len(mats_b)
         if exact:
             params["estimator"] = f"exact RBF CKA ({'unbiased' if self.debiased else 'biased'} HSIC)"
             W = rng.multinomial(n, np.full(n, 1.0 / n), size=self.n_boot).T.astype(np.float64)
-            grams_b: dict[int, np.ndarray] = {}
-            cache = (q * n * n * 8) <= _RBF_GRAM_CACHE_BYTES
-
-            def gram_b(j):
-                if j in grams_b:
-                    return grams_b[j]
-                L = rbf.rbf_gram(mats_b[j], sig_b[j])
-                if cache:
-                    grams_b[j] = L
-                return L
-
-            def terms(K, L):
-                return rbf.hsic(K, L, self.debiased), rbf.weighted_hsic(K, L, W, self.debiased)
-
-            self_a, self_b, cross = {}, {}, {}
-            for i in range(p):
-                K = rbf.rbf_gram(mats_a[i], sig_a[i])
-                self_a[i] = terms(K, K)
-                for j in range(i if within else 0, q):
-                    L = K if within and i == j else gram_b(j)
-                    cross[i, j] = self_a[i] if within and i == j else terms(K, L)
-            for j in range(q):
-                self_b[j] = self_a[j] if within else terms(gram_b(j), gram_b(j))
-            point, boot = np.empty((p, q)), np.empty((self.n_boot, p, q))
-            for (i, j), (h, hb) in cross.items():
-                for ii, jj in {(i, j), (j, i)} if within else {(i, j)}:
-                    point[ii, jj] = lin.ratio(h, self_a[i][0], self_b[j][0])
-                    boot[:, ii, jj] = lin.ratio(hb, self_a[i][1], self_b[j][1])
+            point, boot = rbf.exact_matrix(mats_a, mats_b, sig_a, sig_b, within, self.debiased, W)
             params["bootstrap"] = "percentile; records resampled, CKA recomputed exactly per replicate"
             return point, boot if self.n_boot else None
         bs = self.batch_size or 1024
         batches = rbf.minibatches(n, bs, rng)
-        params["estimator"] = f"minibatch RBF CKA (unbiased HSIC averaged over {len(batches)} batches of ≥{bs})"
-        hxy, hxx, hyy = np.empty((len(batches), p, q)), np.empty((len(batches), p)), np.empty((len(batches), q))
-        for t, idx in enumerate(batches):
-            Ks = [rbf.rbf_gram(M[idx], s) for M, s in zip(mats_a, sig_a)]
-            Ls = Ks if within else [rbf.rbf_gram(M[idx], s) for M, s in zip(mats_b, sig_b)]
-            hxx[t] = [rbf.hsic(K, K, True) for K in Ks]
-            hyy[t] = hxx[t] if within else [rbf.hsic(L, L, True) for L in Ls]
-            for i in range(p):
-                for j in range(q):
-                    hxy[t, i, j] = hxx[t, i] if within and i == j else rbf.hsic(Ks[i], Ls[j], True)
-        point = lin.ratio(hxy.mean(0), hxx.mean(0)[:, None], hyy.mean(0)[None, :])
+        params["estimator"] = (
+            f"minibatch RBF CKA (unbiased HSIC averaged over {len(batches)} batches of ≥{bs})"
+        )
+        V = rng.multinomial(len(batches), np.full(len(batches), 1.0 / len(batches)), size=self.n_boot)
+        point, boot = rbf.minibatch_matrix(
+            mats_a, mats_b, sig_a, sig_b, within, batches, V.astype(np.float64)
+        )
         if not self.n_boot:
             return point, None
-        V = rng.multinomial(len(batches), np.full(len(batches), 1.0 / len(batches)), size=self.n_boot)
-        V = V.astype(np.float64) / len(batches)
-        boot = lin.ratio(
-            np.einsum("rt,tij->rij", V, hxy), (V @ hxx)[:, :, None], (V @ hyy)[:, None, :]
-        )
         params["bootstrap"] = "percentile; minibatches resampled"
         if len(batches) < 20:
             notes.append(f"bootstrap over only {len(batches)} minibatches: the CI is coarse")

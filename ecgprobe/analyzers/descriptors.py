@@ -158,7 +158,7 @@ def space_stats(
             D[ar, qb] = -np.inf  # the query itself counts as closer than anything: r = #closer + 1
             t = np.take_along_axis(D, rank_targets[rows], axis=1)
             for c in range(t.shape[1]):
-                ranks[rows, c] = (D < t[:, c : c + 1]).sum(axis=1)
+                ranks[rows, c] = np.less(D, t[:, c : c + 1]).sum(axis=1)
         D[ar, qb] = np.inf
         part = np.argpartition(D, k - 1, axis=1)[:, :k]
         order = np.argsort(np.take_along_axis(D, part, axis=1), axis=1, kind="stable")

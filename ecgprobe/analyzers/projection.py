@@ -7,7 +7,10 @@ space *and* in the projection, the PCA spectrum with effective ranks, isotropy a
 
 Reproducibility. With a seed, umap-learn runs its optimisation on one thread (it overrides
 ``n_jobs``; results differ across thread counts otherwise); the result records the threads that
-actually ran, the parameters and the versions of umap-learn, pynndescent and numba. The kNN
+actually ran, the parameters and the versions of umap-learn, pynndescent and numba. One more
+source of run-to-run change is umap's spectral initialisation of a *disconnected* kNN graph (a
+degenerate eigenproblem): when the exact kNN graph has several components the layout is
+initialised from PCA instead, and the result says so. The kNN
 graph is computed exactly by batched matrix products (:mod:`ecgprobe.analyzers.neighbors`) and
 passed to umap as ``precomputed_knn`` — exact, deterministic, faster than umap's approximate
 search at the sizes used here, and it skips compiling that search (``knn="umap"`` restores
@@ -109,6 +112,16 @@ class ProjectionResult(Result):
         return [str(i) for i in self.arrays["ids"]]
 
 
+def _n_components(knn: np.ndarray) -> int:
+    """Connected components of the (undirected) kNN graph."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n, k = knn.shape
+    graph = csr_matrix((np.ones(n * k), (np.repeat(np.arange(n), k), knn.ravel())), shape=(n, n))
+    return int(connected_components(graph, directed=True, connection="weak")[0])
+
+
 def _versions(*names: str) -> dict[str, str]:
     out = {}
     for name in names:
@@ -179,7 +192,7 @@ class Projection(Analyzer):
     def _validate(self) -> None:
         if not (isinstance(self.n_neighbors, int) and self.n_neighbors >= 2):
             raise ConfigError(f"n_neighbors must be an integer >= 2, got {self.n_neighbors!r}")
-        if not 0 <= self.min_dist:
+        if not self.min_dist >= 0:
             raise ConfigError(f"min_dist must be >= 0, got {self.min_dist!r}")
         if self.metric not in _UMAP_METRICS:
             raise ConfigError(f"metric must be one of {list(_UMAP_METRICS)}, got {self.metric!r}")
@@ -192,7 +205,9 @@ class Projection(Analyzer):
         if self.knn not in ("auto", "exact", "umap"):
             raise ConfigError(f"knn must be 'auto', 'exact' or 'umap', got {self.knn!r}")
         if self.knn == "exact" and self.metric not in METRICS:
-            raise ConfigError(f"knn='exact' supports metrics {list(METRICS)}; use knn='umap' for {self.metric!r}")
+            raise ConfigError(
+                f"knn='exact' supports metrics {list(METRICS)}; use knn='umap' for {self.metric!r}"
+            )
         if self.backend not in ("auto", "umap", "cuml"):
             raise ConfigError(f"backend must be 'auto', 'umap' or 'cuml', got {self.backend!r}")
 
@@ -224,10 +239,12 @@ class Projection(Analyzer):
             V = spec["components"][:, : self.pca_dims]
             Xin = ((X - spec["mean"]) @ V).astype(np.float32)
             metrics["pca_retained_variance"] = float(spec["explained_variance_ratio"][: self.pca_dims].sum())
-        coords, umap_info, fit_s, knn_s = self._fit(Xin)
+        coords, umap_info, fit_s, knn_s = self._fit(Xin, notes)
         dmetric = self.metric if self.metric in METRICS else "euclidean"
         if dmetric != self.metric:
-            notes.append(f"descriptors use euclidean distances (UMAP metric {self.metric!r} is not supported there)")
+            notes.append(
+                f"descriptors use euclidean distances (UMAP metric {self.metric!r} is not supported there)"
+            )
         queries = np.sort(rng.choice(n, min(self.n_eval, n), replace=False))
         y = records.y[keep]
         labels = (y > 0).astype(np.uint8) if records.task == "multilabel" else np.zeros((n, 0), np.uint8)
@@ -270,7 +287,7 @@ class Projection(Analyzer):
         )
 
     # ------------------------------------------------------------------ pieces
-    def _fit(self, X: np.ndarray) -> tuple[np.ndarray, dict[str, Any], float, float]:
+    def _fit(self, X: np.ndarray, notes: list[str]) -> tuple[np.ndarray, dict[str, Any], float, float]:
         backend = self.backend
         if backend in ("auto", "cuml"):
             try:
@@ -306,10 +323,21 @@ class Projection(Analyzer):
             raise DependencyError("the UMAP projection needs umap-learn: pip install umap-learn") from None
         use_exact = self.knn == "exact" or (self.knn == "auto" and self.metric in METRICS)
         knn_s = 0.0
+        init = "spectral"
         if use_exact:
             idx, dist = exact_knn(X, self.n_neighbors, metric=self.metric, include_self=True)
             params["precomputed_knn"] = (idx, dist)
             knn_s = time.perf_counter() - t0
+            n_comp = _n_components(idx)
+            if n_comp > 1:
+                # umap's spectral initialisation of a disconnected graph solves a degenerate
+                # eigenproblem whose solution changes from run to run even with a seed
+                init = "pca"
+                notes.append(
+                    f"the kNN graph has {n_comp} disconnected components: UMAP initialised from PCA (its "
+                    "spectral initialisation of disconnected graphs is not reproducible)"
+                )
+        params["init"] = init
         # with a seed umap runs one thread (and says so in a warning); ask for it explicitly
         n_jobs = 1 if self.seed is not None else -1
         threads = 1 if self.seed is not None else numba.get_num_threads()
@@ -323,7 +351,9 @@ class Projection(Analyzer):
         info = {
             **params,
             "backend": "umap-learn",
-            "knn": "exact (batched matrix products)" if use_exact else "umap (pynndescent or exact below 4096)",
+            "knn": "exact (batched matrix products)"
+            if use_exact
+            else "umap (pynndescent or exact below 4096)",
             "threads": threads,
             **_versions("umap-learn", "pynndescent", "numba"),
         }
@@ -379,7 +409,9 @@ class Projection(Analyzer):
         return arrays
 
 
-def plot_projection(result: ProjectionResult, *, color_by: str = "label", ax: Any = None, max_legend: int = 12):
+def plot_projection(
+    result: ProjectionResult, *, color_by: str = "label", ax: Any = None, max_legend: int = 12
+):
     """Scatter the projection coloured by ``"label"``, ``"age"`` or ``"sex"`` (pure; returns ``ax``).
 
     With several labels per record, ``"label"`` colours by the single positive label, and
