@@ -38,8 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_CHUNK_BYTES = 64 * 2**20
+_CHUNK_BYTES = 16 * 2**20
 _BLOCK_STATS_BYTES = 512 * 2**20
+_GROUP_BYTES = 256 * 2**20
 
 
 def hsic_numerator(
@@ -63,11 +64,11 @@ def ratio(hxy: np.ndarray, hxx: np.ndarray, hyy: np.ndarray) -> np.ndarray:
         return np.where(den > 0, hxy / np.sqrt(np.where(den > 0, den, 1.0)), np.nan)
 
 
-_PRODUCT_ROWS = 8192
+_PRODUCT_ROWS = 32768
 
 
 def row_chunks(n: int, width: int, itemsize: int = 8) -> list[slice]:
-    """Row slices whose ``(rows, width)`` copy stays within ~64 MiB."""
+    """Row slices whose ``(rows, width)`` copy stays within ~16 MiB."""
     rows = max(256, _CHUNK_BYTES // max(1, width * itemsize))
     return [slice(s, min(s + rows, n)) for s in range(0, n, rows)]
 
@@ -114,7 +115,8 @@ def make_side(names: list[str], mats: list[np.ndarray], dtype: type, order: np.n
         mu = M.mean(axis=0, dtype=np.float64)
         for r in row_chunks(n, widths[i]):
             rows = M[r] if order is None else M[order[r]]
-            C = rows.astype(np.float64) - mu
+            C = rows.astype(np.float64)
+            C -= mu
             Z[r, bounds[i] : bounds[i + 1]] = C
             alpha[r, i] = np.einsum("ij,ij->i", C, C)
     return Side(list(names), Z, bounds, alpha)
@@ -200,16 +202,23 @@ def _layer_blocks(side: Side, i: int, rb: list[slice]) -> _LayerBlocks:
     return _LayerBlocks(P=P, Gu=U @ U.T, a=np.add.reduceat(alpha, starts), alpha=alpha)
 
 
-def _pair_blocks(A: Side, i: int, B: Side, j: int, rb: list[slice], la: _LayerBlocks, lb: _LayerBlocks):
-    m = len(rb)
-    ci, cj = A.cols(i), B.cols(j)
-    Sb = np.empty((m, ci.stop - ci.start, cj.stop - cj.start), dtype=A.Z.dtype)
+def _block_products(A: Side, i: int, B: Side, c0: int, c1: int, rb: list[slice]) -> np.ndarray:
+    """``(m, d_i, c1 − c0)``: each block's product of layer ``i`` of A with columns ``c0:c1`` of B
+    (several B layers per call: wider products run at close to one large product's speed)."""
+    ci = A.cols(i)
+    out = np.empty((len(rb), ci.stop - ci.start, c1 - c0), dtype=A.Z.dtype)
     for b, r in enumerate(rb):
-        np.matmul(A.Z[r, ci].T, B.Z[r, cj], out=Sb[b])
+        np.matmul(A.Z[r, ci].T, B.Z[r, c0:c1], out=out[b])
+    return out
+
+
+def _pair_blocks(Sb: np.ndarray, rb: list[slice], la: _LayerBlocks, lb: _LayerBlocks) -> _PairBlocks:
+    """Per-block statistics of one layer pair from its block products ``Sb`` ``(m, dx, dy)``."""
+    m = len(rb)
     S = _sumsq(Sb.sum(axis=0, dtype=np.float64))
     Sf = Sb.reshape(m, -1)
     M = (Sf @ Sf.T).astype(np.float64)
-    del Sb, Sf
+    del Sf
     T = np.empty((m, m, m))
     Q1 = np.empty((m, m))
     Q2 = np.empty((m, m))
@@ -220,6 +229,18 @@ def _pair_blocks(A: Side, i: int, B: Side, j: int, rb: list[slice], la: _LayerBl
         Q2[:, b] = la.P[r].T @ lb.alpha[r]
         e[b] = la.alpha[r] @ lb.alpha[r]
     return _PairBlocks(S=S, M=M, T=T, Q1=Q1, Q2=Q2, e=e)
+
+
+def _groups(js: list[int], side: Side, max_width: int) -> list[list[int]]:
+    """Consecutive layers of ``side`` whose total width stays within ``max_width`` (≥ 1 layer)."""
+    out: list[list[int]] = []
+    for j in js:
+        width = int(side.bounds[j + 1] - side.bounds[j])
+        if out and int(side.bounds[out[-1][-1] + 1] - side.bounds[out[-1][0]]) + width <= max_width:
+            out[-1].append(j)
+        else:
+            out.append([j])
+    return out
 
 
 def _quad(W: np.ndarray, Q: np.ndarray) -> np.ndarray:
@@ -282,22 +303,38 @@ def bootstrap_cka(
         point = hsic_numerator(pb.S, float(pb.e.sum()), float(la.a.sum()), float(lb.a.sum()), n, debiased)
         return point, _replicate_hsic(W, N, pb, la, lb, debiased)
 
-    self_a = [both(_pair_blocks(A, i, A, i, rb, lay_a[i], lay_a[i]), lay_a[i], lay_a[i]) for i in range(A.p)]
-    self_b = (
-        self_a
-        if same
-        else [both(_pair_blocks(B, j, B, j, rb, lay_b[j], lay_b[j]), lay_b[j], lay_b[j]) for j in range(B.p)]
-    )
+    itemsize = A.Z.itemsize
+    h: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
+    for i in range(A.p):
+        ci = A.cols(i)
+        max_width = max(1, _GROUP_BYTES // (len(rb) * (ci.stop - ci.start) * itemsize))
+        for group in _groups(list(range(i, B.p)) if same else list(range(B.p)), B, max_width):
+            c0, c1 = int(B.bounds[group[0]]), int(B.bounds[group[-1] + 1])
+            Sg = _block_products(A, i, B, c0, c1, rb)
+            for j in group:
+                cj = B.cols(j)
+                pb = _pair_blocks(Sg[:, :, cj.start - c0 : cj.stop - c0], rb, lay_a[i], lay_b[j])
+                h[i, j] = both(pb, lay_a[i], lay_b[j])
+            del Sg
+    if same:
+        self_a = self_b = {i: h[i, i] for i in range(A.p)}
+    else:
+        self_a = {i: both(_self_pair(A, i, rb, lay_a[i]), lay_a[i], lay_a[i]) for i in range(A.p)}
+        self_b = {j: both(_self_pair(B, j, rb, lay_b[j]), lay_b[j], lay_b[j]) for j in range(B.p)}
     point = np.empty((A.p, B.p))
     boot = np.empty((len(W), A.p, B.p))
-    for i in range(A.p):
-        for j in range(i if same else 0, B.p):
-            if same and i == j:
-                hxy = self_a[i]
-            else:
-                hxy = both(_pair_blocks(A, i, B, j, rb, lay_a[i], lay_b[j]), lay_a[i], lay_b[j])
-            point[i, j] = ratio(hxy[0], self_a[i][0], self_b[j][0])
-            boot[:, i, j] = ratio(hxy[1], self_a[i][1], self_b[j][1])
-            if same:
-                point[j, i], boot[:, j, i] = point[i, j], boot[:, i, j]
+    for (i, j), hxy in h.items():
+        for ii, jj in ((i, j), (j, i)) if same else ((i, j),):
+            point[ii, jj] = ratio(hxy[0], self_a[ii][0], self_b[jj][0])
+            boot[:, ii, jj] = ratio(hxy[1], self_a[ii][1], self_b[jj][1])
     return point, boot
+
+
+def _self_pair(side: Side, i: int, rb: list[slice], lay: _LayerBlocks) -> _PairBlocks:
+    """Block statistics of a layer with itself (symmetric block products: syrk)."""
+    ci = side.cols(i)
+    Sb = np.empty((len(rb), ci.stop - ci.start, ci.stop - ci.start), dtype=side.Z.dtype)
+    for b, r in enumerate(rb):
+        Zb = side.Z[r, ci]
+        np.matmul(Zb.T, Zb, out=Sb[b])
+    return _pair_blocks(Sb, rb, lay, lay)

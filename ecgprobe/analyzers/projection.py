@@ -323,6 +323,7 @@ class Projection(Analyzer):
             raise DependencyError("the UMAP projection needs umap-learn: pip install umap-learn") from None
         use_exact = self.knn == "exact" or (self.knn == "auto" and self.metric in METRICS)
         knn_s = 0.0
+        t0 = time.perf_counter()  # after the (slow, first-time) umap import
         init = "spectral"
         if use_exact:
             idx, dist = exact_knn(X, self.n_neighbors, metric=self.metric, include_self=True)

@@ -189,3 +189,12 @@ def test_settings_are_validated(fitted):
     ):
         with pytest.raises(ConfigError):
             Projection(**bad).run(emb, rs)
+
+
+def test_regression_target_projects_without_label_descriptors(fitted):
+    emb, rs, _ = fitted
+    res = Projection(seed=0, n_eval=50, n_epochs=30).run(emb, rs.with_meta_target("age"))
+    assert res.tables["labels"] == [] and any("regression" in n for n in res.notes)
+    assert res.arrays["y"].dtype == np.float32 and res.metrics["trustworthiness"] > 0.8
+    with pytest.raises(ConfigError, match="regression"):
+        plot_projection(res, color_by="label")
