@@ -195,30 +195,36 @@ class _PairBlocks:
 
 def _layer_blocks(side: Side, i: int, rb: list[slice]) -> _LayerBlocks:
     Zi = side.Z[:, side.cols(i)]
-    starts = np.array([r.start for r in rb])
-    U = np.add.reduceat(Zi, starts, axis=0, dtype=np.float64)
+    ind = np.zeros((len(rb), len(Zi)), dtype=Zi.dtype)  # block indicator: block sums as one product
+    for b, r in enumerate(rb):
+        ind[b, r] = 1.0
+    U = (ind @ Zi).astype(np.float64)
     P = (Zi @ U.T.astype(Zi.dtype)).astype(np.float64)
     alpha = side.alpha[:, i]
+    starts = np.array([r.start for r in rb])
     return _LayerBlocks(P=P, Gu=U @ U.T, a=np.add.reduceat(alpha, starts), alpha=alpha)
 
 
 def _block_products(A: Side, i: int, B: Side, c0: int, c1: int, rb: list[slice]) -> np.ndarray:
-    """``(m, d_i, c1 − c0)``: each block's product of layer ``i`` of A with columns ``c0:c1`` of B
-    (several B layers per call: wider products run at close to one large product's speed)."""
+    """``(m, c1 − c0, d_i)``: per block, columns ``c0:c1`` of B (several layers: one wide product
+    per block runs at close to the speed of one large product) against layer ``i`` of A. Stored
+    B-major so that each B layer's slice of a block is contiguous (no copies downstream); the
+    statistics need only Frobenius products, which transposition leaves unchanged."""
     ci = A.cols(i)
-    out = np.empty((len(rb), ci.stop - ci.start, c1 - c0), dtype=A.Z.dtype)
+    out = np.empty((len(rb), c1 - c0, ci.stop - ci.start), dtype=A.Z.dtype)
     for b, r in enumerate(rb):
-        np.matmul(A.Z[r, ci].T, B.Z[r, c0:c1], out=out[b])
+        np.matmul(B.Z[r, c0:c1].T, A.Z[r, ci], out=out[b])
     return out
 
 
-def _pair_blocks(Sb: np.ndarray, rb: list[slice], la: _LayerBlocks, lb: _LayerBlocks) -> _PairBlocks:
-    """Per-block statistics of one layer pair from its block products ``Sb`` ``(m, dx, dy)``."""
+def _pair_blocks(
+    Sb: np.ndarray, S: float, rb: list[slice], la: _LayerBlocks, lb: _LayerBlocks
+) -> _PairBlocks:
+    """Per-block statistics of one layer pair from its block products ``Sb`` ``(m, ·, ·)`` (a view
+    whose blocks are contiguous) and the squared norm ``S`` of their sum."""
     m = len(rb)
-    S = _sumsq(Sb.sum(axis=0, dtype=np.float64))
     Sf = Sb.reshape(m, -1)
     M = (Sf @ Sf.T).astype(np.float64)
-    del Sf
     T = np.empty((m, m, m))
     Q1 = np.empty((m, m))
     Q2 = np.empty((m, m))
@@ -311,11 +317,12 @@ def bootstrap_cka(
         for group in _groups(list(range(i, B.p)) if same else list(range(B.p)), B, max_width):
             c0, c1 = int(B.bounds[group[0]]), int(B.bounds[group[-1] + 1])
             Sg = _block_products(A, i, B, c0, c1, rb)
+            G = Sg.sum(axis=0, dtype=np.float64)
             for j in group:
-                cj = B.cols(j)
-                pb = _pair_blocks(Sg[:, :, cj.start - c0 : cj.stop - c0], rb, lay_a[i], lay_b[j])
+                rel = slice(int(B.bounds[j]) - c0, int(B.bounds[j + 1]) - c0)
+                pb = _pair_blocks(Sg[:, rel, :], _sumsq(G[rel]), rb, lay_a[i], lay_b[j])
                 h[i, j] = both(pb, lay_a[i], lay_b[j])
-            del Sg
+            del Sg, G
     if same:
         self_a = self_b = {i: h[i, i] for i in range(A.p)}
     else:
@@ -337,4 +344,4 @@ def _self_pair(side: Side, i: int, rb: list[slice], lay: _LayerBlocks) -> _PairB
     for b, r in enumerate(rb):
         Zb = side.Z[r, ci]
         np.matmul(Zb.T, Zb, out=Sb[b])
-    return _pair_blocks(Sb, rb, lay, lay)
+    return _pair_blocks(Sb, _sumsq(Sb.sum(axis=0, dtype=np.float64)), rb, lay, lay)

@@ -34,6 +34,7 @@ minibatch RBF CKA resamples minibatches. Bandwidths are held fixed across replic
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -334,8 +335,6 @@ class CKA(PairwiseAnalyzer):
                 shuffled, or values are not finite.
             AnalysisError: a representation without variance.
         """
-        import time
-
         t0 = time.perf_counter()
         self._validate()
         side_a = _as_layers(a, "a")
@@ -389,7 +388,7 @@ class CKA(PairwiseAnalyzer):
             notes.append(
                 f"CKA is undefined (NaN) for {bad[:5]}: a layer without variance across these records"
             )
-        lo = hi = np.full_like(point, np.nan)
+        lo, hi = np.full_like(point, np.nan), np.full_like(point, np.nan)
         if boot is not None and len(boot):
             q = (1 - self.ci) / 2
             with np.errstate(invalid="ignore"):
