@@ -3,7 +3,9 @@
 1. Linear CKA at n = 20,000, d = 512: ecgprobe's feature-space computation
    (``||ỸᵀX̃||²_F / (||X̃ᵀX̃||_F ||ỸᵀỸ||_F)``, float64 centring, float32 or float64 products) against
    the Gram-matrix way (``K = XXᵀ``, ``L = YYᵀ`` in float64, centred, ``<Kc, Lc>``): wall time,
-   peak memory (tracemalloc: NumPy reports its buffers to it) and agreement. Optionally the
+   peak memory (tracemalloc: NumPy reports its buffers to it) and agreement (feature-space
+   times: median of 5 calls; the Gram way: one call, timed separately from its memory
+   measurement, i.e. it runs twice). Optionally the
    float32 Gram way, to show why it is not used.
 2. Layer-by-layer linear CKA, 12 × 12 layers, n = 20,000, d = 768 (the ``CKA`` analyzer on dicts
    of layers): time without and (``--with-ci``) with the block-bootstrap CI.
@@ -56,16 +58,20 @@ def gram_cka(X: np.ndarray, Y: np.ndarray, dtype: type = np.float64) -> float:
     return float(np.vdot(K, L) / np.sqrt(np.vdot(K, K) * np.vdot(L, L)))
 
 
-def measure(fn, *args, **kw) -> tuple[float, float, float]:
-    """(result, seconds, peak MiB of NumPy/Python allocations during the call)."""
+def measure(fn, *args, repeat: int = 1, **kw) -> tuple[float, float, float]:
+    """(result, median seconds over ``repeat`` calls, peak MiB of NumPy/Python allocations
+    during one call). Timing runs without tracemalloc (its hooks slow allocation-heavy code)."""
     tracemalloc.start()
     tracemalloc.reset_peak()
-    t0 = time.perf_counter()
     out = fn(*args, **kw)
-    dt = time.perf_counter() - t0
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
-    return out, dt, peak
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn(*args, **kw)
+        times.append(time.perf_counter() - t0)
+    return out, float(np.median(times)), peak
 
 
 def bench_linear(n: int, d: int, float32_gram: bool) -> None:
@@ -73,9 +79,9 @@ def bench_linear(n: int, d: int, float32_gram: bool) -> None:
     X, Y = related(n, d, d, rng)
     print(f"\n== linear CKA, n={n}, d={d} (inputs float32, {X.nbytes / 2**20:.0f} MiB each) ==")
     linear_cka(X[:500], Y[:500])  # warm BLAS threads
-    mixed, t_mixed, m_mixed = measure(linear_cka, X, Y, precision="mixed")
-    f64, t_f64, m_f64 = measure(linear_cka, X, Y, precision="float64")
-    deb, t_deb, _ = measure(linear_cka, X, Y, debiased=True)
+    mixed, t_mixed, m_mixed = measure(linear_cka, X, Y, precision="mixed", repeat=5)
+    f64, t_f64, m_f64 = measure(linear_cka, X, Y, precision="float64", repeat=5)
+    deb, t_deb, _ = measure(linear_cka, X, Y, debiased=True, repeat=5)
     ref, t_gram, m_gram = measure(gram_cka, X, Y)
     print(f"{'method':34s} {'CKA':>12s} {'time s':>8s} {'peak MiB':>9s} {'|diff| vs Gram64':>17s}")
     print(f"{'Gram matrices, float64':34s} {ref:12.9f} {t_gram:8.2f} {m_gram:9.0f} {'—':>17s}")

@@ -128,25 +128,37 @@ def exact_knn(
         >>> exact_knn(X, 1)[0].ravel().tolist()
         [1, 0, 1]
     """
+    import torch
+
     n = len(X)
     if not 1 <= k < n + int(include_self):
         raise ConfigError(f"k={k} nearest neighbours need 1 <= k < n; there are {n} points")
+    Z, sq = prepare(X, metric)
+    # Rank by a key with the same order as the distance but one pass cheaper to build: the
+    # query's own squared norm is constant along its row (euclidean), and 1 − cos ranks as −cos.
+    Zs = Z * (-2.0 if metric == "euclidean" else -1.0)
     q = np.arange(n) if queries is None else np.asarray(queries, dtype=np.int64)
+    rows = block_rows or max(1, _BLOCK_BYTES // (max(n, 1) * Z.itemsize))
     idx = np.empty((len(q), k), dtype=np.int64)
     dist = np.empty((len(q), k), dtype=np.float32)
-    pos = 0
-    for qb, D in distance_blocks(X, q, metric=metric, block_rows=block_rows):
-        rows = np.arange(len(qb))
-        D[rows, qb] = -np.inf if include_self else np.inf
-        part = np.argpartition(D, k - 1, axis=1)[:, :k]
-        pd = np.take_along_axis(D, part, axis=1)
-        # stable order: by distance, then by position (deterministic ties)
-        order = np.lexsort((part, pd), axis=1)
+    for start in range(0, len(q), rows):
+        qb = q[start : start + rows]
+        key = Z[qb] @ Zs.T
+        if metric == "euclidean":
+            key += sq[None, :]
+        key[np.arange(len(qb)), qb] = -np.inf if include_self else np.inf
+        # torch's top-k selection is ~20x faster than np.argpartition on these rows (bench_umap.py)
+        sel = torch.topk(torch.from_numpy(key), k, dim=1, largest=False, sorted=False)
+        part, pk = sel.indices.numpy(), sel.values.numpy()
+        order = np.lexsort((part, pk), axis=1)  # by distance, then position
         block_idx = np.take_along_axis(part, order, axis=1)
-        block_dist = np.take_along_axis(pd, order, axis=1)
+        pk = np.take_along_axis(pk, order, axis=1).astype(np.float64)
+        if metric == "euclidean":
+            block_dist = np.sqrt(np.maximum(pk + sq[qb, None], 0.0))
+        else:
+            block_dist = 1.0 + pk
         if include_self:
             block_dist[:, 0] = 0.0
-        idx[pos : pos + len(qb)] = block_idx
-        dist[pos : pos + len(qb)] = block_dist
-        pos += len(qb)
+        idx[start : start + len(qb)] = block_idx
+        dist[start : start + len(qb)] = block_dist
     return idx, dist

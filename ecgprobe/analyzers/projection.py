@@ -10,11 +10,14 @@ Reproducibility. With a seed, umap-learn runs its optimisation on one thread (it
 actually ran, the parameters and the versions of umap-learn, pynndescent and numba. One more
 source of run-to-run change is umap's spectral initialisation of a *disconnected* kNN graph (a
 degenerate eigenproblem): when the exact kNN graph has several components the layout is
-initialised from PCA instead, and the result says so. The kNN
+initialised from PCA instead, and the result says so.
+
+kNN graph. Up to ``n² d ≤ 2.5·10¹¹`` (n ≈ 22,000 at d = 512; a few seconds on 2 cores) the
 graph is computed exactly by batched matrix products (:mod:`ecgprobe.analyzers.neighbors`) and
-passed to umap as ``precomputed_knn`` — exact, deterministic, faster than umap's approximate
-search at the sizes used here, and it skips compiling that search (``knn="umap"`` restores
-umap's own). With cuML installed (``backend="auto"`` or ``"cuml"``) the GPU UMAP is used; its
+passed to umap as ``precomputed_knn``: exact and deterministic, and in a fresh process faster
+than umap's own search, whose numba compilation alone takes ~35 s (pynndescent above 4,096
+records, a compiled exact search below; ``benchmarks/bench_umap.py``). Larger sets use umap's
+approximate search (``knn="exact"``/``"umap"`` force either). With cuML installed (``backend="auto"`` or ``"cuml"``) the GPU UMAP is used; its
 layout differs from umap-learn's for the same seed, and the result says which ran.
 
 Large sets. Above ``max_records`` records a seeded, label-stratified subsample is projected:
@@ -51,6 +54,8 @@ from ecgprobe.extract.embeddings import Embeddings
 __all__ = ["Projection", "ProjectionResult", "plot_projection", "stratified_subsample"]
 
 _UMAP_METRICS = ("euclidean", "cosine", "manhattan", "correlation", "chebyshev")
+#: ``n² d`` up to which the exact kNN graph is used by default (a few seconds on 2 cores).
+_EXACT_KNN_BUDGET = 2.5e11
 
 
 def stratified_subsample(keys: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -150,7 +155,8 @@ class Projection(Analyzer):
         max_records: above this, a stratified subsample of this size is projected.
         n_eval: query records for trustworthiness, silhouettes and purity (all when fewer).
         eval_k: neighbours for trustworthiness and purity.
-        knn: ``"auto"`` (exact for euclidean/cosine), ``"exact"`` or ``"umap"`` (umap's search).
+        knn: ``"auto"`` (exact for euclidean/cosine up to ``n² d ≤ 2.5·10¹¹``, else umap's
+            search), ``"exact"`` or ``"umap"``.
         backend: ``"auto"`` (cuML when installed, else umap-learn), ``"umap"`` or ``"cuml"``.
         n_epochs: UMAP epochs (``None``: umap's default for the size).
 
@@ -321,7 +327,9 @@ class Projection(Analyzer):
             import umap
         except ImportError:
             raise DependencyError("the UMAP projection needs umap-learn: pip install umap-learn") from None
-        use_exact = self.knn == "exact" or (self.knn == "auto" and self.metric in METRICS)
+        use_exact = self.knn == "exact" or (
+            self.knn == "auto" and self.metric in METRICS and len(X) ** 2 * X.shape[1] <= _EXACT_KNN_BUDGET
+        )
         knn_s = 0.0
         t0 = time.perf_counter()  # after the (slow, first-time) umap import
         init = "spectral"
