@@ -10,7 +10,10 @@
 2. Layer-by-layer linear CKA, 12 × 12 layers, n = 20,000, d = 768 (the ``CKA`` analyzer on dicts
    of layers): time without and (``--with-ci``) with the block-bootstrap CI.
 
-Run: ``python benchmarks/bench_cka.py [--n 20000] [--d 512] [--float32-gram] [--with-ci]``.
+Run: ``python benchmarks/bench_cka.py [--n 20000] [--d 512] [--float32-gram] [--with-ci] [--threads 1]``.
+On a machine shared with other busy processes the short products of the feature-space way
+suffer more from two-thread synchronisation than the long Gram products do; ``--threads 1``
+gives ratios that reflect the work done.
 The Gram way needs ~6.5 GB of RAM at n = 20,000.
 """
 
@@ -27,17 +30,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ecgprobe.analyzers.cka import CKA, linear_cka  # noqa: E402
-from ecgprobe.extract.embeddings import Embeddings  # noqa: E402
+from ecgprobe.analyzers.cka import CKA, linear_cka
+from ecgprobe.extract.embeddings import Embeddings
 
 
 def related(n: int, d1: int, d2: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Two float32 representations sharing a 32-dim latent, with offsets and noise."""
     z = rng.standard_normal((n, 32)).astype(np.float32)
     X = z @ rng.standard_normal((32, d1)).astype(np.float32) + rng.standard_normal((n, d1)).astype(np.float32)
-    Y = np.tanh(z @ rng.standard_normal((32, d2)).astype(np.float32)) + 0.5 * rng.standard_normal((n, d2)).astype(
-        np.float32
-    )
+    Y = np.tanh(z @ rng.standard_normal((32, d2)).astype(np.float32)) + 0.5 * rng.standard_normal(
+        (n, d2)
+    ).astype(np.float32)
     return X + 3.0, Y - 1.0
 
 
@@ -85,9 +88,13 @@ def bench_linear(n: int, d: int, float32_gram: bool) -> None:
     ref, t_gram, m_gram = measure(gram_cka, X, Y)
     print(f"{'method':34s} {'CKA':>12s} {'time s':>8s} {'peak MiB':>9s} {'|diff| vs Gram64':>17s}")
     print(f"{'Gram matrices, float64':34s} {ref:12.9f} {t_gram:8.2f} {m_gram:9.0f} {'—':>17s}")
-    print(f"{'feature space, mixed (default)':34s} {mixed:12.9f} {t_mixed:8.3f} {m_mixed:9.0f} {abs(mixed - ref):17.2e}")
+    print(
+        f"{'feature space, mixed (default)':34s} {mixed:12.9f} {t_mixed:8.3f} {m_mixed:9.0f} {abs(mixed - ref):17.2e}"
+    )
     print(f"{'feature space, float64':34s} {f64:12.9f} {t_f64:8.3f} {m_f64:9.0f} {abs(f64 - ref):17.2e}")
-    print(f"{'feature space, debiased (mixed)':34s} {deb:12.9f} {t_deb:8.3f} {'':9s} {'(other estimator)':>17s}")
+    print(
+        f"{'feature space, debiased (mixed)':34s} {deb:12.9f} {t_deb:8.3f} {'':9s} {'(other estimator)':>17s}"
+    )
     if float32_gram:
         g32, t32, m32 = measure(gram_cka, X, Y, np.float32)
         print(f"{'Gram matrices, float32':34s} {g32:12.9f} {t32:8.2f} {m32:9.0f} {abs(g32 - ref):17.2e}")
@@ -106,9 +113,9 @@ def bench_layers(n: int, d: int, p: int, with_ci: bool) -> None:
     def side(tag: str) -> dict[str, Embeddings]:
         out = {}
         for k in range(p):
-            X = z @ rng.standard_normal((64, d)).astype(np.float32) + (1 + k) * rng.standard_normal((n, d)).astype(
-                np.float32
-            )
+            X = z @ rng.standard_normal((64, d)).astype(np.float32) + (1 + k) * rng.standard_normal(
+                (n, d)
+            ).astype(np.float32)
             out[f"{tag}{k}"] = Embeddings(X=X, ids=ids, layer=f"{tag}{k}")
         return out
 
@@ -117,7 +124,9 @@ def bench_layers(n: int, d: int, p: int, with_ci: bool) -> None:
     t0 = time.perf_counter()
     res = CKA(n_boot=0).run(a, b)
     t_point = time.perf_counter() - t0
-    print(f"CKA matrix (no CI): {t_point:.1f} s  (target < 60 s); CKA[0, :3] = {np.round(res.arrays['cka'][0, :3], 4)}")
+    print(
+        f"CKA matrix (no CI): {t_point:.1f} s  (target < 60 s); CKA[0, :3] = {np.round(res.arrays['cka'][0, :3], 4)}"
+    )
     spot = linear_cka(a["a3"].X, b["b7"].X, precision="float64")
     print(f"spot check a3/b7 vs float64 single pair: |diff| = {abs(spot - res.arrays['cka'][3, 7]):.1e}")
     if with_ci:
@@ -140,14 +149,24 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--float32-gram", action="store_true", help="also time the (inaccurate) float32 Gram way")
     ap.add_argument("--with-ci", action="store_true", help="also time the layer matrix with a bootstrap CI")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="limit BLAS threads (e.g. 1: ratios robust to other processes competing for the cores)",
+    )
     ap.add_argument("--skip-linear", action="store_true")
     ap.add_argument("--skip-layers", action="store_true")
     args = ap.parse_args()
-    print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()}")
-    if not args.skip_linear:
-        bench_linear(args.n, args.d, args.float32_gram)
-    if not args.skip_layers:
-        bench_layers(args.n, args.layer_d, args.layers, args.with_ci)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    with threadpool_limits(args.threads):
+        blas = [f"{i['internal_api']} {i['version']} x{i['num_threads']}" for i in threadpool_info()]
+        print(f"cores: {os.cpu_count()}, BLAS: {blas}, load average: {os.getloadavg()}")
+        if not args.skip_linear:
+            bench_linear(args.n, args.d, args.float32_gram)
+        if not args.skip_layers:
+            bench_layers(args.n, args.layer_d, args.layers, args.with_ci)
     print(f"\nload average at the end: {os.getloadavg()}")
 
 
