@@ -35,8 +35,9 @@ from torch import nn
 
 from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import LEADS_12
+from ecgprobe.encoders._lightning import load_lightning_checkpoint
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
-from ecgprobe.encoders.checkpoint import extract_state_dict, load_checkpoint, load_strict, random_state_dict
+from ecgprobe.encoders.checkpoint import extract_state_dict, load_strict, random_state_dict
 from ecgprobe.encoders.registry import ENCODERS
 from ecgprobe.exceptions import CheckpointError, ConfigError
 
@@ -510,7 +511,7 @@ def create_xecg(checkpoint: str | Path, *, pooling: str = "avg", weights: str = 
         raise ConfigError(f"xecg pooling {pooling!r} unknown; choose from {list(POOLINGS)}")
     if weights not in ("student", "teacher"):
         raise ConfigError(f"xecg weights {weights!r} unknown; choose 'student' or 'teacher'")
-    obj = load_checkpoint(checkpoint, family=FAMILY)
+    obj = load_lightning_checkpoint(checkpoint, family=FAMILY)  # Lightning may pickle config objects
     sd = convert_state_dict(
         extract_state_dict(obj, ["state_dict"], path=checkpoint, family=FAMILY), weights=weights
     )
