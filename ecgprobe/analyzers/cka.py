@@ -43,7 +43,7 @@ import pandas as pd
 
 from ecgprobe.analyzers import _cka_linear as lin
 from ecgprobe.analyzers import _cka_rbf as rbf
-from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result, _check_finite, check_ids_match
+from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result, check_finite, check_ids_match
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError, DataError
 from ecgprobe.extract.embeddings import Embeddings, align_to_records
@@ -346,7 +346,7 @@ class CKA(PairwiseAnalyzer):
         ref = next(iter(side_a.values()))
         for emb in [*side_a.values(), *side_b.values()]:
             check_ids_match(ref, emb)
-            _check_finite(emb)
+            check_finite(emb)
         result = self._compare(side_a, side_b, within)
         provenance: dict[str, Any] = {
             side: {

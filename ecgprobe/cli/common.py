@@ -196,10 +196,7 @@ def embeddings_from_args(
             raise ConfigError(f"pass either --encoder{suffix} or --embeddings{suffix}, not both")
         names = [layers] if layers is None or isinstance(layers, str) else list(layers)
         if names == ["all"]:
-            import json
-
-            manifest = Path(folder) / "manifest.json"
-            names = list(json.loads(manifest.read_text())["layers"]) if manifest.exists() else [None]
+            names = _folder_layers(Path(folder))
         loaded = {}
         for name in names:
             emb = load_embeddings(folder, layer=name)
@@ -226,6 +223,17 @@ def embeddings_from_args(
         precision=args.precision,
         progress=not args.quiet,
     )
+
+
+def _folder_layers(folder: Path) -> list[str | None]:
+    """The layers an embeddings folder holds: from its manifest, else from its file names."""
+    import json
+
+    manifest = folder / "manifest.json"
+    if manifest.exists():
+        return list(json.loads(manifest.read_text())["layers"])
+    files = sorted(folder.glob("embeddings.*.npy"))
+    return [p.name[len("embeddings.") : -len(".npy")] for p in files] or [None]
 
 
 def add_output_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
