@@ -76,7 +76,7 @@ def test_all_layers_of_a_folder_without_manifest(tmp_path, synthetic_small):
 
     from ecgprobe.cli.common import embeddings_from_args
 
-    ids = np.asarray(synthetic_small.ids)
+    ids = np.asarray(synthetic_small.ids, dtype=str)
     for name, dim in (("block1", 3), ("block2", 4)):
         np.save(tmp_path / f"embeddings.{name}.npy", np.ones((len(ids), dim), np.float32))
     np.save(tmp_path / "ids.npy", ids)
