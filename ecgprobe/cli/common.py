@@ -1,16 +1,30 @@
-"""Argument helpers shared by the commands: dataset selection and ``-o key=value`` options."""
+"""Argument helpers shared by the commands: dataset, encoder and extraction options, outputs."""
 
 from __future__ import annotations
 
 import argparse
 import ast
 import inspect
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from ecgprobe.data import DATASETS, RecordSet, load_dataset
 from ecgprobe.exceptions import ConfigError
 
-__all__ = ["add_dataset_args", "dataset_from_args", "parse_options"]
+__all__ = [
+    "add_dataset_args",
+    "add_encoder_args",
+    "add_extraction_args",
+    "add_output_args",
+    "dataset_from_args",
+    "default_cache_dir",
+    "embeddings_from_args",
+    "encoder_from_args",
+    "parse_options",
+    "prepare_output",
+]
 
 
 def add_dataset_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -49,9 +63,11 @@ def _coerce(raw: str, default: Any) -> Any:
     return value
 
 
-def parse_options(pairs: list[str], dataset: str) -> dict[str, Any]:
-    """Turn ``["key=value", ...]`` into loader keyword options, typed by the loader's defaults."""
-    params = inspect.signature(DATASETS.get(dataset)).parameters
+def parse_options(pairs: Sequence[str], target: str | Callable[..., Any]) -> dict[str, Any]:
+    """Turn ``["key=value", ...]`` into keyword options, typed by the defaults of ``target``
+    (a dataset name or a callable such as an encoder factory)."""
+    func = DATASETS.get(target) if isinstance(target, str) else target
+    params = inspect.signature(func).parameters
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -67,3 +83,168 @@ def dataset_from_args(args: argparse.Namespace) -> RecordSet:
     """Load the dataset named by ``--dataset/--root/-o``."""
     options = parse_options(args.options, args.dataset)
     return load_dataset(args.dataset, args.root, **options)
+
+
+def default_cache_dir() -> Path:
+    """``$ECGPROBE_CACHE``, or ``~/.cache/ecgprobe``."""
+    return Path(os.environ.get("ECGPROBE_CACHE", Path.home() / ".cache" / "ecgprobe")).expanduser()
+
+
+def add_extraction_args(parser: argparse.ArgumentParser) -> None:
+    """Options of the extraction run: device, batch size, cache, window policy, precision."""
+    g = parser.add_argument_group("extraction")
+    g.add_argument(
+        "--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N] (default auto)"
+    )
+    g.add_argument("--batch-size", type=int, default=64, help="records per forward pass (default 64)")
+    g.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="embedding cache (default $ECGPROBE_CACHE or ~/.cache/ecgprobe)",
+    )
+    g.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    g.add_argument(
+        "--window",
+        choices=("fit", "sliding"),
+        default="fit",
+        help="fit: crop/pad each record to the model's window; sliding: average over windows covering the record",
+    )
+    g.add_argument(
+        "--hop",
+        type=int,
+        default=None,
+        help="window step in samples for --window sliding (default: no overlap)",
+    )
+    g.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="autocast precision (default fp32)",
+    )
+    g.add_argument("--quiet", action="store_true", help="no progress bars or summary lines")
+
+
+def add_encoder_args(parser: argparse.ArgumentParser, *, suffix: str = "", embeddings: bool = True) -> None:
+    """``--encoder NAME --checkpoint PATH -E key=value`` (and ``--embeddings DIR`` as the alternative).
+
+    With ``suffix="-a"`` the options become ``--encoder-a``, ``--checkpoint-a``, ``--encoder-option-a``,
+    ``--embeddings-a`` (for commands comparing two encoders).
+    """
+    dest = suffix.replace("-", "_")
+    g = parser.add_argument_group(f"encoder{(' ' + suffix.strip('-').upper()) if suffix else ''}")
+    g.add_argument(
+        f"--encoder{suffix}", dest=f"encoder{dest}", metavar="NAME", help="encoder (see `ecgprobe encoders`)"
+    )
+    g.add_argument(
+        f"--checkpoint{suffix}",
+        dest=f"checkpoint{dest}",
+        metavar="PATH",
+        help="the published checkpoint file/folder",
+    )
+    flags = ["-E", "--encoder-option"] if not suffix else [f"--encoder-option{suffix}"]
+    g.add_argument(
+        *flags,
+        dest=f"encoder_options{dest}",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="encoder option, repeatable, e.g. -E seed=1 (torchscript/onnx: -E fs=500 -E n_samples=5000 ...)",
+    )
+    if embeddings:
+        g.add_argument(
+            f"--embeddings{suffix}",
+            dest=f"embeddings{dest}",
+            metavar="DIR",
+            type=Path,
+            help="use embeddings from an `ecgprobe extract` folder (or any folder with embeddings.npy + ids.npy) "
+            "instead of an encoder; records are matched by id",
+        )
+
+
+def encoder_from_args(args: argparse.Namespace, *, suffix: str = "") -> Any:
+    """Create the encoder named by ``--encoder{suffix}``."""
+    from ecgprobe.encoders import ENCODERS, create_encoder
+
+    dest = suffix.replace("-", "_")
+    name = getattr(args, f"encoder{dest}")
+    if not name:
+        raise ConfigError(
+            f"pass --encoder{suffix} NAME (see `ecgprobe encoders`) or --embeddings{suffix} DIR"
+        )
+    options = parse_options(getattr(args, f"encoder_options{dest}", []), ENCODERS.get(name))
+    return create_encoder(name, checkpoint=getattr(args, f"checkpoint{dest}"), device=args.device, **options)
+
+
+def embeddings_from_args(
+    args: argparse.Namespace,
+    records: RecordSet | None,
+    *,
+    layers: str | Sequence[str] | None = None,
+    suffix: str = "",
+) -> Any:
+    """Embeddings for ``records``: extracted through the cache with ``--encoder``, or loaded from
+    ``--embeddings DIR``. Returns ``Embeddings`` (one layer) or ``{layer: Embeddings}`` (a list or
+    ``"all"``). Loaded embeddings are matched to ``records`` by id (a clear error otherwise).
+    """
+    from ecgprobe.extract import align_to_records, extract, load_embeddings
+
+    dest = suffix.replace("-", "_")
+    folder = getattr(args, f"embeddings{dest}", None)
+    if folder is not None:
+        if getattr(args, f"encoder{dest}", None):
+            raise ConfigError(f"pass either --encoder{suffix} or --embeddings{suffix}, not both")
+        names = [layers] if layers is None or isinstance(layers, str) else list(layers)
+        if names == ["all"]:
+            import json
+
+            manifest = Path(folder) / "manifest.json"
+            names = list(json.loads(manifest.read_text())["layers"]) if manifest.exists() else [None]
+        loaded = {}
+        for name in names:
+            emb = load_embeddings(folder, layer=name)
+            if records is not None:
+                emb, _ = align_to_records(emb, records)
+            loaded[emb.layer] = emb
+        return (
+            next(iter(loaded.values()))
+            if layers is None or (isinstance(layers, str) and layers != "all")
+            else loaded
+        )
+    if records is None:
+        raise ConfigError("an encoder needs a dataset: pass --dataset (and --root)")
+    encoder = encoder_from_args(args, suffix=suffix)
+    return extract(
+        encoder,
+        records,
+        layers=layers,
+        batch_size=args.batch_size,
+        device=args.device,
+        cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()),
+        window=args.window,
+        hop=args.hop,
+        precision=args.precision,
+        progress=not args.quiet,
+    )
+
+
+def add_output_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """``--out DIR --force``."""
+    parser.add_argument("--out", type=Path, required=required, metavar="DIR", help="output folder")
+    parser.add_argument("--force", action="store_true", help="overwrite existing outputs in --out")
+
+
+def prepare_output(out: Path, names: Sequence[str], *, force: bool) -> Path:
+    """Create ``out``; refuse to overwrite any of ``names`` already there unless ``force``.
+
+    Raises:
+        ConfigError: naming the files that exist and the fix (``--force`` or another ``--out``).
+    """
+    out = Path(out)
+    existing = [n for n in names if (out / n).exists()]
+    if existing and not force:
+        raise ConfigError(
+            f"{out} already holds {existing}; pass --force to overwrite or choose another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    return out

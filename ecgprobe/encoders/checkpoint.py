@@ -31,6 +31,7 @@ __all__ = [
     "extract_state_dict",
     "load_checkpoint",
     "load_strict",
+    "random_state_dict",
     "rename_keys",
     "strip_prefix",
     "weight_norm_to_parametrizations",
@@ -249,3 +250,48 @@ def load_strict(
 
 def _short(items: list[str], n: int = 8) -> str:
     return ", ".join(items[:n]) + (f", ... (+{len(items) - n} more)" if len(items) > n else "")
+
+
+def random_state_dict(template: Mapping[str, Any], seed: int = 0) -> StateDict:
+    """Deterministic, platform-independent random weights with the names and shapes of ``template``.
+
+    Used to write test checkpoints in a family's published format and to compute reference
+    outputs with the official code on exactly the same weights. Each tensor is drawn from NumPy's
+    PCG64 seeded by ``(seed, sha256(name))``, so the values depend only on the key name, shape
+    and seed — not on key order, torch version or platform. Initialisation by role: matrices and
+    kernels N(0, 1/fan_in); biases N(0, 0.02); 1-D norm weights 1 + N(0, 0.1); BatchNorm running
+    variances U(0.5, 1.5) and means N(0, 0.1); integer buffers (``num_batches_tracked``) 0.
+
+    Args:
+        template: ``{name: tensor}`` (only names, shapes and dtypes are used) or ``{name: shape}``.
+        seed: the seed.
+    """
+    import hashlib as _hashlib
+
+    import numpy as np
+
+    out: StateDict = {}
+    for name, ref in template.items():
+        shape = tuple(ref.shape) if hasattr(ref, "shape") else tuple(ref)
+        dtype = ref.dtype if isinstance(ref, torch.Tensor) else torch.float32
+        digest = int.from_bytes(_hashlib.sha256(name.encode()).digest()[:8], "little")
+        rng = np.random.default_rng([seed, digest])
+        leaf = name.rsplit(".", 1)[-1]
+        if not dtype.is_floating_point:
+            out[name] = torch.zeros(shape, dtype=dtype)
+            continue
+        if leaf == "running_var":
+            arr = rng.uniform(0.5, 1.5, size=shape)
+        elif leaf == "running_mean":
+            arr = rng.normal(0.0, 0.1, size=shape)
+        elif len(shape) <= 1 and (leaf in ("bias", "beta") or leaf.endswith("_bias")):
+            arr = rng.normal(0.0, 0.02, size=shape)
+        elif len(shape) == 1 and (
+            leaf in ("weight", "gamma", "scale") or "norm" in name.lower() or "ln" in leaf
+        ):
+            arr = 1.0 + rng.normal(0.0, 0.1, size=shape)
+        else:
+            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else max(int(np.prod(shape)), 1)
+            arr = rng.normal(0.0, 1.0 / np.sqrt(max(fan_in, 1)), size=shape)
+        out[name] = torch.from_numpy(np.asarray(arr, dtype=np.float64)).to(dtype)
+    return out

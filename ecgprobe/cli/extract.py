@@ -1,0 +1,54 @@
+"""``ecgprobe extract``: embeddings of a dataset, written in the exchange format."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ecgprobe.cli.common import (
+    add_dataset_args,
+    add_encoder_args,
+    add_extraction_args,
+    add_output_args,
+    dataset_from_args,
+    embeddings_from_args,
+    prepare_output,
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the extract command."""
+    p = sub.add_parser(
+        "extract",
+        help="extract embeddings (cached) and write embeddings.npy + ids.npy + manifest.json",
+        description="Extract embeddings of every record of a dataset with an encoder. Results are cached by "
+        "content and provenance: running it again reuses the cache and says so.",
+    )
+    add_dataset_args(p)
+    add_encoder_args(p, embeddings=False)
+    p.add_argument(
+        "--layers", default=None, help="'all', or comma-separated layer names (default: the embedding)"
+    )
+    add_extraction_args(p)
+    add_output_args(p)
+    p.set_defaults(handler=cmd_extract)
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    """Extract and save."""
+    from ecgprobe.extract import save_embeddings
+
+    layers = (
+        None
+        if args.layers is None
+        else ("all" if args.layers == "all" else [s.strip() for s in args.layers.split(",")])
+    )
+    prepare_output(args.out, ["manifest.json", "ids.npy", "embeddings.npy"], force=args.force)
+    records = dataset_from_args(args)
+    result = embeddings_from_args(args, records, layers=layers)
+    embs = [result] if not isinstance(result, dict) else list(result.values())
+    folder = save_embeddings(args.out, embs, records=records)
+    if not args.quiet:
+        dims = ", ".join(f"{e.layer} {e.dim}" for e in embs)
+        print(f"wrote {len(embs[0])} x ({dims}) embeddings to {folder}", file=sys.stderr)
+    return 0

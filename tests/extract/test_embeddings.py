@@ -1,0 +1,70 @@
+"""The exchange format and id alignment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ecgprobe
+from ecgprobe.exceptions import DataError
+from ecgprobe.extract import Embeddings, align_to_records, load_embeddings, save_embeddings
+
+
+def test_roundtrip_single_and_layers(tmp_path, synthetic_small):
+    enc = ecgprobe.create_encoder("tiny-test", device="cpu")
+    out = ecgprobe.extract(enc, synthetic_small, layers="all", progress=False)
+    save_embeddings(tmp_path / "all", list(out.values()), records=synthetic_small)
+    for layer, emb in out.items():
+        back = load_embeddings(tmp_path / "all", layer=layer)
+        np.testing.assert_array_equal(back.X, emb.X)
+        assert list(back.ids) == list(emb.ids) and back.provenance["encoder"]["encoder"] == "tiny-test"
+    assert load_embeddings(tmp_path / "all").layer == "embedding"
+    save_embeddings(tmp_path / "one", out["conv1"])
+    assert (tmp_path / "one" / "embeddings.npy").exists()
+    assert load_embeddings(tmp_path / "one").dim == 8
+
+
+def test_foreign_folder_and_alignment(tmp_path, synthetic_small):
+    rng = np.random.default_rng(0)
+    ids = np.array(list(synthetic_small.ids)[::-1])  # another tool, another order
+    np.save(tmp_path / "embeddings.npy", rng.normal(size=(len(ids), 5)).astype(np.float32))
+    np.save(tmp_path / "ids.npy", ids)
+    emb = load_embeddings(tmp_path)
+    aligned, _ = align_to_records(emb, synthetic_small)
+    assert list(aligned.ids) == list(synthetic_small.ids)
+    np.testing.assert_array_equal(aligned.X[0], emb.X[-1])
+    partial = Embeddings(X=emb.X[:10], ids=ids[:10])
+    with pytest.raises(DataError, match=r"110 of 120 records of dataset 'synthetic' have no embedding"):
+        align_to_records(partial, synthetic_small)
+    sub, rs_sub = align_to_records(partial, synthetic_small, allow_subset=True)
+    assert len(sub) == len(rs_sub) == 10
+
+
+def test_bad_folders(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_embeddings(tmp_path / "nope")
+    with pytest.raises(DataError, match=r"no embeddings\.npy"):
+        load_embeddings(tmp_path)
+    np.save(tmp_path / "embeddings.npy", np.zeros((3, 2), np.float32))
+    with pytest.raises(DataError, match=r"no ids\.npy"):
+        load_embeddings(tmp_path)
+    np.save(tmp_path / "ids.npy", np.array(["a", "b"]))
+    with pytest.raises(DataError, match=r"3 rows but ids\.npy has 2"):
+        load_embeddings(tmp_path)
+    np.save(tmp_path / "ids.npy", np.array(["a", "b", "c"]))
+    x = np.zeros((3, 2), np.float32)
+    x[1, 0] = np.nan
+    np.save(tmp_path / "embeddings.npy", x)
+    with pytest.raises(DataError, match=r"not finite, e.g. records \['b'\]"):
+        load_embeddings(tmp_path)
+    with pytest.raises(DataError, match="not unique"):
+        Embeddings(X=np.zeros((2, 2)), ids=["a", "a"])
+
+
+def test_regression_extract_stays_callable_after_subpackage_import(synthetic_small):
+    """Importing the ecgprobe.extract package once hid the ecgprobe.extract() function."""
+    import importlib
+
+    importlib.import_module("ecgprobe.extract.embeddings")
+    enc = ecgprobe.create_encoder("tiny-test", device="cpu")
+    assert ecgprobe.extract(enc, synthetic_small.subset(range(4)), progress=False).X.shape == (4, 16)
