@@ -49,6 +49,7 @@ __all__ = [
     "ProbeShapResult",
     "concentration",
     "encoder_from_provenance",
+    "fit_probe",
     "linear_shap",
     "resolve_head",
 ]
@@ -96,7 +97,12 @@ def _linear_head(probe: Result) -> tuple[np.ndarray, np.ndarray]:
     return linear_head(probe)
 
 
-def _fit_probe(settings: Mapping[str, Any], emb: Embeddings, records: RecordSet) -> Result:
+def fit_probe(settings: Mapping[str, Any], emb: Embeddings, records: RecordSet) -> Result:
+    """Fit a ``LinearProbe`` with ``settings`` on ``emb``/``records`` (its own splits).
+
+    Raises:
+        ConfigError: the probe analyzer is not available.
+    """
     try:
         from ecgprobe.analyzers.probe import LinearProbe
     except ImportError:  # the probe module is part of ecgprobe; this only guards partial installs
@@ -146,7 +152,7 @@ def resolve_head(
         (500, 1)
     """
     if probe is None or isinstance(probe, Mapping):
-        probe = _fit_probe(probe or {}, emb, records)
+        probe = fit_probe(probe or {}, emb, records)
     if not isinstance(probe, Result):
         raise ConfigError(
             f"probe must be a fitted LinearProbe result, a dict of LinearProbe settings or None; got {type(probe).__name__}"

@@ -4,18 +4,15 @@ with the ``LinearProbe`` contract (coef in standardised space, scaler, labels_fi
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+import ecgprobe
 from ecgprobe.analyzers.base import Result
 from ecgprobe.extract.embeddings import Embeddings
 
 
 def embed(encoder, records) -> Embeddings:
-    """Embeddings of ``records`` by ``encoder`` with the encoder's identity as provenance."""
-    x = encoder.preprocess(records.signals, records.fs, records.leads)
-    with torch.no_grad():
-        X = encoder.embed(torch.as_tensor(x)).cpu().numpy()
-    return Embeddings(X=X, ids=records.ids, provenance={"encoder": encoder.identity()})
+    """Embeddings of ``records`` by ``encoder``, through the real extractor (no cache)."""
+    return ecgprobe.extract(encoder, records, cache_dir=None, device="cpu", progress=False)
 
 
 def sklearn_probe(emb: Embeddings, records, *, C: float = 1.0) -> Result:
