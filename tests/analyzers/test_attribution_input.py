@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.stats import spearmanr
 from torch import nn
 
 import ecgprobe
@@ -201,10 +202,11 @@ def test_attribution_mode_removes_hooks_added_inside(tiny_setup):
 def test_runs_inside_inference_mode(tiny_setup):
     enc, emb, rs, probe = tiny_setup
     with torch.inference_mode():
-        res = InputAttribution(encoder=enc, probe=probe, labels=["NORM"], n_examples=1, n_steps=4).run(
-            emb, rs
-        )
-    assert np.abs(res.arrays["attributions"]).sum() > 0 and "sanity_spearman_lead" in res.arrays
+        res = InputAttribution(
+            encoder=enc, probe=probe, labels=["NORM"], n_examples=1, n_steps=4, store_maps=False
+        ).run(emb, rs)
+    assert "attributions" not in res.arrays and "random_attributions" not in res.arrays
+    assert np.abs(res.arrays["lead_attributions"]).sum() > 0 and "sanity_spearman_lead" in res.arrays
 
 
 # -------------------------------------------------------------- randomisation check
@@ -219,6 +221,12 @@ def test_model_randomisation_lowers_rank_correlation(tiny_setup):
     assert abs(res.metrics["sanity_spearman_lead_median"]) < 0.6
     assert abs(res.metrics["sanity_spearman_signed_median"]) < 0.3
     assert {"spearman_abs", "spearman_signed"} <= set(res.table("examples").columns)
+    # recomputable from the saved maps of both models
+    a, r = res.arrays["attributions"], res.arrays["random_attributions"]
+    for k in range(len(a)):
+        rho = spearmanr(np.abs(a[k]).ravel(), np.abs(r[k]).ravel()).statistic
+        assert rho == pytest.approx(res.arrays["sanity_spearman_abs"][k])
+    np.testing.assert_allclose(res.arrays["random_lead_attributions"], r.sum(axis=-1), rtol=1e-5, atol=1e-6)
 
 
 def test_randomised_copy_changes_every_parameter_tensor(tiny_setup):
