@@ -91,6 +91,7 @@ def test_only_lead_v2_gets_attribution(v2_setup, method):
         method=method,
         labels=["tachycardia", "low_voltage"],
         n_examples=1 if method == "kernelshap" else 2,
+        batch_size=512,
         n_steps=16,
         n_samples=8,
         sanity_check=False,
@@ -115,7 +116,12 @@ def test_blackbox_encoder_uses_exact_lead_shapley(synthetic_small):
     with pytest.raises(ConfigError, match="not differentiable"):
         InputAttribution(encoder=black, probe=probe, method="ig").run(emb, synthetic_small)
     res = InputAttribution(
-        encoder=black, probe=probe, labels=["tachycardia", "wide_qrs"], n_examples=1, baseline="mean"
+        encoder=black,
+        probe=probe,
+        labels=["tachycardia", "wide_qrs"],
+        n_examples=1,
+        baseline="mean",
+        batch_size=512,
     ).run(emb, synthetic_small)
     assert res.metrics["method"] == "kernelshap" and "attributions" not in res.arrays
     assert res.metrics["top_lead"] == {"tachycardia": "V2", "wide_qrs": "V2"}
