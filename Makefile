@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test venv lint bench
+.PHONY: demo test venv lint bench system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,17 @@ demo: venv
 	$(PIP) install -e ".[openecg]"
 	$(BIN)/ecgprobe demo
 
-test: venv
+# The report tests render HTML in headless Chromium and PDF pages with pdftoppm (Debian packages).
+# Installed when possible (root + apt-get); otherwise those tests skip and say why.
+system-deps:
+	@if command -v chromium >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium and poppler-utils for the report tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium poppler-utils >/dev/null) || echo "note: could not install them; browser/PDF tests will skip"; \
+	else echo "note: install chromium and poppler-utils for the browser/PDF tests (they skip otherwise)"; fi
+
+test: venv system-deps
 	$(PIP) install -e ".[test,openecg]"
 	$(BIN)/python -m pytest
 

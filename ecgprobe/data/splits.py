@@ -77,18 +77,20 @@ def stratified_patient_split(
         want_total[j] -= size[g]
         want_label[j] -= gy[g]
 
-    remaining = gy[order].copy()
+    # label counts over unassigned patients, updated as patients are assigned (O(G*C) overall)
+    counts = gy.sum(axis=0)
     unassigned = np.ones(n_groups, dtype=bool)
+    carriers = [order[gy[order, c] > 0] for c in range(gy.shape[1])]  # per label, in tie-break order
     while True:
-        counts = remaining[unassigned[order]].sum(axis=0)
-        active = np.flatnonzero(counts > 0)
+        active = np.flatnonzero(counts > 1e-12)
         if not len(active):
             break
         label = int(active[np.argmin(counts[active])])
-        for pos in np.flatnonzero((remaining[:, label] > 0) & unassigned[order]):
-            g = int(order[pos])
-            assign(g, label)
-            unassigned[g] = False
+        for g in carriers[label]:
+            if unassigned[g]:
+                assign(int(g), label)
+                unassigned[g] = False
+                counts -= gy[g]
     for g in order:
         if unassigned[g]:
             assign(int(g), None)

@@ -40,9 +40,34 @@ __all__ = [
 StateDict = dict[str, torch.Tensor]
 
 
+def _numpy_scalar_globals() -> list[Any]:
+    """The globals a pickled NumPy *numeric* scalar needs (NumPy 1 and 2 module paths).
+
+    Training scripts store metrics beside the weights (``'val_auroc': np.float64(0.9)``), which a
+    bare ``weights_only=True`` load refuses. Allowing these can only ever build numbers: object
+    dtypes stay forbidden.
+    """
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # NumPy 1.x
+        from numpy.core.multiarray import scalar
+    numeric = [
+        np.dtypes.BoolDType,
+        *(getattr(np.dtypes, f"{kind}{bits}DType") for kind in ("Int", "UInt") for bits in (8, 16, 32, 64)),
+        np.dtypes.Float16DType,
+        np.dtypes.Float32DType,
+        np.dtypes.Float64DType,
+    ]
+    # Files written under NumPy 1.x name the reconstructor numpy.core.multiarray.scalar.
+    return [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *numeric]
+
+
 def load_checkpoint(path: str | Path, *, family: str = "") -> Any:
     """Read a checkpoint safely: ``.safetensors``, a folder with ``model.safetensors``, or a
-    torch file (``.pt``, ``.pth``, ``.ckpt``, ``.bin``) via ``weights_only=True``.
+    torch file (``.pt``, ``.pth``, ``.ckpt``, ``.bin``) via ``weights_only=True`` (tensors, plain
+    containers and NumPy numeric scalars only).
 
     Raises:
         CheckpointError: missing, unreadable, or unsafe (a pickle that would execute code).
@@ -70,7 +95,8 @@ def load_checkpoint(path: str | Path, *, family: str = "") -> Any:
     if p.suffix == ".safetensors":
         return _load_safetensors(p, who)
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{who} {p} was refused: it contains Python objects beyond tensors and plain containers, and "
@@ -114,10 +140,17 @@ def extract_state_dict(
             if node is not None and _is_state_dict(node):
                 return dict(node)
     top = list(obj.keys())[:12] if isinstance(obj, Mapping) else type(obj).__name__
-    raise CheckpointError(
+    message = (
         f"{family + ' ' if family else ''}checkpoint {path}: no state dict under {list(keys)}; the file holds {top}. "
         "Is it the right file for this model?"
     )
+    nested = [v for v in obj.values() if _is_state_dict(v)] if isinstance(obj, Mapping) else []
+    for sd in nested:  # a container of another model: say which family it looks like
+        guess = family_guesser(sd.keys()) if family_guesser else None
+        if guess and guess != family:
+            message += f"\n  The file looks like a '{guess}' checkpoint: try --encoder {guess}."
+            break
+    raise CheckpointError(message)
 
 
 def _is_state_dict(obj: Any) -> bool:

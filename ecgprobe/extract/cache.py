@@ -6,12 +6,14 @@ sha256, input contract), the dataset (loader, options, sampling rate, leads, len
 ids), the layer, the window policy and the numeric precision. Batch size and device are not
 part of the key (they do not change the result beyond float noise).
 
-Layout: ``<cache_dir>/<encoder>/<key[:24]>/manifest.json`` and ``shard-00000.npy``, ... Each shard
-holds ``shard_size`` consecutive records. A shard is written to a temporary file and renamed
-(atomic), then the manifest is rewritten (atomic) with the shard's sha256. A run killed at any
-moment (even ``kill -9``) leaves complete shards listed in the manifest and at worst an
-unlisted file, which is ignored and recomputed; a listed shard whose bytes do not match its
-checksum is recomputed, never used.
+Layout: ``<cache_dir>/<encoder>/<key[:24]>/manifest.json`` (the provenance, shard size and a
+summary) and, per shard of ``shard_size`` consecutive records, ``shard-00000.npy`` with its sidecar
+``shard-00000.json`` (rows, dim, sha256, key). A shard is written to a temporary file and renamed
+(atomic), then its sidecar (atomic): a shard counts only once its sidecar exists and its bytes
+match the sidecar's checksum. A run killed at any moment (even ``kill -9``) therefore leaves
+complete shards and at worst a shard without sidecar, which is recomputed; a shard whose bytes
+do not match its checksum is recomputed, never used. Because every shard has its own sidecar,
+several processes (e.g. Ray workers) can fill different shards of one entry concurrently.
 """
 
 from __future__ import annotations
@@ -99,9 +101,23 @@ class CacheEntry:
                 )
                 return entry
             entry.shard_size = int(doc["shard_size"])
-            entry.dim = doc.get("dim")
-            entry.shards = {int(k): v for k, v in doc.get("shards", {}).items()}
+        entry.refresh()
         return entry
+
+    def refresh(self) -> None:
+        """Re-read the shard sidecars (shards written by other processes become visible)."""
+        self.shards = {}
+        for s in range(self.n_shards):
+            side = self.sidecar(s)
+            if not side.exists():
+                continue
+            try:
+                info = json.loads(side.read_text())
+            except (json.JSONDecodeError, OSError):
+                continue
+            if info.get("key") == self.key and info.get("rows") == len(self.rows(s)):
+                self.shards[s] = info
+                self.dim = info.get("dim", self.dim)
 
     @property
     def n_shards(self) -> int:
@@ -115,6 +131,10 @@ class CacheEntry:
     def path(self, shard: int) -> Path:
         """File of ``shard``."""
         return self.folder / f"shard-{shard:05d}.npy"
+
+    def sidecar(self, shard: int) -> Path:
+        """Metadata file of ``shard`` (its presence marks the shard complete)."""
+        return self.folder / f"shard-{shard:05d}.json"
 
     def load_shard(self, shard: int) -> np.ndarray | None:
         """The shard's rows, or ``None`` if it is absent, unlisted, or fails its checksum/shape."""
@@ -133,7 +153,7 @@ class CacheEntry:
         except ValueError:
             warnings.warn(f"cache shard {p} is unreadable; recomputing it", stacklevel=3)
             return None
-        if x.shape != (len(self.rows(shard)), self.dim):
+        if x.shape != (len(self.rows(shard)), info.get("dim")):
             warnings.warn(
                 f"cache shard {p} has shape {x.shape}, expected {(len(self.rows(shard)), self.dim)}; recomputing",
                 stacklevel=3,
@@ -153,22 +173,29 @@ class CacheEntry:
         return out
 
     def write_shard(self, shard: int, x: np.ndarray) -> None:
-        """Write one shard atomically, then record it in the manifest (also atomic).
+        """Write one shard atomically, then its sidecar (also atomic), then the summary manifest.
 
         Raises:
             CacheError: the folder is not writable or the disk is full (nothing half-written remains).
         """
+        import io
+
         x = np.ascontiguousarray(x, dtype=np.float32)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            import io
-
             buf = io.BytesIO()
             np.save(buf, x)
             blob = buf.getvalue()
             atomic_write(self.path(shard), blob)
-            self.dim = int(x.shape[1])
-            self.shards[shard] = {"rows": int(x.shape[0]), "sha256": hashlib.sha256(blob).hexdigest()}
+            info = {
+                "key": self.key,
+                "rows": int(x.shape[0]),
+                "dim": int(x.shape[1]),
+                "sha256": hashlib.sha256(blob).hexdigest(),
+            }
+            atomic_write(self.sidecar(shard), json.dumps(info).encode())
+            self.dim = info["dim"]
+            self.shards[shard] = info
             self._write_manifest()
         except OSError as exc:
             raise _as_cache_error(exc, self.folder) from None
@@ -180,9 +207,10 @@ class CacheEntry:
             "layer": self.layer,
             "n_records": self.n_records,
             "shard_size": self.shard_size,
+            "n_shards": self.n_shards,
             "dim": self.dim,
+            "shards_done": len(self.shards),
             "complete": len(self.shards) == self.n_shards,
-            "shards": {str(k): v for k, v in sorted(self.shards.items())},
             "provenance": self.provenance,
         }
         atomic_write(self.folder / "manifest.json", json.dumps(doc, indent=1, default=str).encode())
@@ -190,3 +218,5 @@ class CacheEntry:
     def clear(self) -> None:
         """Forget every shard (``overwrite="always"``); files are replaced as they are rewritten."""
         self.shards = {}
+        for s in range(self.n_shards):
+            self.sidecar(s).unlink(missing_ok=True)

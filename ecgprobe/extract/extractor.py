@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -154,6 +155,107 @@ def _forward(
     return result
 
 
+@dataclass
+class _Plan:
+    """Which shards of which layers must be computed, and where they are cached."""
+
+    wanted: list[str]
+    shard: int
+    n_shards: int
+    entries: dict[str, CacheEntry]
+    missing: dict[str, set[int]]
+
+    @property
+    def todo(self) -> list[int]:
+        return sorted(set().union(*self.missing.values()))
+
+
+def _plan(
+    encoder_name: str,
+    provenance: dict[str, Any],
+    wanted: list[str],
+    n: int,
+    cache_dir: str | Path | None,
+    shard_size: int,
+    overwrite: str,
+) -> _Plan:
+    shard = min(shard_size, n)
+    entries: dict[str, CacheEntry] = {}
+    if cache_dir is not None:
+        entries = {
+            layer: CacheEntry.open(cache_dir, encoder_name, provenance, layer, n, shard) for layer in wanted
+        }
+        if overwrite == "always":
+            for e in entries.values():
+                e.clear()
+        # one shard grid for all layers: adopt that of a layer cached earlier, restart layers on another grid
+        cached = [e.shard_size for e in entries.values() if e.shards]
+        shard = cached[0] if cached else shard
+        for e in entries.values():
+            if e.shard_size != shard:
+                e.clear()
+                e.shard_size = shard
+                e.refresh()
+    n_shards = -(-n // shard)
+    if cache_dir is None:
+        missing = {layer: set(range(n_shards)) for layer in wanted}
+    else:
+        missing = {layer: set(e.missing()) for layer, e in entries.items()}
+    return _Plan(wanted, shard, n_shards, entries, missing)
+
+
+def _compute(
+    encoder: Encoder,
+    records: RecordSet,
+    plan: _Plan,
+    dev: torch.device,
+    batch_size: int,
+    window: str,
+    hop: int | None,
+    precision: str,
+    progress: bool,
+    only: set[int] | None = None,
+) -> tuple[dict[str, dict[int, np.ndarray]], int]:
+    """Compute the planned shards (or the subset ``only``), writing each to the cache as it completes."""
+    n, shard = len(records), plan.shard
+    todo = [s for s in plan.todo if only is None or s in only]
+    if todo:  # refuse incompatible data before any work: preprocess one record
+        encoder.preprocess(records.read([todo[0] * shard]), records.fs, records.leads, window=window, hop=hop)
+    shards_out: dict[str, dict[int, np.ndarray]] = {layer: {} for layer in plan.wanted}
+    n_todo = sum(min((s + 1) * shard, n) - s * shard for s in todo)
+    bar = _progress(progress and bool(todo), total=n_todo, desc=encoder.name)
+    per_pass = batch_size
+    if window == "sliding" and todo:
+        n_win = encoder.preprocess(
+            records.read([0]), records.fs, records.leads, window=window, hop=hop
+        ).shape[1]
+        per_pass = max(1, batch_size // n_win)
+    loader = _Batches(encoder, records, window, hop)
+    n_computed = 0
+    try:
+        for s in todo:
+            rows = np.arange(s * shard, min((s + 1) * shard, n))
+            layers_here = [layer for layer in plan.wanted if s in plan.missing[layer]]
+            chunks = [rows[i : i + per_pass] for i in range(0, len(rows), per_pass)]
+            parts: dict[str, list[np.ndarray]] = {layer: [] for layer in layers_here}
+            for pos, x in loader.iterate(chunks):
+                out = _forward(encoder, x, layers_here, dev, precision)
+                for layer in layers_here:
+                    parts[layer].append(out[layer])
+                bar.update(len(pos))
+            for layer in layers_here:
+                block = np.concatenate(parts[layer]).astype(np.float32, copy=False)
+                _check_finite(block, records.ids[rows], encoder.name, layer, precision)
+                shards_out[layer][s] = block
+                if layer in plan.entries:
+                    plan.entries[layer].write_shard(s, block)
+            n_computed += len(rows)
+    finally:
+        loader.close()
+        bar.close()
+    return shards_out, n_computed
+
+
 @overload
 def extract(encoder: Encoder, records: RecordSet, *, layers: str | None = None, **kw: Any) -> Embeddings: ...
 @overload
@@ -229,72 +331,16 @@ def extract(
     t0 = time.perf_counter()
     provenance = _provenance(encoder, records, window, hop, precision)
     n = len(records)
-    shard = min(shard_size, n)
-
-    # ---- what is cached, what must be computed
-    entries: dict[str, CacheEntry] = {}
-    if cache_dir is not None:
-        entries = {
-            layer: CacheEntry.open(cache_dir, encoder.name, provenance, layer, n, shard) for layer in wanted
-        }
-        if overwrite == "always":
-            for e in entries.values():
-                e.clear()
-        # one shard grid for all layers: adopt that of a layer cached earlier, restart layers on another grid
-        cached = [e.shard_size for e in entries.values() if e.shards]
-        shard = cached[0] if cached else shard
-        for e in entries.values():
-            if e.shard_size != shard:
-                e.clear()
-            e.shard_size = shard
-    n_shards = -(-n // shard)
-    if cache_dir is None:
-        missing = {layer: set(range(n_shards)) for layer in wanted}
-    else:
-        missing = {layer: set(e.missing()) for layer, e in entries.items()}
-    todo = sorted(set().union(*missing.values()))
-    if overwrite == "never" and todo:
+    plan = _plan(encoder.name, provenance, wanted, n, cache_dir, shard_size, overwrite)
+    if overwrite == "never" and plan.todo:
         raise CacheError(
-            f"overwrite='never' but {len(todo)} of {n_shards} shards are not cached for {encoder.name} on "
+            f"overwrite='never' but {len(plan.todo)} of {plan.n_shards} shards are not cached for {encoder.name} on "
             f"{records.name}; run with overwrite='missing' to compute them"
         )
-    if todo:
-        # refuse incompatible data before any work: preprocess one record
-        encoder.preprocess(records.read([0]), records.fs, records.leads, window=window, hop=hop)
-
-    # ---- compute
-    shards_out: dict[str, dict[int, np.ndarray]] = {layer: {} for layer in wanted}
-    n_todo = sum(min((s + 1) * shard, n) - s * shard for s in todo)
-    bar = _progress(progress and bool(todo), total=n_todo, desc=encoder.name)
-    per_pass = max(1, batch_size)
-    loader = _Batches(encoder, records, window, hop)
-    n_computed = 0
-    try:
-        for s in todo:
-            rows = np.arange(s * shard, min((s + 1) * shard, n))
-            layers_here = [layer for layer in wanted if s in missing[layer]]
-            if window == "sliding":
-                n_win = encoder.preprocess(
-                    records.read(rows[:1]), records.fs, records.leads, window=window, hop=hop
-                ).shape[1]
-                per_pass = max(1, batch_size // n_win)
-            chunks = [rows[i : i + per_pass] for i in range(0, len(rows), per_pass)]
-            parts: dict[str, list[np.ndarray]] = {layer: [] for layer in layers_here}
-            for pos, x in loader.iterate(chunks):
-                out = _forward(encoder, x, layers_here, dev, precision)
-                for layer in layers_here:
-                    parts[layer].append(out[layer])
-                bar.update(len(pos))
-            for layer in layers_here:
-                block = np.concatenate(parts[layer]).astype(np.float32, copy=False)
-                _check_finite(block, records.ids[rows], encoder.name, layer, precision)
-                shards_out[layer][s] = block
-                if layer in entries:
-                    entries[layer].write_shard(s, block)
-            n_computed += len(rows)
-    finally:
-        loader.close()
-        bar.close()
+    shards_out, n_computed = _compute(
+        encoder, records, plan, dev, batch_size, window, hop, precision, progress
+    )
+    n_shards, entries = plan.n_shards, plan.entries
 
     # ---- assemble
     results: dict[str, Embeddings] = {}

@@ -132,7 +132,7 @@ def test_resume_after_crash_mid_extraction(records, tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         ecgprobe.extract(crashing, records, cache_dir=tmp_path, batch_size=8, shard_size=16, progress=False)
     manifest = json.loads(next(tmp_path.rglob("manifest.json")).read_text())
-    assert sorted(manifest["shards"]) == ["0", "1"] and not manifest["complete"]
+    assert manifest["shards_done"] == 2 and not manifest["complete"]
     enc = ecgprobe.create_encoder("tiny-test", device="cpu")
     before = TinyTestEncoder.calls
     resumed = ecgprobe.extract(enc, records, cache_dir=tmp_path, batch_size=8, shard_size=16, progress=False)
@@ -181,7 +181,7 @@ def test_permission_denied_is_a_clear_error(enc, records, tmp_path, monkeypatch)
 
 
 def test_unwritable_cache_leaves_nothing_half_written(enc, records, tmp_path, monkeypatch):
-    """Simulate a full disk in the middle of writing a shard (works as root too)."""
+    """Simulate a full disk in the middle of a run (works as root too); the rerun resumes."""
     import errno
 
     import ecgprobe._io as io_mod
@@ -191,20 +191,26 @@ def test_unwritable_cache_leaves_nothing_half_written(enc, records, tmp_path, mo
 
     def full_disk(fd):
         calls["n"] += 1
-        if calls["n"] >= 3:
+        if calls["n"] == 5:  # shard 0 (.npy, .json), manifest, shard 1 .npy, then its sidecar fails
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(fd)
 
     monkeypatch.setattr(io_mod.os, "fsync", full_disk)
     with pytest.raises(CacheError, match=r"disk holding the cache .* is full"):
         ecgprobe.extract(enc, records, cache_dir=tmp_path, shard_size=16, progress=False)
+    monkeypatch.setattr(io_mod.os, "fsync", real)
     assert not list(tmp_path.rglob("*.tmp"))
-    manifest = json.loads(next(tmp_path.rglob("manifest.json")).read_text())
-    assert not manifest["complete"]
-    for name, info in manifest["shards"].items():
-        assert (Path(next(tmp_path.rglob("manifest.json")).parent) / f"shard-{int(name):05d}.npy").exists(), (
-            info
-        )
+    folder = next(tmp_path.rglob("manifest.json")).parent
+    assert not json.loads((folder / "manifest.json").read_text())["complete"]
+    assert sorted(p.name for p in folder.glob("shard-*")) == [
+        "shard-00000.json",
+        "shard-00000.npy",
+        "shard-00001.npy",
+    ]
+    before = TinyTestEncoder.calls
+    emb = ecgprobe.extract(enc, records, cache_dir=tmp_path, shard_size=16, batch_size=16, progress=False)
+    assert TinyTestEncoder.calls - before == 4  # shard 1 (no sidecar) is recomputed, shard 0 reused
+    np.testing.assert_allclose(emb.X, ecgprobe.extract(enc, records, progress=False).X, rtol=1e-6)
 
 
 def test_non_finite_embeddings_name_the_records(records):
@@ -267,7 +273,7 @@ def test_resume_after_kill_9(tmp_path):
         manifests = list((tmp_path / "cache").rglob("manifest.json"))
         if manifests:
             try:
-                done = len(json.loads(manifests[0].read_text())["shards"])
+                done = json.loads(manifests[0].read_text())["shards_done"]
             except json.JSONDecodeError:  # never happens with atomic writes; keep polling anyway
                 done = 0
             if done >= 3:
@@ -279,7 +285,7 @@ def test_resume_after_kill_9(tmp_path):
     rs = ecgprobe.load_dataset("synthetic", n_records=96, fs=100.0, seed=3)
     enc = ecgprobe.create_encoder("tiny-test", device="cpu")
     manifest = json.loads(next((tmp_path / "cache").rglob("manifest.json")).read_text())
-    completed = len(manifest["shards"])
+    completed = manifest["shards_done"]
     before = TinyTestEncoder.calls
     emb = ecgprobe.extract(enc, rs, cache_dir=tmp_path / "cache", batch_size=8, shard_size=8, progress=False)
     assert TinyTestEncoder.calls - before == 12 - completed
