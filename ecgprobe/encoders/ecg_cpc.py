@@ -17,6 +17,7 @@ notebook ``preprocess_ecg_dataset.ipynb`` (leads in the canonical order I..V6, n
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -182,7 +183,7 @@ def convert_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _arch_from(sd: dict[str, torch.Tensor], enc_cfg: dict[str, Any], path: str | Path) -> _Arch:
     """Architecture from the (converted) state dict's shapes; strides/dilations from the config."""
-    convs = sorted({int(k.split(".")[1]) for k in sd if k.startswith("encoder.") and k.endswith(".0.weight")})
+    convs = sorted({int(k.split(".")[1]) for k in sd if re.match(r"^encoder\.\d+\.", k)})
     s4 = sorted({int(k.split(".")[1]) for k in sd if k.startswith("s4_layers.") and k.endswith(".D")})
     if not convs or not s4 or "s4_layers.0.kernel.C" not in sd or "s4_layers.0.kernel.omega" not in sd:
         guess = _ckpt.family_guesser(sd.keys()) if _ckpt.family_guesser else None
@@ -194,6 +195,15 @@ def _arch_from(sd: dict[str, torch.Tensor], enc_cfg: dict[str, Any], path: str |
         raise CheckpointError(
             f"{FAMILY} checkpoint {path}: no ts_encoder.encoder.layers.N / ts_encoder.predictor.predictor.s4_layers.N "
             f"weights (found e.g. {sorted(sd)[:6]}); is it the ECG-CPC Lightning checkpoint?{hint}"
+        )
+    absent = [
+        f"ts_encoder.encoder.layers.{i}.0.weight"
+        for i in range(max(convs) + 1)
+        if f"encoder.{i}.0.weight" not in sd
+    ]
+    if absent:  # the layer count comes from the keys: a missing conv weight must not shrink the model
+        raise CheckpointError(
+            f"{FAMILY} checkpoint {path} does not match the {FAMILY} architecture: missing key(s) {absent}"
         )
     weights = [sd[f"encoder.{i}.0.weight"] for i in convs]
     norm: Literal["bn", "ln", "none"] = (

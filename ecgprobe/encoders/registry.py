@@ -13,6 +13,14 @@ A family registers a factory ``(checkpoint, **options) -> Encoder`` with descrip
         details="Where to download, licence, input contract, pooling ...",
     )
     def create_ecgfounder(checkpoint, *, variant="12lead"): ...
+
+Registration keys read by the CLI (``ecgprobe encoders``) and the conformance test, none of which
+instantiate the encoder: ``family``, ``needs_checkpoint``, ``checkpoint_format``, ``embed_dim``,
+``spec``, ``key_prefixes``, ``download``, ``licence``, ``details``; optional ``pooling``, ``layers``,
+``test_options`` (options the conformance test passes, for encoders with required options such as
+``torchscript``) and ``make_test_checkpoint(path, seed) -> Path``: given a fresh path, write random
+weights there in the family's *published* format (a file, or a folder for Hugging Face layouts) and
+return what ``create_encoder(checkpoint=...)`` accepts.
 """
 
 from __future__ import annotations

@@ -1,0 +1,175 @@
+"""``ecgprobe encoders``: every registered encoder with its input contract, or one in detail.
+
+Everything shown comes from the registration metadata (``spec``, ``embed_dim``,
+``checkpoint_format``, ``download``, ``licence``, ``pooling``, ``layers``, ``details``) and the
+factory's signature; no encoder is instantiated, so families whose weights or optional
+dependencies are absent are listed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import shutil
+import textwrap
+from typing import Any
+
+__all__ = ["compact_spec", "encoder_rows", "register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``encoders`` command."""
+    p = sub.add_parser(
+        "encoders",
+        help="list the registered encoders with their input contracts (or --details NAME)",
+        description="List every registered encoder: family, input contract, embedding dimension and the "
+        "checkpoint it expects. --details NAME prints everything registered for one encoder.",
+    )
+    p.add_argument("--details", metavar="NAME", help="print everything known about one encoder")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_encoders)
+
+
+def compact_spec(spec: Any) -> str:
+    """``500 Hz, 10 s, 12 leads, zscore_lead`` (plus filters when the contract has them)."""
+    from ecgprobe.encoders.base import InputSpec
+
+    if spec is None:
+        return "declared by the user (-E fs=... -E leads=...)"
+    if not isinstance(spec, InputSpec):
+        return "depends on the options"
+    win = "any length" if spec.n_samples is None else f"{spec.window_s:g} s"
+    leads = f"{spec.n_leads} leads" if spec.n_leads != 1 else f"lead {spec.leads[0]}"
+    parts = [f"{spec.fs:g} Hz", win, leads]
+    if spec.baseline:
+        parts.append(f"baseline {spec.baseline}")
+    if spec.bandpass:
+        lo, hi = spec.bandpass
+        parts.append(f"{lo if lo is not None else 0:g}-{hi if hi is not None else 'Nyq'} Hz")
+    if spec.notch:
+        parts.append(f"notch {spec.notch:g}")
+    parts.append(spec.normalization if spec.normalization != "none" else spec.units)
+    return ", ".join(parts)
+
+
+def _spec_of(info: dict[str, Any]) -> Any:
+    """The registered spec; a callable spec is evaluated with the default options when it can be."""
+    spec = info.get("spec")
+    if callable(spec):
+        try:
+            return spec()
+        except Exception:  # a spec that needs options cannot be shown without them
+            return "options"
+    return spec
+
+
+def encoder_rows() -> list[dict[str, Any]]:
+    """One dict per registered encoder: name, family, contract, embed_dim, checkpoint."""
+    from ecgprobe.encoders import ENCODERS
+
+    rows = []
+    for entry in ENCODERS:
+        info = entry.info
+        dim = info.get("embed_dim")
+        needs = bool(info.get("needs_checkpoint", False))
+        fmt = info.get("checkpoint_format") or ("required" if needs else "none")
+        rows.append(
+            {
+                "name": entry.name,
+                "family": info.get("family", ""),
+                "contract": compact_spec(_spec_of(info)),
+                "embed_dim": "inferred" if dim is None else (dim if not callable(dim) else "depends"),
+                "checkpoint": fmt if needs else (fmt if str(fmt).startswith("optional") else "none"),
+                "needs_checkpoint": needs,
+            }
+        )
+    return rows
+
+
+def _short(text: str, width: int) -> str:
+    return textwrap.shorten(str(text), width=width, placeholder="...")
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    cols = [("name", "NAME"), ("family", "FAMILY"), ("contract", "INPUT CONTRACT"), ("embed_dim", "DIM")]
+    width = {k: max(len(h), *(len(str(r[k])) for r in rows)) for k, h in cols}
+    used = sum(width.values()) + 2 * len(cols)
+    ck_width = max(shutil.get_terminal_size((120, 20)).columns - used, 24)
+    print("  ".join(h.ljust(width[k]) for k, h in cols) + "  CHECKPOINT")
+    for r in rows:
+        print(
+            "  ".join(str(r[k]).ljust(width[k]) for k, _ in cols) + "  " + _short(r["checkpoint"], ck_width)
+        )
+    print(f"\n{len(rows)} encoders; `ecgprobe encoders --details NAME` for one in full.")
+
+
+def _options(factory: Any) -> list[str]:
+    out = []
+    for p in inspect.signature(factory).parameters.values():
+        if p.name == "checkpoint" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        out.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
+    return out
+
+
+def _details(name: str) -> dict[str, Any]:
+    from ecgprobe.encoders import ENCODERS
+
+    entry = ENCODERS.entry(name)
+    info = dict(entry.info)
+    spec = _spec_of(info)
+    out: dict[str, Any] = {"name": entry.name}
+    for key in (
+        "family",
+        "needs_checkpoint",
+        "checkpoint_format",
+        "download",
+        "licence",
+        "embed_dim",
+        "pooling",
+    ):
+        if key in info:
+            out[key] = info[key]
+    if out.get("embed_dim") is None:
+        out["embed_dim"] = "inferred from the model (one dummy batch)"
+    out["input_contract"] = spec.describe() if hasattr(spec, "describe") else compact_spec(spec)
+    if hasattr(spec, "notes") and spec.notes:
+        out["contract_source"] = spec.notes
+    if info.get("layers"):
+        out["layers"] = list(info["layers"])
+    out["options"] = _options(entry.obj)
+    if info.get("key_prefixes"):
+        out["checkpoint_keys"] = list(info["key_prefixes"])
+    if info.get("details"):
+        out["details"] = info["details"]
+    known = {*out, "spec", "make_test_checkpoint", "test_options", "key_prefixes", "layers"}
+    for key, value in info.items():  # anything else a family registered, shown as text
+        if key not in known and not callable(value):
+            out[key] = value
+    return out
+
+
+def cmd_encoders(args: argparse.Namespace) -> int:
+    """Print the encoder table, or one encoder's details."""
+    if args.details:
+        d = _details(args.details)
+        if args.json:
+            print(json.dumps(d, indent=2, default=str))
+            return 0
+        label = max(len(k) for k in d) + 1
+        for key, value in d.items():
+            text = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+            if key == "options" and not value:
+                text = "none"
+            lines = textwrap.wrap(text, width=100 - label - 2) or [""]
+            print(f"{key.replace('_', ' ') + ':':<{label + 1}} {lines[0]}")
+            for line in lines[1:]:
+                print(" " * (label + 2) + line)
+        return 0
+    rows = encoder_rows()
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        _print_table(rows)
+    return 0
