@@ -273,30 +273,12 @@ def randomised_copy(encoder: Any, seed: int) -> Any | None:
 
 # ------------------------------------------------------------------------- beat alignment
 def detect_r_peaks(x: np.ndarray, fs: float) -> np.ndarray:
-    """QRS locations (sample indices) of one multi-lead window ``(L, n)``.
+    """QRS locations (sample indices) of one multi-lead window ``(L, n)``: the beat detector of the
+    ``handcrafted`` encoder (multi-lead QRS energy, Pan & Tompkins 1985) applied to the window."""
+    from ecgprobe.encoders.handcrafted import detect_beats
 
-    The QRS energy (band 5–15 Hz, first difference, squared, summed over leads, 120 ms moving
-    average, as in Pan & Tompkins 1985) is searched for peaks at least 250 ms apart and above
-    30 % of its 99th percentile; each is then moved to the largest absolute band-passed
-    deflection within ±60 ms. Returns an empty array for windows too short or sampled too slowly.
-    """
-    n = x.shape[-1]
-    if fs < 25 or n < int(fs * 0.5):
-        return np.zeros(0, dtype=np.int64)
-    from scipy.signal import find_peaks
-
-    band = pp.bandpass(np.asarray(x, dtype=np.float32), fs, 5.0, min(15.0, 0.45 * fs), order=2)
-    energy = (np.diff(band, axis=-1, prepend=band[..., :1]) ** 2).sum(axis=0)
-    width = max(1, round(0.12 * fs))
-    energy = np.convolve(energy, np.ones(width) / width, mode="same")
-    top = np.percentile(energy, 99)
-    if top <= 0:
-        return np.zeros(0, dtype=np.int64)
-    peaks, _ = find_peaks(energy, height=0.3 * top, distance=max(1, round(0.25 * fs)))
-    amp = np.abs(band).sum(axis=0)
-    half = max(1, round(0.06 * fs))
-    refined = [max(0, p - half) + int(np.argmax(amp[max(0, p - half) : p + half + 1])) for p in peaks]
-    return np.unique(np.asarray(refined, dtype=np.int64))
+    peaks, valid = detect_beats(np.asarray(x, dtype=np.float64)[None], fs)
+    return peaks[0][valid[0]].astype(np.int64)
 
 
 def beat_offsets(fs: float, window_ms: tuple[float, float]) -> np.ndarray:

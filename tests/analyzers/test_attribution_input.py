@@ -313,3 +313,18 @@ def test_settings_and_inputs_are_checked(tiny_setup, v2_setup):
     other = ecgprobe.create_encoder("tiny-test", device="cpu", seed=3)
     with pytest.raises(AnalysisError, match="weights"):
         InputAttribution(encoder=other, probe=probe).run(emb, rs)
+
+
+def test_end_to_end_random_resnet_at_500hz(ptbxl_root):
+    rs = ecgprobe.load_dataset("ptbxl", ptbxl_root, sampling_rate=500).subset(np.arange(160))
+    enc = ecgprobe.create_encoder("random-resnet1d", width=4, device="cpu")
+    emb = embed(enc, rs)
+    res = InputAttribution(
+        encoder=enc, probe=sklearn_probe(emb, rs), labels=["NORM"], n_examples=2, n_steps=8
+    ).run(emb, rs)
+    a = res.arrays
+    assert a["attributions"].shape == (2, 12, 5000) and a["time_s"][1] == pytest.approx(0.002)
+    assert a["beat_saliency"].shape == (2, 401)  # -300..+500 ms at 500 Hz
+    assert res.table("examples")["n_beats"].min() >= 5  # 10 s records
+    assert res.metrics["median_relative_delta"] < 0.01
+    assert np.isfinite(res.metrics["sanity_spearman_signed_median"])
