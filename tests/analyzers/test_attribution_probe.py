@@ -150,3 +150,20 @@ def test_wrong_probe_inputs_are_refused(tiny_setup):
     foreign = replace(probe, provenance={"embeddings": {"encoder": {"weights_sha256": "f" * 64}}})
     with pytest.raises(AnalysisError, match="encoder weights"):
         ProbeShap(probe=foreign).run(emb, rs)
+
+
+def test_handcrafted_names_and_known_causes(synthetic_small):
+    """On synthetic labels with known causes, the named handcrafted features that carry them lead."""
+    enc = ecgprobe.create_encoder("handcrafted", device="cpu")
+    emb = embed(enc, synthetic_small)
+    probe = sklearn_probe(emb, synthetic_small, C=0.1)
+    res = ProbeShap(probe=probe, n_bootstrap=0).run(emb, synthetic_small)  # names from the provenance
+    assert res.metrics["dim_names"] == enc.feature_names()
+
+    def top(label: str, k: int) -> list[str]:
+        return [r["name"] for r in res.top_dims(label)[:k]]
+
+    assert "heart_rate" in top("tachycardia", 2)
+    assert top("wide_qrs", 1) == ["qrs_width"]
+    inferior = {"II:st_level", "III:st_level", "aVF:st_level"}
+    assert len(inferior & set(top("st_elevation_inferior", 4))) >= 2
