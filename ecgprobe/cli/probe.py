@@ -1,0 +1,221 @@
+"""``ecgprobe probe`` (linear and kNN probes) and ``ecgprobe scarcity`` (data-scarcity curve).
+
+Both take a dataset (labels and splits) and either an encoder (embeddings extracted through the
+cache) or ``--embeddings DIR`` (an ``ecgprobe extract`` folder, or any folder with
+``embeddings.npy`` + ``ids.npy``, matched to the dataset's records by id). They write
+``results.json`` (+ ``results.npz`` with the arrays) and one CSV per result table into ``--out``
+(``--kind both`` writes ``linear/`` and ``knn/`` sub-folders), and refuse to overwrite without
+``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+from ecgprobe.cli.common import (
+    add_dataset_args,
+    add_encoder_args,
+    add_extraction_args,
+    add_output_args,
+    dataset_from_args,
+    embeddings_from_args,
+    prepare_output,
+)
+from ecgprobe.exceptions import ConfigError
+
+__all__ = ["register", "write_result"]
+
+_KINDS = {"linear": "linear_probe", "knn": "knn_probe"}
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    add_dataset_args(p)
+    add_encoder_args(p)
+    p.add_argument("--layer", default=None, help="layer of the embeddings to use (default: the embedding)")
+    add_extraction_args(p)
+    g = p.add_argument_group("probe")
+    g.add_argument(
+        "--cs", type=_floats, default=None, metavar="C,C,...", help="C grid (default 1e-4..1e2, 7 values)"
+    )
+    g.add_argument(
+        "--c-selection",
+        choices=("per_label", "shared"),
+        default="per_label",
+        help="C per label (default) or shared",
+    )
+    g.add_argument("--n-resamples", type=int, default=None, help="bootstrap resamples for the intervals")
+    g.add_argument("--ci-level", type=float, default=0.95, help="confidence level (default 0.95)")
+    g.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
+    add_output_args(p)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the probe and scarcity commands."""
+    p = sub.add_parser(
+        "probe",
+        help="linear and/or kNN probe of embeddings: AUROC/AUPRC/F1/calibration with patient-bootstrap CIs",
+        description="Fit probes on the train split, tune on val, evaluate once on test. Writes results.json "
+        "(+ .npz) and CSV tables.",
+    )
+    _common(p)
+    p.add_argument("--kind", choices=("linear", "knn", "both"), default="linear", help="probe(s) to run")
+    p.add_argument(
+        "--target", default=None, help="regression on a metadata column instead of the labels, e.g. age"
+    )
+    p.add_argument(
+        "--ks", type=_ints, default=None, metavar="K,K,...", help="kNN k grid (default 1,3,5,10,20,50,100)"
+    )
+    p.add_argument(
+        "--metric", choices=("cosine", "euclidean"), default="cosine", help="kNN metric (default cosine)"
+    )
+    p.set_defaults(handler=cmd_probe)
+
+    p = sub.add_parser(
+        "scarcity",
+        help="data-scarcity curve: linear-probe AUROC vs fraction of labelled training data",
+        description="Fit the linear probe on nested, stratified, patient-wise subsets of the train split "
+        "(several seeds) and evaluate on the fixed test split.",
+    )
+    _common(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--fractions",
+        type=_floats,
+        default=None,
+        help="training fractions (default 0.01,0.02,0.05,0.1,0.25,0.5,1)",
+    )
+    g.add_argument(
+        "--samples-per-class", type=_ints, default=None, help="minimum positives per label, e.g. 5,10,50"
+    )
+    p.add_argument("--seeds", type=int, default=5, help="independent subset draws (default 5)")
+    p.add_argument("--subsample-val", action="store_true", help="subsample the validation split alike")
+    p.set_defaults(handler=cmd_scarcity)
+
+
+def _csv_value(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return ";".join(str(x) for x in v)
+    if isinstance(v, dict):
+        return ";".join(f"{k}: {x}" for k, x in v.items())
+    return v
+
+
+def write_result(result: Any, out: Path) -> Path:
+    """Save ``results.json`` (+ ``.npz``) and one ``<table>.csv`` per table into ``out``."""
+    path = result.save(out / "results.json")
+    for name, rows in result.tables.items():
+        if not rows:
+            continue
+        with (out / f"{name}.csv").open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    return path
+
+
+def _records_and_embeddings(args: argparse.Namespace, target: str | None = None) -> tuple[Any, Any]:
+    records = dataset_from_args(args)
+    if target:
+        records = records.with_meta_target(target)
+    return records, embeddings_from_args(args, records, layers=args.layer)
+
+
+def _fmt_ci(metrics: dict, key: str) -> str:
+    lo, hi = metrics.get(f"{key}_ci") or (float("nan"), float("nan"))
+    lo, hi = (float("nan") if lo is None else lo), (float("nan") if hi is None else hi)
+    return f"{key} {metrics[key]:.4f} [{lo:.4f}, {hi:.4f}]"
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Run the probe(s) and write their results."""
+    from ecgprobe.analyzers import ANALYZERS
+
+    kinds = ["linear", "knn"] if args.kind == "both" else [args.kind]
+    if args.target and "knn" in kinds:
+        raise ConfigError("--target (regression) works with --kind linear only")
+    outs = {k: (args.out / k if len(kinds) > 1 else args.out) for k in kinds}
+    for k in kinds:
+        prepare_output(outs[k], ["results.json"], force=args.force)
+    records, emb = _records_and_embeddings(args, args.target)
+    common = {"ci_level": args.ci_level, "seed": args.seed, "device": args.device}
+    if args.n_resamples is not None:
+        common["n_resamples"] = args.n_resamples
+    for k in kinds:
+        opts = dict(common)
+        if k == "linear":
+            opts["c_selection"] = args.c_selection
+            if args.cs:
+                opts["Cs"] = args.cs
+        else:
+            opts["metric"] = args.metric
+            if args.ks:
+                opts["ks"] = args.ks
+        result = ANALYZERS.get(_KINDS[k])(**opts).run(emb, records)
+        path = write_result(result, outs[k])
+        m = result.metrics
+        if m.get("task") == "regression":
+            line = ", ".join(_fmt_ci(m, key) for key in ("mae", "rmse", "r2"))
+        else:
+            line = f"{_fmt_ci(m, 'macro_auroc')} over {len(m['labels_evaluated'])} labels"
+        print(f"{_KINDS[k]}: {line} (test n={m['n_test']}, {m['bootstrap_unit']} bootstrap) -> {path}")
+        for note in result.notes:
+            print(f"  note: {note}", file=sys.stderr)
+    return 0
+
+
+def cmd_scarcity(args: argparse.Namespace) -> int:
+    """Run the scarcity curve and write its result."""
+    from ecgprobe.analyzers import ANALYZERS
+
+    prepare_output(args.out, ["results.json"], force=args.force)
+    records, emb = _records_and_embeddings(args)
+    opts: dict[str, Any] = {
+        "n_seeds": args.seeds,
+        "seed": args.seed,
+        "subsample_val": args.subsample_val,
+        "c_selection": args.c_selection,
+        "ci_level": args.ci_level,
+        "device": args.device,
+    }
+    if args.fractions:
+        opts["fractions"] = args.fractions
+    if args.samples_per_class:
+        opts["samples_per_class"] = args.samples_per_class
+    if args.cs:
+        opts["Cs"] = args.cs
+    if args.n_resamples is not None:
+        opts["n_resamples"] = args.n_resamples
+    result = ANALYZERS.get("scarcity")(**opts).run(emb, records)
+    path = write_result(result, args.out)
+    m = result.metrics
+    for row in result.tables["curve"]:
+        print(
+            f"x={row['x']:g}: macro AUROC {row['macro_auroc_mean']:.4f} "
+            f"[{row['macro_auroc_ci_low']:.4f}, {row['macro_auroc_ci_high']:.4f}] (n_train {row['n_train_mean']:.0f})"
+        )
+    key = "fraction_for_95pct" if m["mode"] == "fraction" else "samples_for_95pct"
+    print(
+        f"full {m['full_macro_auroc']:.4f}; {key} {m[key]}; normalised AUC {m['normalised_auc']:.4f} -> {path}"
+    )
+    for note in result.notes:
+        print(f"  note: {note}", file=sys.stderr)
+    return 0

@@ -1,0 +1,141 @@
+"""The scarcity curve: subsets nested, patient-wise, from train only; the full point equals the
+linear probe; labels missing from a subset are excluded and reported; summary definitions."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from ecgprobe.analyzers import ANALYZERS
+from ecgprobe.analyzers.probe import LinearProbe
+from ecgprobe.analyzers.scarcity import ScarcityCurve, ScarcityResult, crossing_point, normalised_area
+from ecgprobe.analyzers.subsets import nested_count_subsets, nested_fraction_subsets
+from ecgprobe.exceptions import AnalysisError, ConfigError
+from tests.analyzers.probe_fixtures import make_problem
+
+FAST = {"device": "cpu", "n_resamples": 100}
+
+
+@pytest.fixture(scope="module")
+def problem():
+    emb, records = make_problem(n=1500, dim=16, n_labels=3, records_per_patient=3, seed=5)
+    # L0 becomes rare: the records of 4 train patients (and of a few val/test patients) only
+    y = records.y.copy()
+    rare = np.zeros(len(records), dtype=bool)
+    for part, k in (("train", 4), ("val", 3), ("test", 3)):
+        pats = sorted(set(records.patient_ids[records.split == part]))[:k]
+        rare |= np.isin(records.patient_ids, pats)
+    y[:, 0] = rare
+    return emb, records.with_labels(records.label_names, y, "multilabel")
+
+
+@pytest.fixture(scope="module")
+def curve(problem):
+    emb, records = problem
+    return ScarcityCurve(fractions=(0.02, 0.1, 0.3), n_seeds=3, **FAST).run(emb, records)
+
+
+def test_fraction_subsets_are_nested_patientwise_and_stratified(problem):
+    _, records = problem
+    train = records.by_split("train")
+    fractions = [0.05, 0.2, 0.5, 1.0]
+    masks = nested_fraction_subsets(train.y, train.patient_ids, fractions, seed=0)
+    for small, big in itertools.pairwise(masks):
+        assert np.all(big | ~small)  # nested
+    for f, m in zip(fractions, masks):
+        assert abs(m.sum() / len(train) - f) < 0.03
+        for pid in set(train.patient_ids):  # a patient is wholly in or out
+            inside = m[train.patient_ids == pid]
+            assert inside.all() or not inside.any()
+        if f >= 0.2:  # label proportions kept
+            np.testing.assert_allclose(train.y[m].mean(0), train.y.mean(0), atol=0.04)
+    assert masks[-1].all()
+    other = nested_fraction_subsets(train.y, train.patient_ids, fractions, seed=1)
+    assert not np.array_equal(masks[0], other[0])
+    with pytest.raises(ConfigError):
+        nested_fraction_subsets(train.y, train.patient_ids, [0.0], seed=0)
+
+
+def test_count_subsets_hold_enough_positives(problem):
+    _, records = problem
+    train = records.by_split("train")
+    masks = nested_count_subsets(train.y, train.patient_ids, [2, 10, 40], seed=0)
+    for n, m in zip([2, 10, 40], masks):
+        assert (train.y[m].sum(0) >= np.minimum(n, train.y.sum(0))).all()
+        for pid in set(train.patient_ids[m]):
+            assert m[train.patient_ids == pid].all()
+    assert np.all(masks[1] | ~masks[0]) and masks[0].sum() < masks[2].sum()
+
+
+def test_curve_schema_and_the_full_point_equals_the_linear_probe(curve, problem):
+    emb, records = problem
+    assert ANALYZERS.get("scarcity") is ScarcityCurve and isinstance(curve, ScarcityResult)
+    m, a = curve.metrics, curve.arrays
+    assert m["grid"] == [0.02, 0.1, 0.3, 1.0] and a["macro_auroc"].shape == (4, 3)
+    assert np.ptp(a["macro_auroc"][-1]) == 0  # the full set is the same for every seed
+    probe = LinearProbe(**FAST).run(emb, records)
+    assert m["full_macro_auroc"] == pytest.approx(probe.metrics["macro_auroc"], abs=1e-9)
+    rows = curve.table("curve")
+    # like with like: L0 is missing from the 2 % subsets, so compare the labels fitted everywhere
+    assert m["labels_common"] == ["L1", "L2"]
+    assert rows["macro_auroc_common_mean"].iloc[-1] > rows["macro_auroc_common_mean"].iloc[0] + 0.03
+    per = a["per_label_auroc"]
+    np.testing.assert_allclose(rows["macro_auroc_common_mean"], per[..., 1:].mean(-1).mean(-1))
+    assert (rows["macro_auroc_ci_low"] <= rows["macro_auroc_mean"]).all()
+    assert (rows["macro_auroc_mean"] <= rows["macro_auroc_ci_high"]).all()
+    assert 0.02 <= m["fraction_for_95pct_common"] <= 1.0 and 0 < m["normalised_auc_common"] <= 1.0
+    assert len(curve.table("runs")) == 12 and len(curve.table("per_label")) == 4 * 3
+
+
+def test_subsets_come_from_train_only(curve, problem):
+    _, records = problem
+    masks = curve.arrays["subset_masks"]
+    assert masks.shape[-1] == int((records.split == "train").sum())
+    assert curve.arrays["train_ids"].tolist() == records.ids[records.split == "train"].tolist()
+    n_train = curve.table("runs")["n_train"].to_numpy().reshape(4, 3)
+    np.testing.assert_array_equal(n_train, masks.sum(-1))
+
+
+def test_labels_missing_from_a_subset_are_excluded_not_averaged(curve):
+    """L0 (4 of 300 train patients) lacks positives in the 2 % subsets: excluded there, listed, no NaN."""
+    runs = curve.table("runs")
+    small = runs[runs["x"] == 0.02]
+    excluded = [r for r in small["labels_excluded"] if r]
+    assert excluded and all(r == ["L0"] for r in excluded)
+    assert np.isfinite(curve.arrays["macro_auroc"]).all()
+    lacking = np.isnan(curve.arrays["per_label_auroc"][0, :, 0])
+    assert lacking.sum() == len(excluded)
+    np.testing.assert_allclose(
+        curve.arrays["macro_auroc"][0], np.nanmean(curve.arrays["per_label_auroc"][0], axis=-1)
+    )
+    assert any("L0" in n for n in curve.notes)
+
+
+def test_samples_per_class_mode_and_val_subsampling(problem):
+    emb, records = problem
+    res = ScarcityCurve(samples_per_class=(3, 20), n_seeds=2, subsample_val=True, **FAST).run(emb, records)
+    assert res.metrics["mode"] == "samples_per_class" and res.metrics["grid"] == [3.0, 20.0]
+    assert "samples_for_95pct" in res.metrics and np.isfinite(res.metrics["full_macro_auroc"])
+
+
+def test_summary_definitions():
+    x = np.array([0.01, 0.1, 1.0])
+    assert crossing_point(x, np.array([0.5, 0.7, 0.9]), 0.8) == (pytest.approx(10**-0.5), False)
+    assert crossing_point(x, np.array([0.9, 0.9, 0.9]), 0.8) == (0.01, True)
+    assert crossing_point(x, np.array([0.5, 0.6, 0.7]), 0.8) == (None, False)
+    assert normalised_area(x, np.array([0.9, 0.9, 0.9]), 0.9) == pytest.approx(1.0)
+    # linear in log10 x from 0.5 to 0.9: mean 0.7
+    assert normalised_area(x, np.array([0.5, 0.7, 0.9]), 0.9) == pytest.approx(0.7 / 0.9)
+    assert normalised_area(x, np.array([0.5, 0.7, 0.9]), 0.9, floor=0.5) == pytest.approx(0.5)
+
+
+def test_settings_and_inputs_are_checked(problem):
+    emb, records = problem
+    with pytest.raises(ConfigError):
+        ScarcityCurve(fractions=(0.5, 2.0)).run(emb, records)
+    with pytest.raises(ConfigError):
+        ScarcityCurve(n_seeds=0).run(emb, records)
+    with pytest.raises(AnalysisError, match="multi-label"):
+        ScarcityCurve().run(emb, records.with_labels(("a",), np.zeros(len(records)), "regression"))
