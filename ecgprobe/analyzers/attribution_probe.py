@@ -24,9 +24,9 @@ Since ``|φ_icj| = |W_cj| |x_ij − μ_j|``, the mean |φ| of label ``c`` is ``|
 bootstrap confidence intervals over the explained records reuse that product, so they cost one
 matrix product for all labels.
 
-The linear head comes from a :class:`~ecgprobe.analyzers.probe.LinearProbe` result (arrays
-``coef`` (C×D, standardised space), ``intercept``, ``scaler_mean``, ``scaler_scale``;
-``metrics["labels_fitted"]`` names the rows), or is fitted here with ``LinearProbe`` settings.
+The linear head comes from a :class:`~ecgprobe.analyzers.probe.LinearProbe` result (its
+:func:`~ecgprobe.analyzers.probe.linear_head` in raw embedding space; ``metrics["labels_fitted"]``
+names the rows), or is fitted here with ``LinearProbe`` settings.
 :func:`resolve_head` is shared with the input attributions (:mod:`.attribution_input`).
 """
 
@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
+from ecgprobe.analyzers.probe import LinearProbe, linear_head
 from ecgprobe.data.record import SPLITS, RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
@@ -53,8 +54,6 @@ __all__ = [
     "linear_shap",
     "resolve_head",
 ]
-
-_HEAD_ARRAYS = ("coef", "intercept", "scaler_mean", "scaler_scale")
 
 
 # --------------------------------------------------------------------------- the linear head
@@ -79,37 +78,14 @@ class LinearHead:
         return np.asarray(X, dtype=np.float64) @ self.W.T + self.b
 
 
-def _head_from_arrays(
-    coef: np.ndarray, intercept: np.ndarray, scaler_mean: np.ndarray, scaler_scale: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    # The probe standardises z = (x - mean) / scale, then logit = coef @ z + intercept; folding the
-    # scaler into the weights gives the same logits on raw embeddings.
-    W = np.asarray(coef, dtype=np.float64) / np.asarray(scaler_scale, dtype=np.float64)
-    b = np.asarray(intercept, dtype=np.float64) - W @ np.asarray(scaler_mean, dtype=np.float64)
-    return W, b
-
-
-def _linear_head(probe: Result) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        from ecgprobe.analyzers.probe import linear_head
-    except ImportError:  # until the probe module lands: the same contract, computed here
-        return _head_from_arrays(*(probe.arrays[k] for k in _HEAD_ARRAYS))
-    return linear_head(probe)
-
-
 def fit_probe(settings: Mapping[str, Any], emb: Embeddings, records: RecordSet) -> Result:
-    """Fit a ``LinearProbe`` with ``settings`` on ``emb``/``records`` (its own splits).
+    """Fit a :class:`~ecgprobe.analyzers.probe.LinearProbe` with ``settings`` on ``emb``/``records``
+    (its own splits: C chosen on val, fitted on train).
 
     Raises:
-        ConfigError: the probe analyzer is not available.
+        ConfigError: unknown or invalid probe settings.
+        AnalysisError: the probe cannot be fitted (e.g. no label with positives).
     """
-    try:
-        from ecgprobe.analyzers.probe import LinearProbe
-    except ImportError:  # the probe module is part of ecgprobe; this only guards partial installs
-        raise ConfigError(
-            "fitting a probe needs ecgprobe.analyzers.probe.LinearProbe, which is not available here; "
-            "pass a fitted probe result instead (probe=LinearProbe().run(emb, records))"
-        ) from None
     return LinearProbe(**dict(settings)).run(emb, records)
 
 
@@ -144,7 +120,8 @@ def resolve_head(
 
     Raises:
         ConfigError: ``probe`` of the wrong type, or labels the probe did not fit.
-        AnalysisError: a probe fitted on embeddings of another dimension, layer or encoder.
+        AnalysisError: a probe fitted on embeddings of another dimension, layer or encoder, or
+            a result without the head's arrays.
 
     Example:
         >>> head = resolve_head(probe_result, emb, records, labels=["MI"])  # doctest: +SKIP
@@ -157,13 +134,11 @@ def resolve_head(
         raise ConfigError(
             f"probe must be a fitted LinearProbe result, a dict of LinearProbe settings or None; got {type(probe).__name__}"
         )
-    missing = [k for k in _HEAD_ARRAYS if k not in probe.arrays]
-    if missing or "labels_fitted" not in probe.metrics:
+    if "labels_fitted" not in probe.metrics:
         raise ConfigError(
-            f"probe result {probe.kind!r} has no linear head (missing arrays {missing} or metrics['labels_fitted']); "
-            "use a LinearProbe result"
+            f"probe result {probe.kind!r} has no linear head (no metrics['labels_fitted']); use a linear_probe result"
         )
-    W, b = _linear_head(probe)
+    W, b = linear_head(probe)
     fitted = [str(x) for x in probe.metrics["labels_fitted"]]
     W = np.atleast_2d(W)
     b = np.atleast_1d(b)

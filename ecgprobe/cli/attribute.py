@@ -2,7 +2,8 @@
 
 Writes two results to ``--out``: ``probe_shap.json/.npz`` (exact SHAP of the linear probe over
 embedding dimensions) and ``input_attribution.json/.npz`` (attributions of the encoder + probe
-head to the input leads and time, with the model-randomisation sanity check).
+head to the input leads and time, with the model-randomisation sanity check), plus
+``linear_probe.json/.npz`` when the probe is fitted here rather than given with ``--probe``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from ecgprobe.cli.common import (
 )
 from ecgprobe.exceptions import ConfigError
 
-OUTPUTS = ("probe_shap.json", "probe_shap.npz", "input_attribution.json", "input_attribution.npz")
+OUTPUTS = (
+    "probe_shap.json",
+    "probe_shap.npz",
+    "input_attribution.json",
+    "input_attribution.npz",
+    "linear_probe.json",
+    "linear_probe.npz",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--probe",
         type=Path,
         metavar="RESULT",
-        help="a saved linear_probe result (.json) fitted on these embeddings (default: fit one here)",
+        help="a saved linear_probe result (.json) fitted on these embeddings (default: fit one here with "
+        "default settings and save it as linear_probe.json)",
     )
     g.add_argument(
         "--labels", help="comma-separated labels to explain (default: every label the probe fitted)"
@@ -83,10 +92,11 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         if probe.kind != "linear_probe":
             raise ConfigError(f"--probe {args.probe} is a {probe.kind!r} result; pass a linear_probe result")
     emb = embeddings_from_args(args, records)
-    if probe is None:  # fit once, explain twice
+    if probe is None:  # fit once, explain twice; saved so that the explained head is on disk
         from ecgprobe.analyzers.attribution_probe import fit_probe
 
-        probe = fit_probe({}, emb, records)
+        probe = fit_probe({"seed": args.seed}, emb, records)
+        probe.save(out / "linear_probe")
     labels = [s.strip() for s in args.labels.split(",") if s.strip()] if args.labels else None
     shap_res = ProbeShap(probe=probe, labels=labels, seed=args.seed).run(emb, records)
     shap_res.save(out / "probe_shap")

@@ -17,6 +17,7 @@ from ecgprobe.analyzers import ANALYZERS, Result
 from ecgprobe.analyzers import _attribution_methods as am
 from ecgprobe.analyzers.attribution_input import InputAttribution, InputAttributionResult
 from ecgprobe.analyzers.attribution_probe import resolve_head
+from ecgprobe.analyzers.probe import LinearProbe
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders.base import Encoder, InputSpec, TorchEncoder
 from ecgprobe.exceptions import AnalysisError, ConfigError
@@ -72,7 +73,7 @@ def v2_setup(synthetic_small):
 def tiny_setup(ptbxl100):
     enc = ecgprobe.create_encoder("tiny-test", device="cpu")
     emb = embed(enc, ptbxl100)
-    return enc, emb, ptbxl100, sklearn_probe(emb, ptbxl100)
+    return enc, emb, ptbxl100, LinearProbe(n_resamples=20).run(emb, ptbxl100)
 
 
 def _hooks_and_flags(encoder):
@@ -279,10 +280,16 @@ def test_baselines(rng):
 
 # -------------------------------------------------------------- real end-to-end run
 def test_end_to_end_on_ptbxl(tiny_setup, tmp_path):
-    _, emb, rs, probe = tiny_setup
+    _, emb, rs, _ = tiny_setup
+    # with probe settings it fits its own LinearProbe; with no encoder it re-creates it from the provenance
     res = ANALYZERS.get("input_attribution")(
-        probe=probe, labels=["MI", "STTC"], n_examples=3, n_steps=8, baseline="smooth", sanity_check=False
-    ).run(emb, rs)  # the encoder is re-created from the embeddings' provenance
+        probe={"n_resamples": 20},
+        labels=["MI", "STTC"],
+        n_examples=3,
+        n_steps=8,
+        baseline="smooth",
+        sanity_check=False,
+    ).run(emb, rs)
     back = Result.load(res.save(tmp_path / "attr"))
     assert isinstance(back, InputAttributionResult)
     a = back.arrays
@@ -319,9 +326,8 @@ def test_end_to_end_random_resnet_at_500hz(ptbxl_root):
     rs = ecgprobe.load_dataset("ptbxl", ptbxl_root, sampling_rate=500).subset(np.arange(160))
     enc = ecgprobe.create_encoder("random-resnet1d", width=4, device="cpu")
     emb = embed(enc, rs)
-    res = InputAttribution(
-        encoder=enc, probe=sklearn_probe(emb, rs), labels=["NORM"], n_examples=2, n_steps=8
-    ).run(emb, rs)
+    probe = LinearProbe(n_resamples=20).run(emb, rs)
+    res = InputAttribution(encoder=enc, probe=probe, labels=["NORM"], n_examples=2, n_steps=8).run(emb, rs)
     a = res.arrays
     assert a["attributions"].shape == (2, 12, 5000) and a["time_s"][1] == pytest.approx(0.002)
     assert a["beat_saliency"].shape == (2, 401)  # -300..+500 ms at 500 Hz

@@ -18,6 +18,7 @@ from ecgprobe.analyzers.attribution_probe import (
     linear_shap,
     resolve_head,
 )
+from ecgprobe.analyzers.probe import LinearProbe, linear_head
 from ecgprobe.data.record import ArraySource, RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
@@ -122,16 +123,28 @@ def test_planted_dimensions_are_found_and_named(tmp_path):
     np.testing.assert_array_equal(back.arrays["ids"], np.asarray(rs.ids[test], dtype=str))
 
 
-def test_run_on_real_embeddings_records_everything(tiny_setup):
-    emb, rs, probe = tiny_setup
-    res = ANALYZERS.get("probe_shap")(probe=probe, store_values=True, n_bootstrap=20).run(emb, rs)
+def test_run_with_the_real_linear_probe_records_everything(tiny_setup):
+    emb, rs, _ = tiny_setup
+    # probe settings: the analyzer fits a LinearProbe itself
+    res = ANALYZERS.get("probe_shap")(probe={"n_resamples": 20}, store_values=True, n_bootstrap=20).run(
+        emb, rs
+    )
+    probe = LinearProbe(n_resamples=20).run(emb, rs)
+    np.testing.assert_allclose(res.arrays["W"], linear_head(probe)[0])
+    test = rs.split == "test"
+    logits = emb.X[test].astype(np.float64) @ res.arrays["W"].T + res.arrays["b"]
+    np.testing.assert_allclose(  # efficiency against the probe's own logits
+        res.arrays["shap_values"].sum(axis=2), logits - res.arrays["base_value"], rtol=1e-4, atol=1e-4
+    )
     C, D = len(res.metrics["labels"]), emb.dim
     assert res.arrays["mean_abs_shap"].shape == (C, D)
     assert res.arrays["shap_values"].shape == (int((rs.split == "test").sum()), C, D)
     np.testing.assert_allclose(
         np.abs(res.arrays["shap_values"]).mean(axis=0), res.arrays["mean_abs_shap"], rtol=1e-5
     )
-    assert res.params["probe"]["kind"] == "linear_probe" and res.seed == 0
+    assert (
+        res.params["probe"]["kind"] == "linear_probe" and res.params["probe"]["params"]["n_resamples"] == 20
+    )
     assert res.metrics["dim_names"] is None and res.top_dims("NORM")[0]["name"].startswith("dim_")
     assert res.provenance["n_records"] == len(rs)
 
@@ -144,6 +157,8 @@ def test_wrong_probe_inputs_are_refused(tiny_setup):
         ProbeShap(probe=probe, explain_split="holdout").run(emb, rs)
     with pytest.raises(ConfigError, match="no linear head"):
         ProbeShap(probe=Result(kind="knn")).run(emb, rs)
+    with pytest.raises(AnalysisError, match="no linear head"):
+        ProbeShap(probe=Result(kind="linear_probe", metrics={"labels_fitted": ["MI"]})).run(emb, rs)
     other = Embeddings(X=np.hstack([emb.X, emb.X]), ids=emb.ids)
     with pytest.raises(AnalysisError, match="dimensions"):
         ProbeShap(probe=probe).run(other, rs)
