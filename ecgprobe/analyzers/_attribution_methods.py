@@ -275,7 +275,7 @@ def randomised_copy(encoder: Any, seed: int) -> Any | None:
 def detect_r_peaks(x: np.ndarray, fs: float) -> np.ndarray:
     """QRS locations (sample indices) of one multi-lead window ``(L, n)``: the beat detector of the
     ``handcrafted`` encoder (multi-lead QRS energy, Pan & Tompkins 1985) applied to the window."""
-    from ecgprobe.encoders.handcrafted import detect_beats
+    from ecgprobe.data.beats import detect_beats
 
     peaks, valid = detect_beats(np.asarray(x, dtype=np.float64)[None], fs)
     return peaks[0][valid[0]].astype(np.int64)

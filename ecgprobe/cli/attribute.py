@@ -91,7 +91,8 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         probe = Result.load(args.probe)
         if probe.kind != "linear_probe":
             raise ConfigError(f"--probe {args.probe} is a {probe.kind!r} result; pass a linear_probe result")
-    emb = embeddings_from_args(args, records)
+    encoder = encoder_from_args(args) if args.encoder else None  # created once, used twice
+    emb = embeddings_from_args(args, records, encoder=encoder)
     if probe is None:  # fit once, explain twice; saved so that the explained head is on disk
         from ecgprobe.analyzers.attribution_probe import fit_probe
 
@@ -100,7 +101,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     labels = [s.strip() for s in args.labels.split(",") if s.strip()] if args.labels else None
     shap_res = ProbeShap(probe=probe, labels=labels, seed=args.seed).run(emb, records)
     shap_res.save(out / "probe_shap")
-    encoder = encoder_from_args(args)
+    encoder = encoder if encoder is not None else encoder_from_args(args)
     attr = InputAttribution(
         encoder=encoder,
         probe=probe,

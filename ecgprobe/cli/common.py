@@ -182,10 +182,12 @@ def embeddings_from_args(
     *,
     layers: str | Sequence[str] | None = None,
     suffix: str = "",
+    encoder: Any = None,
 ) -> Any:
     """Embeddings for ``records``: extracted through the cache with ``--encoder``, or loaded from
     ``--embeddings DIR``. Returns ``Embeddings`` (one layer) or ``{layer: Embeddings}`` (a list or
     ``"all"``). Loaded embeddings are matched to ``records`` by id (a clear error otherwise).
+    Pass ``encoder`` when the command already created it (it is then not created again).
     """
     from ecgprobe.extract import align_to_records, extract, load_embeddings
 
@@ -210,7 +212,7 @@ def embeddings_from_args(
         )
     if records is None:
         raise ConfigError("an encoder needs a dataset: pass --dataset (and --root)")
-    encoder = encoder_from_args(args, suffix=suffix)
+    encoder = encoder if encoder is not None else encoder_from_args(args, suffix=suffix)
     return extract(
         encoder,
         records,
