@@ -10,7 +10,10 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the project, or wherever ECGPROBE_TEST_DATA points (e.g. from a git worktree)
+SHARED_DATA = Path(
+    os.environ.get("ECGPROBE_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+)
 PTBXL_ROOT = SHARED_DATA / "ptbxl-mini"
 CINC_ROOT = SHARED_DATA / "cinc2021-sample" / "records"
 

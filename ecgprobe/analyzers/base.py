@@ -43,7 +43,8 @@ __all__ = [
     "to_jsonable",
 ]
 
-#: Registered analyzers (classes), e.g. ``@ANALYZERS.register("linear_probe")``.
+#: Registered analyzers (classes), e.g. ``@ANALYZERS.register("linear_probe")``; info key
+#: ``pairwise=True`` marks a :class:`PairwiseAnalyzer` (compares two embedding sets).
 ANALYZERS: Registry[type] = Registry("analyzer")
 #: Result subclasses by ``kind``, so that :meth:`Result.load` returns the right type.
 RESULT_TYPES: dict[str, type[Result]] = {}
@@ -229,7 +230,8 @@ class _Base:
         return result
 
 
-def _check_finite(emb: Embeddings) -> None:
+def check_finite(emb: Embeddings) -> None:
+    """Raise AnalysisError naming the records whose embedding rows are not finite."""
     finite = np.isfinite(emb.X).all(axis=1)
     if not finite.all():
         bad = [str(i) for i in emb.ids[~finite][:5]]
@@ -253,7 +255,7 @@ class Analyzer(_Base, ABC):
         t0 = time.perf_counter()
         self._validate()
         emb, rs = align_to_records(embeddings, records)
-        _check_finite(emb)
+        check_finite(emb)
         result = self._run(emb, rs)
         provenance = {
             "embeddings": {"key": emb.key, "layer": emb.layer, "dim": emb.dim, **emb.provenance},
@@ -300,8 +302,8 @@ class PairwiseAnalyzer(_Base, ABC):
         t0 = time.perf_counter()
         self._validate()
         check_ids_match(a, b)
-        _check_finite(a)
-        _check_finite(b)
+        check_finite(a)
+        check_finite(b)
         result = self._run(a, b, records)
         provenance = {
             "a": {"key": a.key, "layer": a.layer, "dim": a.dim, **a.provenance},

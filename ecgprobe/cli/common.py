@@ -182,10 +182,12 @@ def embeddings_from_args(
     *,
     layers: str | Sequence[str] | None = None,
     suffix: str = "",
+    encoder: Any = None,
 ) -> Any:
     """Embeddings for ``records``: extracted through the cache with ``--encoder``, or loaded from
     ``--embeddings DIR``. Returns ``Embeddings`` (one layer) or ``{layer: Embeddings}`` (a list or
     ``"all"``). Loaded embeddings are matched to ``records`` by id (a clear error otherwise).
+    Pass ``encoder`` when the command already created it (it is then not created again).
     """
     from ecgprobe.extract import align_to_records, extract, load_embeddings
 
@@ -196,10 +198,7 @@ def embeddings_from_args(
             raise ConfigError(f"pass either --encoder{suffix} or --embeddings{suffix}, not both")
         names = [layers] if layers is None or isinstance(layers, str) else list(layers)
         if names == ["all"]:
-            import json
-
-            manifest = Path(folder) / "manifest.json"
-            names = list(json.loads(manifest.read_text())["layers"]) if manifest.exists() else [None]
+            names = _folder_layers(Path(folder))
         loaded = {}
         for name in names:
             emb = load_embeddings(folder, layer=name)
@@ -213,7 +212,7 @@ def embeddings_from_args(
         )
     if records is None:
         raise ConfigError("an encoder needs a dataset: pass --dataset (and --root)")
-    encoder = encoder_from_args(args, suffix=suffix)
+    encoder = encoder if encoder is not None else encoder_from_args(args, suffix=suffix)
     return extract(
         encoder,
         records,
@@ -226,6 +225,17 @@ def embeddings_from_args(
         precision=args.precision,
         progress=not args.quiet,
     )
+
+
+def _folder_layers(folder: Path) -> list[str | None]:
+    """The layers an embeddings folder holds: from its manifest, else from its file names."""
+    import json
+
+    manifest = folder / "manifest.json"
+    if manifest.exists():
+        return list(json.loads(manifest.read_text())["layers"])
+    files = sorted(folder.glob("embeddings.*.npy"))
+    return [p.name[len("embeddings.") : -len(".npy")] for p in files] or [None]
 
 
 def add_output_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:

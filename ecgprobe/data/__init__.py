@@ -6,7 +6,9 @@ from ecgprobe.data.loading import DATASETS, dataset_options, list_datasets, load
 from ecgprobe.data.record import SPLITS, ArraySource, RecordSet, SignalSource
 
 # Every other module of this package is a loader registering itself: adding a dataset is one file.
-import_submodules(__name__, skip=("leads", "loading", "preprocess", "record", "sources", "splits", "wfdb_io"))
+import_submodules(
+    __name__, skip=("beats", "leads", "loading", "preprocess", "record", "sources", "splits", "wfdb_io")
+)
 
 __all__ = [
     "DATASETS",

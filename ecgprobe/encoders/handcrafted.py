@@ -51,6 +51,15 @@ from scipy import ndimage
 from scipy import signal as sps
 
 from ecgprobe.data import preprocess as pp
+from ecgprobe.data.beats import (
+    BLOCK_S,
+    ENV_WIN_S,
+    MIN_ENERGY,
+    REFRACTORY_S,
+    T_GUARD_S,
+    THRESHOLD,
+    detect_beats,
+)
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders.base import FINAL_LAYER, Encoder, InputSpec
 from ecgprobe.encoders.registry import ENCODERS
@@ -97,11 +106,7 @@ FEATURES: dict[str, tuple[str, bool, str, str]] = {
 }
 
 # Timing constants (seconds); see the module docstring.
-_ENV_WIN, _REFRACTORY, _T_GUARD, _BLOCK, _THR = 0.10, 0.20, 0.36, 2.0, 0.30
 _PRE, _POST, _MIN_DURATION = 0.25, 0.45, 0.5
-#: Typical QRS energy, (mV/s)^2, below which a record has no beats (flat, or noise under ~20 uV);
-#: real QRS complexes measure 1e3-1e4, low-voltage ones a few hundred.
-_MIN_ENERGY = 10.0
 _ST_AFTER_J, _PR_BASE, _QRS_FRACTION, _QRS_GAP = 0.06, (0.03, 0.01), 0.10, 0.02
 
 
@@ -154,49 +159,6 @@ def _spectral(x: np.ndarray, fs: float) -> np.ndarray:
     df = freqs[1] - freqs[0] if len(freqs) > 1 else fs
     out = [pxx[..., (freqs >= lo) & (freqs < hi)].sum(axis=-1, dtype=np.float64) * df for lo, hi in _BANDS]
     return np.log10(np.stack(out, axis=-1) + _POWER_FLOOR)
-
-
-def qrs_energy(x: np.ndarray, fs: float) -> np.ndarray:
-    """Multi-lead QRS energy envelope ``(B, T)`` of ``(B, L, T)`` mV signals (see module doc)."""
-    y = pp.bandpass(x, fs, 5.0, min(25.0, 0.45 * fs), order=2)
-    e = (np.gradient(y.astype(np.float64), axis=-1) * fs) ** 2  # (mV/s)^2, so thresholds do not depend on fs
-    return ndimage.uniform_filter1d(e.sum(axis=1), size=max(int(_ENV_WIN * fs), 1), axis=-1, mode="nearest")
-
-
-def detect_beats(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
-    """Beat fiducials of a batch: ``(peaks (B, K) int, valid (B, K) bool)``, padded per record.
-
-    The fiducial is the peak of the multi-lead QRS energy (the QRS's centre of energy).
-    """
-    env = qrs_energy(x, fs)
-    b, t = env.shape
-    block = int(_BLOCK * fs)
-    if t >= block:
-        nb = t // block
-        ref = np.median(env[:, : nb * block].reshape(b, nb, block).max(axis=-1), axis=-1)
-    else:
-        ref = env.max(axis=-1)
-    thr = _THR * ref
-    size = 2 * int(_REFRACTORY * fs) + 1
-    is_max = env == ndimage.maximum_filter1d(env, size=size, axis=-1, mode="nearest")
-    rising = np.concatenate([np.ones((b, 1), bool), env[:, 1:] > env[:, :-1]], axis=1)  # no plateau repeats
-    cand = is_max & rising & (env > thr[:, None]) & (ref[:, None] >= _MIN_ENERGY)
-    counts = cand.sum(axis=1)
-    k = max(int(counts.max(initial=0)), 1)
-    rows, cols = np.nonzero(cand)
-    slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-    peaks = np.zeros((b, k), dtype=np.int64)
-    valid = np.zeros((b, k), dtype=bool)
-    peaks[rows, slot], valid[rows, slot] = cols, True
-    # T-wave guard: a peak soon after a much stronger one is that beat's T wave.
-    amp = np.where(valid, env[np.arange(b)[:, None], peaks], 0.0)
-    close = np.diff(peaks, axis=1) < _T_GUARD * fs
-    weak = amp[:, 1:] < 0.5 * amp[:, :-1]
-    drop = np.zeros_like(valid)
-    drop[:, 1:] = close & weak & valid[:, 1:] & valid[:, :-1]
-    valid &= ~drop
-    order = np.argsort(~valid, axis=1, kind="stable")  # compact the kept peaks to the left
-    return np.take_along_axis(peaks, order, 1), np.take_along_axis(valid, order, 1)
 
 
 def _rhythm(peaks: np.ndarray, valid: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
@@ -417,8 +379,8 @@ _ALGORITHM_SHA256 = hashlib.sha256(
             "features": list(FEATURES),
             "bands": _BANDS,
             "constants": [
-                *(_ENV_WIN, _REFRACTORY, _T_GUARD, _BLOCK, _THR),
-                *(_PRE, _POST, _ST_AFTER_J, _PR_BASE, _QRS_FRACTION, _QRS_GAP, _MIN_ENERGY),
+                *(ENV_WIN_S, REFRACTORY_S, T_GUARD_S, BLOCK_S, THRESHOLD),
+                *(_PRE, _POST, _ST_AFTER_J, _PR_BASE, _QRS_FRACTION, _QRS_GAP, MIN_ENERGY),
             ],
         }
     ).encode()

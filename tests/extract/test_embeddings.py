@@ -68,3 +68,18 @@ def test_regression_extract_stays_callable_after_subpackage_import(synthetic_sma
     importlib.import_module("ecgprobe.extract.embeddings")
     enc = ecgprobe.create_encoder("tiny-test", device="cpu")
     assert ecgprobe.extract(enc, synthetic_small.subset(range(4)), progress=False).X.shape == (4, 16)
+
+
+def test_all_layers_of_a_folder_without_manifest(tmp_path, synthetic_small):
+    """Folders made elsewhere list their layers by file name (embeddings.<layer>.npy)."""
+    import argparse
+
+    from ecgprobe.cli.common import embeddings_from_args
+
+    ids = np.asarray(synthetic_small.ids, dtype=str)
+    for name, dim in (("block1", 3), ("block2", 4)):
+        np.save(tmp_path / f"embeddings.{name}.npy", np.ones((len(ids), dim), np.float32))
+    np.save(tmp_path / "ids.npy", ids)
+    args = argparse.Namespace(embeddings=tmp_path, encoder=None)
+    out = embeddings_from_args(args, synthetic_small, layers="all")
+    assert {k: v.dim for k, v in out.items()} == {"block1": 3, "block2": 4}

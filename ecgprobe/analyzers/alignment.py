@@ -1,0 +1,258 @@
+"""Alignment of two latent spaces beyond CKA: mutual k-nearest-neighbour overlap and
+orthogonal Procrustes distance.
+
+These complement CKA: CKA compares global second-order structure (all pairwise similarities);
+**mutual kNN overlap** asks whether the two encoders agree on *which records are close* —
+local structure, invariant to any monotone distortion of distances (used by Huh et al. 2024,
+"The Platonic Representation Hypothesis"); **Procrustes distance** asks how far one space is
+from a rotation of the other after centring and scaling — a proper metric on shapes (Williams
+et al. 2021, "Generalized Shape Metrics on Neural Representations") that is sensitive to
+directions that carry little variance, where CKA is dominated by the top principal components.
+
+They form one analyzer (``"alignment"``) separate from :mod:`ecgprobe.analyzers.cka`: they
+compare one pair of embedding sets (CKA also compares layer matrices) and need exact kNN graphs
+(``O(n² d)``) that CKA does not.
+
+Procrustes with different dimensions: ``min_Q ||X̃Q − Ỹ||_F`` over orthogonal ``Q`` of the
+zero-padded matrices equals ``2 − 2 ||X̃ᵀỸ||_*`` for Frobenius-normalised centred ``X̃``, ``Ỹ``
+(nuclear norm of the ``d1 × d2`` cross product; zero columns add nothing), so padding needs no
+memory. When ``n`` is not much larger than the dimensions, any two sets align well: read the
+distance against ``n/d`` and compare encoders at equal ``n``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ecgprobe.analyzers import _cka_linear as lin
+from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result
+from ecgprobe.analyzers.neighbors import METRICS, exact_knn
+from ecgprobe.data.record import RecordSet
+from ecgprobe.exceptions import AnalysisError, ConfigError, DataError
+from ecgprobe.extract.embeddings import Embeddings
+
+__all__ = ["Alignment", "AlignmentResult", "mutual_knn_overlap", "procrustes", "procrustes_replicates"]
+
+
+def _check(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    X, Y = np.asarray(X), np.asarray(Y)
+    if X.ndim != 2 or Y.ndim != 2:
+        raise ConfigError(f"X and Y must be 2-D (records x features), got {X.shape} and {Y.shape}")
+    if len(X) != len(Y):
+        raise DataError(f"X has {len(X)} rows but Y has {len(Y)}: they must be the same records")
+    return X, Y
+
+
+def mutual_knn_overlap(
+    X: np.ndarray, Y: np.ndarray, k: int = 10, *, metric: str = "cosine"
+) -> tuple[float, np.ndarray]:
+    """Mean over records of ``|kNN_X(i) ∩ kNN_Y(i)| / k`` (exact kNN, self excluded).
+
+    Returns:
+        ``(mean, per_record)``; chance level (random neighbour sets) is ``k / (n − 1)``.
+
+    Raises:
+        ConfigError: ``k`` not in ``[1, n − 1)`` or an unknown metric.
+
+    Example:
+        >>> X = np.random.default_rng(0).standard_normal((50, 4))
+        >>> mutual_knn_overlap(X, 2 * X, k=5)[0]
+        1.0
+    """
+    X, Y = _check(X, Y)
+    if not 1 <= k < len(X) - 1:
+        raise ConfigError(f"k must be in [1, n - 1) = [1, {len(X) - 1}), got {k}")
+    ia, _ = exact_knn(X, k, metric=metric)
+    ib, _ = exact_knn(Y, k, metric=metric)
+    both = np.sort(np.concatenate([ia, ib], axis=1), axis=1)
+    per = (both[:, 1:] == both[:, :-1]).sum(axis=1) / k
+    return float(per.mean()), per
+
+
+def _procrustes_from(C: np.ndarray, nx2: float, ny2: float) -> float:
+    """Nuclear norm of the cross product of Frobenius-normalised centred matrices."""
+    if not (nx2 > 0 and ny2 > 0):
+        return float("nan")
+    return float(np.linalg.svd(C, compute_uv=False).sum() / np.sqrt(nx2 * ny2))
+
+
+def procrustes(X: np.ndarray, Y: np.ndarray) -> dict[str, float]:
+    """Orthogonal Procrustes comparison after centring and Frobenius normalisation.
+
+    Returns:
+        ``similarity`` ``ρ = ||X̃ᵀỸ||_*`` in [0, 1], ``distance`` ``sqrt(2 − 2ρ)`` in [0, √2]
+        (the residual of the best rotation) and ``angle`` ``arccos ρ`` in [0, π/2] (a metric,
+        Williams et al. 2021).
+
+    Raises:
+        AnalysisError: a side has no variance.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((100, 3))
+        >>> Q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+        >>> round(procrustes(X, 5 * X @ Q + 1)["distance"], 6)
+        0.0
+    """
+    X, Y = _check(X, Y)
+    A, B = lin.make_side(["X"], [X], np.float64), lin.make_side(["Y"], [Y], np.float64)
+    rho = _procrustes_from(A.Z.T @ B.Z, A.alpha.sum(), B.alpha.sum())
+    if not np.isfinite(rho):
+        raise AnalysisError("Procrustes distance is undefined: one representation has no variance")
+    return _shape_metrics(rho)
+
+
+def procrustes_replicates(A: lin.Side, B: lin.Side, rb: list[slice], W: np.ndarray) -> np.ndarray:
+    """Procrustes similarity ``ρ`` recomputed exactly on block-resampled records.
+
+    ``A``/``B`` hold one layer each with rows in block order; row ``r`` of ``W`` gives the
+    multiplicity of each block. Per replicate the cross product is re-centred with the
+    replicate's means and both sides re-normalised: ``C_w = Σ w_b S_b − N μx μyᵀ``,
+    ``||X̃_w||² = Σ w_b a_b − N ||μx||²``.
+    """
+    Sb = np.stack([A.Z[r].T @ B.Z[r] for r in rb])
+    starts = [r.start for r in rb]
+    U, V = np.add.reduceat(A.Z, starts, axis=0), np.add.reduceat(B.Z, starts, axis=0)
+    ax, ay = np.add.reduceat(A.alpha[:, 0], starts), np.add.reduceat(B.alpha[:, 0], starts)
+    nb = np.array([r.stop - r.start for r in rb], dtype=np.float64)
+    out = np.empty(len(W))
+    for t, w in enumerate(W):
+        N = w @ nb
+        mx, my = w @ U / N, w @ V / N
+        C = np.tensordot(w, Sb, axes=1) - N * np.outer(mx, my)
+        out[t] = _procrustes_from(C, w @ ax - N * mx @ mx, w @ ay - N * my @ my)
+    return out
+
+
+def _shape_metrics(rho: float | np.ndarray) -> dict[str, Any]:
+    rho = np.clip(rho, 0.0, 1.0)
+    return {"similarity": rho, "distance": np.sqrt(2.0 - 2.0 * rho), "angle": np.arccos(rho)}
+
+
+class AlignmentResult(Result):
+    """Mutual kNN overlap and Procrustes comparison of two embedding sets.
+
+    Schema:
+        metrics: ``mutual_knn`` (mean overlap), ``mutual_knn_ci_low/high``,
+            ``mutual_knn_chance`` (``k/(n−1)``), ``procrustes_similarity``,
+            ``procrustes_distance``, ``procrustes_angle``, each Procrustes value with
+            ``_ci_low/_ci_high``, and ``n_records``.
+        arrays: ``mutual_knn_per_record`` ``(n,)`` float32 and ``ids`` (record ids, in order),
+            ``boot_mutual_knn``, ``boot_procrustes_similarity`` (replicates).
+        params: settings, ``n_blocks_used`` and the bootstrap description.
+    """
+
+    KIND: ClassVar[str] = "alignment"
+
+
+@ANALYZERS.register(
+    "alignment",
+    pairwise=True,
+    summary="mutual kNN overlap and orthogonal Procrustes distance between two encoders, with CIs",
+)
+class Alignment(PairwiseAnalyzer):
+    """Mutual kNN overlap and orthogonal Procrustes distance between two embedding sets.
+
+    Args:
+        k: neighbours per record for the mutual kNN overlap.
+        metric: ``"cosine"`` or ``"euclidean"`` for the kNN graphs.
+        n_boot: bootstrap replicates (0: no CIs).
+        n_blocks: random record blocks for the Procrustes block bootstrap (as in CKA).
+        ci: confidence level.
+        seed: seeds the bootstrap.
+
+    CIs: mutual kNN — records resampled, per-record overlaps held fixed (the CI is conditional
+    on the two kNN graphs, which depend on the sample). Procrustes — records in ``n_blocks``
+    random blocks, blocks resampled, the statistic recomputed exactly (re-centred and
+    re-normalised) per replicate.
+
+    Example:
+        >>> from ecgprobe.extract.embeddings import Embeddings
+        >>> rng = np.random.default_rng(0)
+        >>> ids = [f"r{i}" for i in range(200)]
+        >>> a = Embeddings(rng.standard_normal((200, 6)), ids)
+        >>> res = Alignment(k=5, n_boot=20).run(a, a)
+        >>> res.metrics["mutual_knn"], round(res.metrics["procrustes_distance"], 6)
+        (1.0, 0.0)
+    """
+
+    name = "alignment"
+
+    def __init__(
+        self,
+        *,
+        k: int = 10,
+        metric: str = "cosine",
+        n_boot: int = 200,
+        n_blocks: int = 50,
+        ci: float = 0.95,
+        seed: int = 0,
+    ) -> None:
+        self.k = k
+        self.metric = metric
+        self.n_boot = n_boot
+        self.n_blocks = n_blocks
+        self.ci = ci
+        self.seed = seed
+
+    def _validate(self) -> None:
+        if not (isinstance(self.k, int) and self.k >= 1):
+            raise ConfigError(f"k must be a positive integer, got {self.k!r}")
+        if self.metric not in METRICS:
+            raise ConfigError(f"metric must be one of {list(METRICS)}, got {self.metric!r}")
+        if not (isinstance(self.n_boot, int) and self.n_boot >= 0):
+            raise ConfigError(f"n_boot must be an integer >= 0, got {self.n_boot!r}")
+        if not (isinstance(self.n_blocks, int) and self.n_blocks >= 2):
+            raise ConfigError(f"n_blocks must be an integer >= 2, got {self.n_blocks!r}")
+        if not 0 < self.ci < 1:
+            raise ConfigError(f"ci must be in (0, 1), got {self.ci!r}")
+
+    def _run(self, a: Embeddings, b: Embeddings, records: RecordSet | None) -> AlignmentResult:
+        n = len(a)
+        if n < self.k + 2:
+            raise AnalysisError(f"mutual kNN with k={self.k} needs at least {self.k + 2} records, got {n}")
+        rng = np.random.default_rng(self.seed)
+        mean, per = mutual_knn_overlap(a.X, b.X, self.k, metric=self.metric)
+        metrics: dict[str, Any] = {"n_records": n, "mutual_knn": mean, "mutual_knn_chance": self.k / (n - 1)}
+        arrays: dict[str, np.ndarray] = {
+            "mutual_knn_per_record": per.astype(np.float32),
+            "ids": np.asarray(a.ids, dtype=str),
+        }
+        perm = rng.permutation(n)
+        A = lin.make_side([a.layer], [a.X], np.float64, order=perm)
+        B = lin.make_side([b.layer], [b.X], np.float64, order=perm)
+        rho = _procrustes_from(A.Z.T @ B.Z, A.alpha.sum(), B.alpha.sum())
+        if not np.isfinite(rho):
+            raise AnalysisError("Procrustes distance is undefined: one embedding set has no variance")
+        metrics.update({f"procrustes_{k}": v for k, v in _shape_metrics(rho).items()})
+        params: dict[str, Any] = {}
+        notes = []
+        if n < 10 * max(a.dim, b.dim):
+            notes.append(
+                f"n={n} records for {max(a.dim, b.dim)} dimensions: with few records per dimension any two "
+                "spaces align well by rotation; compare Procrustes distances only at equal n and dims"
+            )
+        if self.n_boot:
+            q = [(1 - self.ci) / 2, 1 - (1 - self.ci) / 2]
+            idx = rng.integers(0, n, size=(self.n_boot, n))
+            boot_knn = per[idx].mean(axis=1)
+            lo, hi = np.quantile(boot_knn, q)
+            metrics.update(mutual_knn_ci_low=lo, mutual_knn_ci_high=hi)
+            m = max(2, min(self.n_blocks, n, lin.max_blocks([a.dim], [b.dim], 8)))
+            rb = lin.block_bounds(n, m)
+            W = rng.multinomial(len(rb), np.full(len(rb), 1.0 / len(rb)), size=self.n_boot)
+            boot_rho = procrustes_replicates(A, B, rb, W.astype(np.float64))
+            params["n_blocks_used"] = len(rb)
+            for name, vals in _shape_metrics(boot_rho).items():
+                lo, hi = np.nanquantile(vals, q)
+                metrics[f"procrustes_{name}_ci_low"], metrics[f"procrustes_{name}_ci_high"] = lo, hi
+            arrays.update(boot_mutual_knn=boot_knn.astype(np.float32), boot_procrustes_similarity=boot_rho)
+            params["bootstrap"] = (
+                "percentile; mutual kNN: records resampled (kNN graphs fixed); Procrustes: records in "
+                "random blocks, blocks resampled, recomputed exactly"
+            )
+        return AlignmentResult(
+            kind="alignment", metrics=metrics, arrays=arrays, params=params, seed=self.seed, notes=notes
+        )

@@ -1,0 +1,493 @@
+"""Centred kernel alignment (CKA): how similar two representations of the same records are.
+
+CKA (Kornblith et al. 2019) is ``HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`` for Gram matrices
+``K``, ``L`` of the two representations; it is invariant to orthogonal transforms and isotropic
+scaling of either side, but not to general invertible linear maps.
+
+- :func:`linear_cka` uses the feature-space identity ``HSIC ∝ ||ỸᵀX̃||²_F`` on column-centred
+  ``X̃``, ``Ỹ`` — only ``d×d`` products, never an ``n×n`` Gram matrix (``n = 20,000`` would need
+  3.2 GB per Gram in float64, and float32 Gram matrices give wrong CKA at that size because
+  centring them cancels most of their digits). Centring is done in float64; with
+  ``precision="mixed"`` (default) the products run in float32 and are accumulated in float64
+  over row chunks (agreement with a float64 Gram computation to ~1e-7, see
+  ``benchmarks/bench_cka.py``), with ``"float64"`` everything is float64.
+- ``debiased=True`` uses the unbiased HSIC estimator of Song et al. (2012), as in the debiased
+  CKA of Nguyen et al. (2021): ≈ 0 for independent representations at any ``n``, where biased
+  CKA is inflated at small ``n`` or large ``d``.
+- :func:`rbf_cka`: Gaussian kernels with the median-heuristic bandwidth; exact up to
+  ``max_exact_n`` records, beyond that the minibatch estimator of Nguyen et al. (2021)
+  (see :mod:`ecgprobe.analyzers._cka_rbf`).
+
+The :class:`CKA` analyzer (``"cka"``, alias ``"layer_cka"``) compares one embedding set with
+another, or every layer of one encoder with every layer of another (or of itself), as a
+matrix computed from a few large products over the concatenated layers.
+
+Uncertainty: a percentile **bootstrap CI over records**, not a permutation p-value. The
+question users ask is "how similar, and is A closer to B than to C" — an interval answers it,
+whereas a permutation test of "CKA > 0 under independence" is trivially significant for two
+encoders of the same ECGs. For linear CKA, records are put into ``n_blocks`` random blocks and
+blocks are resampled, each replicate recomputed exactly on the resampled records from per-block
+statistics (``O(m³)`` per replicate; see :mod:`ecgprobe.analyzers._cka_linear`); with
+``n_blocks ≥ n`` this is the plain record bootstrap. Exact RBF CKA resamples records directly;
+minibatch RBF CKA resamples minibatches. Bandwidths are held fixed across replicates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ecgprobe.analyzers import _cka_linear as lin
+from ecgprobe.analyzers import _cka_rbf as rbf
+from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result, check_finite, check_ids_match
+from ecgprobe.data.record import RecordSet
+from ecgprobe.exceptions import AnalysisError, ConfigError, DataError
+from ecgprobe.extract.embeddings import Embeddings, align_to_records
+
+__all__ = ["CKA", "CKAResult", "LayerCKA", "cka_from_grams", "linear_cka", "rbf_cka"]
+
+PRECISIONS = ("mixed", "float64")
+
+
+def _check_pair(X: np.ndarray, Y: np.ndarray, min_n: int) -> tuple[np.ndarray, np.ndarray]:
+    X, Y = np.asarray(X), np.asarray(Y)
+    for name, M in (("X", X), ("Y", Y)):
+        if M.ndim != 2:
+            raise ConfigError(f"{name} must be a 2-D matrix (records x features), got shape {M.shape}")
+        if not np.isfinite(M).all():
+            raise DataError(f"{name} holds non-finite values; drop or re-extract those records")
+    if len(X) != len(Y):
+        raise DataError(
+            f"X has {len(X)} rows but Y has {len(Y)}; CKA compares two representations of the same records"
+        )
+    if len(X) < min_n:
+        raise AnalysisError(f"CKA needs at least {min_n} records here, got {len(X)}")
+    return X, Y
+
+
+def _dtype(precision: str) -> type:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    return np.float32 if precision == "mixed" else np.float64
+
+
+def _finite_or_raise(value: float, what: str) -> float:
+    if not np.isfinite(value):
+        raise AnalysisError(
+            f"{what} is undefined: one representation has no variance across these records "
+            "(or, debiased, too few records for the unbiased estimator to be positive)"
+        )
+    return float(value)
+
+
+def linear_cka(X: np.ndarray, Y: np.ndarray, debiased: bool = False, *, precision: str = "mixed") -> float:
+    """Linear CKA of two representations of the same records (rows), in feature space.
+
+    Args:
+        X: ``(n, d1)``.
+        Y: ``(n, d2)``; row ``i`` is the same record as in ``X``.
+        debiased: use the unbiased HSIC estimator (Song et al. 2012; needs ``n ≥ 4``).
+        precision: ``"mixed"`` (float64 centring and accumulation, float32 products) or
+            ``"float64"``.
+
+    Raises:
+        ConfigError: not 2-D, or an unknown precision.
+        DataError: row counts differ or values are not finite.
+        AnalysisError: a side has no variance.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((200, 10))
+        >>> Q, _ = np.linalg.qr(rng.standard_normal((10, 10)))
+        >>> round(linear_cka(X, 3.0 * X @ Q), 6)
+        1.0
+    """
+    X, Y = _check_pair(X, Y, 4 if debiased else 2)
+    dt = _dtype(precision)
+    A, B = lin.make_side(["X"], [X], dt), lin.make_side(["Y"], [Y], dt)
+    return _finite_or_raise(lin.point_cka(A, B, False, debiased)[0, 0], "linear CKA")
+
+
+def cka_from_grams(K: np.ndarray, L: np.ndarray, debiased: bool = False) -> float:
+    """CKA of two ``n×n`` Gram matrices (float64), e.g. a custom kernel; the reference method.
+
+    Raises:
+        ConfigError: the matrices are not square of the same size.
+    """
+    K, L = np.asarray(K, dtype=np.float64), np.asarray(L, dtype=np.float64)
+    if K.ndim != 2 or K.shape != L.shape or K.shape[0] != K.shape[1]:
+        raise ConfigError(f"Gram matrices must be square and of the same size, got {K.shape} and {L.shape}")
+    value = lin.ratio(rbf.hsic(K, L, debiased), rbf.hsic(K, K, debiased), rbf.hsic(L, L, debiased))
+    return _finite_or_raise(float(value), "CKA")
+
+
+def rbf_cka(
+    X: np.ndarray,
+    Y: np.ndarray,
+    sigma: float | tuple[float, float] | None = None,
+    debiased: bool = False,
+    *,
+    batch_size: int | None = None,
+    max_exact_n: int = 5000,
+    seed: int = 0,
+) -> float:
+    """CKA with Gaussian (RBF) kernels.
+
+    Args:
+        X: ``(n, d1)``.
+        Y: ``(n, d2)``, same records in the same order.
+        sigma: bandwidth(s) ``σ`` of ``exp(−||x−y||²/(2σ²))``: one value for both sides, a
+            pair ``(σx, σy)``, or ``None`` for the median heuristic per side.
+        debiased: unbiased HSIC (Song et al. 2012).
+        batch_size: minibatch size; default: exact when ``n ≤ max_exact_n``, else batches of
+            1,024 (the minibatch estimator is always debiased: pass ``debiased=True``).
+        max_exact_n: largest ``n`` computed from full Gram matrices.
+        seed: seeds the median-heuristic subsample and the minibatch partition.
+
+    Raises:
+        ConfigError: a minibatch estimate without ``debiased=True``, or a bad ``sigma``.
+        AnalysisError: undefined (constant representations, too few records).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((100, 5))
+        >>> round(rbf_cka(X, X), 6)
+        1.0
+    """
+    X, Y = _check_pair(X, Y, 6 if (debiased or batch_size) else 2)
+    rng = np.random.default_rng(seed)
+    sx, sy = _sigmas(sigma, X, Y, rng)
+    n = len(X)
+    if batch_size is None and n <= max_exact_n:
+        K, L = rbf.rbf_gram(X, sx), rbf.rbf_gram(Y, sy)
+        return cka_from_grams(K, L, debiased)
+    if not debiased:
+        raise ConfigError(
+            f"with n={n} > max_exact_n={max_exact_n} (or batch_size set), RBF CKA uses the minibatch "
+            "estimator, which is only consistent with unbiased HSIC: pass debiased=True "
+            f"(or raise max_exact_n to {n} for the exact, O(n²)-memory computation)"
+        )
+    bs = batch_size or 1024
+    if bs < 6:
+        raise ConfigError(f"batch_size must be at least 6 for the unbiased estimator, got {bs}")
+    terms = np.zeros(3)
+    batches = rbf.minibatches(n, bs, rng)
+    for idx in batches:
+        K, L = rbf.rbf_gram(X[idx], sx), rbf.rbf_gram(Y[idx], sy)
+        terms += (rbf.hsic(K, L, True), rbf.hsic(K, K, True), rbf.hsic(L, L, True))
+    return _finite_or_raise(float(lin.ratio(*terms)), "minibatch RBF CKA")
+
+
+def _sigmas(sigma: Any, X: np.ndarray, Y: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    if sigma is None:
+        return rbf.median_sigma(X, rng, "X"), rbf.median_sigma(Y, rng, "Y")
+    pair = tuple(sigma) if isinstance(sigma, (tuple, list)) else (sigma, sigma)
+    if len(pair) != 2 or not all(isinstance(s, (int, float)) and s > 0 for s in pair):
+        raise ConfigError(f"sigma must be a positive number, a pair of them, or None; got {sigma!r}")
+    return float(pair[0]), float(pair[1])
+
+
+class CKAResult(Result):
+    """CKA between two representations, or the layer-by-layer CKA matrix.
+
+    Schema:
+        metrics: ``n_records``, ``n_boot`` (replicates that were computed), and for a single
+            pair ``cka``, ``cka_ci_low``, ``cka_ci_high``.
+        tables: ``pairs`` — one row per layer pair: ``layer_a``, ``layer_b``, ``cka``,
+            ``ci_low``, ``ci_high``.
+        arrays: ``cka`` ``(p, q)`` float64 (rows: layers of A, columns: layers of B),
+            ``ci_low``/``ci_high`` ``(p, q)``, ``boot`` ``(n_boot, p, q)`` float32 replicates,
+            ``layers_a``/``layers_b`` names.
+        params: the settings, plus ``estimator``, ``n_blocks_used``, ``sigmas_a``/``sigmas_b``
+            (RBF bandwidths) and ``within`` (one encoder compared with itself).
+    """
+
+    KIND: ClassVar[str] = "cka"
+
+    @property
+    def layers_a(self) -> list[str]:
+        """Layer names of side A (matrix rows)."""
+        return [str(s) for s in self.arrays["layers_a"]]
+
+    @property
+    def layers_b(self) -> list[str]:
+        """Layer names of side B (matrix columns)."""
+        return [str(s) for s in self.arrays["layers_b"]]
+
+    @property
+    def matrix(self) -> pd.DataFrame:
+        """The CKA matrix with layer names as index and columns."""
+        return pd.DataFrame(
+            self.arrays["cka"],
+            index=pd.Index(self.layers_a, name="a"),
+            columns=pd.Index(self.layers_b, name="b"),
+        )
+
+
+def _as_layers(x: Embeddings | Mapping[str, Embeddings], side: str) -> dict[str, Embeddings]:
+    if isinstance(x, Embeddings):
+        return {x.layer: x}
+    if isinstance(x, Mapping) and x and all(isinstance(v, Embeddings) for v in x.values()):
+        return {str(k): v for k, v in x.items()}
+    raise ConfigError(
+        f"side {side} must be an Embeddings or a non-empty dict of layer name -> Embeddings, "
+        f"got {type(x).__name__}"
+    )
+
+
+@ANALYZERS.register(
+    "cka",
+    aliases=("layer_cka",),
+    pairwise=True,
+    summary="centred kernel alignment between two encoders, or layer by layer, with bootstrap CIs",
+)
+class CKA(PairwiseAnalyzer):
+    """CKA between two embedding sets of the same records, or the layer-by-layer CKA matrix.
+
+    Args:
+        kernel: ``"linear"`` (feature space, any ``n``) or ``"rbf"`` (Gram matrices).
+        debiased: unbiased HSIC (Song et al. 2012; Nguyen et al. 2021).
+        n_boot: bootstrap replicates for the percentile CI (0: none).
+        n_blocks: random record blocks of the linear block bootstrap (capped by memory:
+            ``n_blocks × d_a × d_b`` floats per layer pair within 512 MiB; recorded).
+        ci: confidence level.
+        seed: seeds block assignment, replicates, bandwidth subsample and minibatches.
+        precision: ``"mixed"`` or ``"float64"`` (linear kernel; see the module doc).
+        sigma: RBF bandwidth (``None``: median heuristic per layer).
+        batch_size: RBF minibatch size (``None``: exact up to ``max_exact_n`` records).
+        max_exact_n: RBF records computed exactly from full Gram matrices.
+
+    Example:
+        >>> import numpy as np
+        >>> from ecgprobe.extract.embeddings import Embeddings
+        >>> rng = np.random.default_rng(0)
+        >>> ids = [f"r{i}" for i in range(300)]
+        >>> a = Embeddings(rng.standard_normal((300, 8)), ids)
+        >>> b = Embeddings(a.X @ np.linalg.qr(rng.standard_normal((8, 8)))[0], ids)
+        >>> round(CKA(n_boot=50).run(a, b).metrics["cka"], 6)
+        1.0
+    """
+
+    name = "cka"
+
+    def __init__(
+        self,
+        *,
+        kernel: str = "linear",
+        debiased: bool = False,
+        n_boot: int = 200,
+        n_blocks: int = 50,
+        ci: float = 0.95,
+        seed: int = 0,
+        precision: str = "mixed",
+        sigma: float | None = None,
+        batch_size: int | None = None,
+        max_exact_n: int = 5000,
+    ) -> None:
+        self.kernel = kernel
+        self.debiased = debiased
+        self.n_boot = n_boot
+        self.n_blocks = n_blocks
+        self.ci = ci
+        self.seed = seed
+        self.precision = precision
+        self.sigma = sigma
+        self.batch_size = batch_size
+        self.max_exact_n = max_exact_n
+
+    def _validate(self) -> None:
+        if self.kernel not in ("linear", "rbf"):
+            raise ConfigError(f"kernel must be 'linear' or 'rbf', got {self.kernel!r}")
+        _dtype(self.precision)
+        if not (isinstance(self.n_boot, int) and self.n_boot >= 0):
+            raise ConfigError(f"n_boot must be an integer >= 0, got {self.n_boot!r}")
+        if not (isinstance(self.n_blocks, int) and self.n_blocks >= 2):
+            raise ConfigError(f"n_blocks must be an integer >= 2, got {self.n_blocks!r}")
+        if not 0 < self.ci < 1:
+            raise ConfigError(f"ci must be in (0, 1), e.g. 0.95; got {self.ci!r}")
+        if self.sigma is not None and not self.sigma > 0:
+            raise ConfigError(f"sigma must be positive or None, got {self.sigma!r}")
+        if self.batch_size is not None and self.batch_size < 6:
+            raise ConfigError(f"batch_size must be >= 6 or None, got {self.batch_size!r}")
+
+    def run(  # type: ignore[override]
+        self,
+        a: Embeddings | Mapping[str, Embeddings],
+        b: Embeddings | Mapping[str, Embeddings] | None = None,
+        records: RecordSet | None = None,
+    ) -> CKAResult:
+        """Compare ``a`` with ``b`` (or every layer of ``a`` with every other when ``b`` is None).
+
+        Args:
+            a: one Embeddings, or ``{layer: Embeddings}`` of one encoder.
+            b: the same for the other encoder; ``None`` compares ``a`` with itself.
+            records: optional dataset: embeddings are then matched to its records by id (and
+                restricted to them); without it all layers must hold identical ids in
+                identical order.
+
+        Raises:
+            ConfigError: invalid settings or inputs.
+            DataError: ids differ between layers or sides (listing the mismatch), rows are
+                shuffled, or values are not finite.
+            AnalysisError: a representation without variance.
+        """
+        t0 = time.perf_counter()
+        self._validate()
+        side_a = _as_layers(a, "a")
+        within = b is None or b is a
+        side_b = side_a if within else _as_layers(b, "b")
+        if records is not None:
+            side_a = {k: align_to_records(e, records)[0] for k, e in side_a.items()}
+            side_b = side_a if within else {k: align_to_records(e, records)[0] for k, e in side_b.items()}
+        ref = next(iter(side_a.values()))
+        for emb in [*side_a.values(), *side_b.values()]:
+            check_ids_match(ref, emb)
+            check_finite(emb)
+        result = self._compare(side_a, side_b, within)
+        provenance: dict[str, Any] = {
+            side: {
+                "layers": list(layers),
+                "keys": {k: e.key for k, e in layers.items()},
+                "dims": {k: e.dim for k, e in layers.items()},
+                **next(iter(layers.values())).provenance,
+            }
+            for side, layers in (("a", side_a), ("b", side_b))
+        }
+        provenance["n_records"] = len(ref)
+        if records is not None:
+            provenance["dataset"] = records.identity
+        return self._finish(result, t0, provenance)
+
+    def _run(self, a: Embeddings, b: Embeddings, records: RecordSet | None) -> Result:
+        return self._compare({a.layer: a}, {b.layer: b}, a is b)
+
+    # ------------------------------------------------------------------ the mathematics
+    def _compare(
+        self, side_a: dict[str, Embeddings], side_b: dict[str, Embeddings], within: bool
+    ) -> CKAResult:
+        names_a, names_b = list(side_a), list(side_b)
+        mats_a = [e.X for e in side_a.values()]
+        mats_b = mats_a if within else [e.X for e in side_b.values()]
+        n = len(mats_a[0])
+        min_n = 6 if (self.debiased or self.kernel == "rbf") else 2
+        if n < min_n:
+            raise AnalysisError(f"CKA needs at least {min_n} records here, got {n}")
+        rng = np.random.default_rng(self.seed)
+        notes: list[str] = []
+        params: dict[str, Any] = {"within": within}
+        if self.kernel == "linear":
+            point, boot = self._linear(mats_a, mats_b, names_a, names_b, within, rng, params, notes)
+        else:
+            point, boot = self._rbf(mats_a, mats_b, within, rng, params, notes)
+        if np.isnan(point).any():
+            bad = [(names_a[i], names_b[j]) for i, j in zip(*np.nonzero(np.isnan(point)))]
+            notes.append(
+                f"CKA is undefined (NaN) for {bad[:5]}: a layer without variance across these records"
+            )
+        lo, hi = np.full_like(point, np.nan), np.full_like(point, np.nan)
+        if boot is not None and len(boot):
+            q = (1 - self.ci) / 2
+            with np.errstate(invalid="ignore"):
+                lo, hi = np.nanquantile(boot, [q, 1 - q], axis=0)
+        rows = [
+            {"layer_a": la, "layer_b": lb, "cka": point[i, j], "ci_low": lo[i, j], "ci_high": hi[i, j]}
+            for i, la in enumerate(names_a)
+            for j, lb in enumerate(names_b)
+        ]
+        metrics: dict[str, Any] = {"n_records": n, "n_boot": 0 if boot is None else len(boot)}
+        if point.shape == (1, 1):
+            metrics.update(cka=point[0, 0], cka_ci_low=lo[0, 0], cka_ci_high=hi[0, 0])
+        arrays = {
+            "cka": point,
+            "ci_low": lo,
+            "ci_high": hi,
+            "layers_a": np.asarray(names_a, dtype=str),
+            "layers_b": np.asarray(names_b, dtype=str),
+        }
+        if boot is not None:
+            arrays["boot"] = boot.astype(np.float32)
+        return CKAResult(
+            kind="cka",
+            metrics=metrics,
+            tables={"pairs": rows},
+            arrays=arrays,
+            params=params,
+            seed=self.seed,
+            notes=notes,
+        )
+
+    def _linear(self, mats_a, mats_b, names_a, names_b, within, rng, params, notes):
+        dt = _dtype(self.precision)
+        n = len(mats_a[0])
+        params["estimator"] = (
+            f"feature-space linear CKA ({'unbiased' if self.debiased else 'biased'} HSIC), centring in "
+            f"float64, products in {'float32 accumulated in float64' if dt is np.float32 else 'float64'}"
+        )
+        if self.n_boot == 0:
+            A = lin.make_side(names_a, mats_a, dt)
+            B = A if within else lin.make_side(names_b, mats_b, dt)
+            return lin.point_cka(A, B, within, self.debiased), None
+        cap = lin.max_blocks(
+            [m.shape[1] for m in mats_a], [m.shape[1] for m in mats_b], np.dtype(dt).itemsize
+        )
+        m = min(self.n_blocks, n, cap)
+        if m < 2:
+            notes.append("no bootstrap CI: the layers are too wide for the block statistics' memory budget")
+            A = lin.make_side(names_a, mats_a, dt)
+            B = A if within else lin.make_side(names_b, mats_b, dt)
+            return lin.point_cka(A, B, within, self.debiased), None
+        if m < self.n_blocks and m < n:
+            notes.append(f"block bootstrap with {m} blocks instead of {self.n_blocks} (memory budget)")
+        perm = rng.permutation(n)
+        A = lin.make_side(names_a, mats_a, dt, order=perm)
+        B = A if within else lin.make_side(names_b, mats_b, dt, order=perm)
+        rb = lin.block_bounds(n, m)
+        W = rng.multinomial(len(rb), np.full(len(rb), 1.0 / len(rb)), size=self.n_boot).astype(np.float64)
+        params["n_blocks_used"] = len(rb)
+        params["bootstrap"] = (
+            "percentile; records in random blocks, blocks resampled, CKA recomputed exactly per replicate"
+            if len(rb) < n
+            else "percentile; records resampled, CKA recomputed exactly per replicate"
+        )
+        return lin.bootstrap_cka(A, B, within, self.debiased, rb, W)
+
+    def _rbf(self, mats_a, mats_b, within, rng, params, notes):
+        n = len(mats_a[0])
+        sig_a = [_sigmas(self.sigma, M, M, rng)[0] for M in mats_a]
+        sig_b = sig_a if within else [_sigmas(self.sigma, M, M, rng)[0] for M in mats_b]
+        params.update(sigmas_a=sig_a, sigmas_b=sig_b)
+        exact = self.batch_size is None and n <= self.max_exact_n
+        if not exact and not self.debiased:
+            raise ConfigError(
+                f"with n={n} records (> max_exact_n={self.max_exact_n}, or batch_size set) RBF CKA uses "
+                "the minibatch estimator, which needs debiased=True"
+            )
+        if exact:
+            params["estimator"] = f"exact RBF CKA ({'unbiased' if self.debiased else 'biased'} HSIC)"
+            W = rng.multinomial(n, np.full(n, 1.0 / n), size=self.n_boot).T.astype(np.float64)
+            point, boot = rbf.exact_matrix(mats_a, mats_b, sig_a, sig_b, within, self.debiased, W)
+            params["bootstrap"] = "percentile; records resampled, CKA recomputed exactly per replicate"
+            return point, boot if self.n_boot else None
+        bs = self.batch_size or 1024
+        batches = rbf.minibatches(n, bs, rng)
+        params["estimator"] = (
+            f"minibatch RBF CKA (unbiased HSIC averaged over {len(batches)} batches of ≥{bs})"
+        )
+        V = rng.multinomial(len(batches), np.full(len(batches), 1.0 / len(batches)), size=self.n_boot)
+        point, boot = rbf.minibatch_matrix(
+            mats_a, mats_b, sig_a, sig_b, within, batches, V.astype(np.float64)
+        )
+        if not self.n_boot:
+            return point, None
+        params["bootstrap"] = "percentile; minibatches resampled"
+        if len(batches) < 20:
+            notes.append(f"bootstrap over only {len(batches)} minibatches: the CI is coarse")
+        return point, boot
+
+
+#: The layer-by-layer form of :class:`CKA` (same analyzer: pass ``{layer: Embeddings}`` dicts).
+LayerCKA = CKA
