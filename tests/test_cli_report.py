@@ -192,3 +192,27 @@ def test_scarcity_study_across_encoders(tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert "Label efficiency" in html and html.count("<img") == 1
     assert main(args) == 1 and "--force" in capsys.readouterr().err
+
+
+def test_the_shipped_study_configs_are_valid(monkeypatch):
+    from pathlib import Path
+
+    from ecgprobe.report.pipeline import resolve_analyses
+    from ecgprobe.report.study import load_study
+
+    monkeypatch.setenv("PTBXL_ROOT", "/data/ptb-xl")
+    monkeypatch.delenv("ECGFOUNDER_CKPT", raising=False)
+    configs = sorted((Path(__file__).resolve().parents[1] / "analyses").glob("*.yaml"))
+    assert len(configs) >= 4
+    for path in configs:
+        study = load_study(path)
+        resolve_analyses(study.analyses, profile=study.profile)  # every setting is accepted
+        assert study.datasets and study.encoders
+        if any(e["name"] == "ecgfounder" for e in study.encoders):
+            assert next(e for e in study.encoders if e["name"] == "ecgfounder").get("unavailable")
+    sup = load_study(configs[0].with_name("ptbxl-superclass.yaml"))
+    assert sup.datasets[0]["options"] == {"sampling_rate": 500, "labels": "superclass"}
+    assert sup.datasets[0]["root"] == "/data/ptb-xl"
+    ratios = load_study(configs[0].with_name("label-ratios.yaml"))
+    assert [d["label"] for d in ratios.datasets] == ["ptbxl-superclass", "ptbxl-all"]
+    assert ratios.analyses["scarcity"]["fractions"] == [0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0]

@@ -162,13 +162,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         args.out, [OUTPUT_FILES[k] for k in ("json", *formats)], force=args.force
     )  # fail before any work
     records = dataset_from_args(args)
-    t1 = time.perf_counter()
-    emb = embeddings_from_args(args, records)
-    extract_s = time.perf_counter() - t1
     plan = _plan(args, MODEL_ANALYSES)
-    encoder = None
-    if args.encoder and (plan is None or "input_attribution" in plan):
-        encoder = encoder_from_args(args)  # the attributions differentiate through it
+    # created once: it extracts, and the input attributions differentiate through it
+    encoder = encoder_from_args(args) if args.encoder else None
+    t1 = time.perf_counter()
+    emb = embeddings_from_args(args, records, encoder=encoder)
+    extract_s = time.perf_counter() - t1
     report = model_report(
         emb,
         records,
@@ -201,12 +200,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for suffix in ("-a", "-b"):
         dest = suffix.replace("-", "_")
         t1 = time.perf_counter()
-        got = embeddings_from_args(args, records, layers=layers, suffix=suffix)
+        enc = encoder_from_args(args, suffix=suffix) if getattr(args, f"encoder{dest}") else None
+        got = embeddings_from_args(args, records, layers=layers, suffix=suffix, encoder=enc)
         sides.append(got if isinstance(got, dict) else {got.layer: got})
         name = getattr(args, f"encoder{dest}") or Path(getattr(args, f"embeddings{dest}") or suffix).name
         names.append(name)
         timings[f"{name}: extraction"] = round(time.perf_counter() - t1, 3)
-        encoders.append(None)
+        encoders.append(enc)
     report = compare_report(
         sides[0],
         sides[1],

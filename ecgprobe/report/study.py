@@ -10,7 +10,7 @@
     profile: full                                    # or quick
     datasets:
       - name: ptbxl
-        root: ${PTBXL_ROOT}                          # environment variables are expanded
+        root: ${PTBXL_ROOT}                          # ${VAR} and ${VAR:-default} are expanded
         options: {sampling_rate: 500}
         label_sets: [superclass, all]                # each becomes the loader option labels=...
     encoders:
@@ -30,6 +30,7 @@ reports without recomputing anything.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -78,14 +79,27 @@ class Study:
     compare_layers: str = "all"
 
 
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
 def _expand(value: Any) -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in strings (recursively).
+
+    Raises:
+        ConfigError: a variable without a default that is not set.
+    """
     if isinstance(value, str):
-        out = os.path.expandvars(value)
-        if "$" in out:
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) in os.environ:
+                return os.environ[m.group(1)]
+            if m.group(2) is not None:
+                return m.group(2)
             raise ConfigError(
-                f"{value!r} names an environment variable that is not set; export it or edit the config"
+                f"{value!r} needs the environment variable {m.group(1)}, which is not set; export it"
             )
-        return out
+
+        return _VAR.sub(sub, value)
     if isinstance(value, list):
         return [_expand(v) for v in value]
     if isinstance(value, dict):
@@ -137,7 +151,14 @@ def load_study(path: str | Path) -> Study:
             raise ConfigError(
                 f"{p}: encoders[{i}] needs 'name' and accepts checkpoint, options, optional, label, embeddings; got {sorted(e)}"
             )
-        encoders.append(_expand(e))
+        try:
+            encoders.append(_expand(e))
+        except ConfigError as exc:  # e.g. the checkpoint's environment variable is not set
+            if not e.get("optional"):
+                raise ConfigError(f"{p}: encoders[{i}] ({e['name']}): {exc}") from None
+            encoders.append(
+                {"name": e["name"], "label": e.get("label"), "optional": True, "unavailable": str(exc)}
+            )
     reports = tuple(doc.get("reports") or _REPORTS)
     if set(reports) - set(_REPORTS):
         raise ConfigError(f"{p}: reports must be among {list(_REPORTS)}, got {list(reports)}")
@@ -196,8 +217,11 @@ def run_study(
         encoders: dict[str, Any] = {}
         timings: dict[str, float] = {}
         for spec in study.encoders:
-            label = str(spec.get("label") or spec["name"])
+            label = str(spec.get("label") or spec["name"]).replace("/", "-")
             t0 = time.perf_counter()
+            if spec.get("unavailable"):
+                _say(quiet, f"[{study.name}] encoder {label} skipped (optional): {spec['unavailable']}")
+                continue
             try:
                 if spec.get("embeddings"):
                     emb = align_to_records(load_embeddings(spec["embeddings"]), records)[0]
