@@ -533,4 +533,6 @@ def write_scarcity_csv(report: Report, path: str | Path) -> Path:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    return atomic_write(Path(path), buf.getvalue().encode())
+    from ecgprobe.report.document import make_readable
+
+    return make_readable(atomic_write(Path(path), buf.getvalue().encode()))
