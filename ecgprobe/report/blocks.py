@@ -88,11 +88,12 @@ class Table:
             )
 
     def col_widths(self) -> tuple[float, ...]:
-        """Relative widths (given, or the longest cell per column, clipped to [4, 40] characters)."""
+        """Relative widths (given, or the longest cell per column clipped to [4, 40] characters,
+        plus 2 for the cell padding)."""
         if self.widths:
             return self.widths
         longest = [max([len(c)] + [len(r[j]) for r in self.rows]) for j, c in enumerate(self.columns)]
-        return tuple(float(min(max(n, 4), 40)) for n in longest)
+        return tuple(float(min(max(n, 4), 40) + 2) for n in longest)
 
 
 def _numeric_column(rows: Sequence[Sequence[str]], j: int) -> bool:

@@ -96,7 +96,7 @@ class _Writer:
     ) -> None:
         self.pdf.set_font(_FONT, style, size)
         self.pdf.set_text_color(*color)
-        self.pdf.multi_cell(0, h, text, new_x="LMARGIN", new_y="NEXT")
+        self.pdf.multi_cell(0, h, text, align="L", new_x="LMARGIN", new_y="NEXT")
         self.pdf.set_text_color(*_INK)
 
     def cover(self, sections: list[Section]) -> None:
@@ -151,7 +151,7 @@ class _Writer:
 
     # ------------------------------------------------------------------------- blocks
     def _heading(self, b: Heading) -> None:
-        if self._room() < 30:
+        if self._room() < 60:  # keep a heading with what follows it (tables, figures)
             self.pdf.add_page()
         self.pdf.ln(2)
         self._text(b.text, 11.5, "B", h=6)
@@ -199,6 +199,8 @@ class _Writer:
         n = len(b.columns)
         size = 8.5 if n <= 5 else 7.5 if n <= 8 else 6.5
         pdf.set_font(_FONT, "", size)
+        pdf.set_draw_color(*_TONE["plain"])
+        pdf.set_line_width(0.2)
         rows = [b.columns, *b.rows] if header else list(b.rows)
         with pdf.table(
             col_widths=b.col_widths(),
