@@ -11,6 +11,20 @@ from typing import BinaryIO
 __all__ = ["atomic_write"]
 
 
+def _default_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open()`` would give a new file.
+
+    ``tempfile.mkstemp`` creates private ``0o600`` files; results, reports and caches are meant
+    to be shared like any other output. The umask is read once (reading it means setting it).
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_MODE = _default_mode()
+
+
 def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], object]) -> Path:
     """Write ``data`` (bytes, or a function writing to a binary file) to ``path`` atomically.
 
@@ -20,6 +34,7 @@ def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], object]) -
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _MODE)
         with os.fdopen(fd, "wb") as fh:
             if isinstance(data, (bytes, bytearray)):
                 fh.write(data)

@@ -83,3 +83,15 @@ def test_all_layers_of_a_folder_without_manifest(tmp_path, synthetic_small):
     args = argparse.Namespace(embeddings=tmp_path, encoder=None)
     out = embeddings_from_args(args, synthetic_small, layers="all")
     assert {k: v.dim for k, v in out.items()} == {"block1": 3, "block2": 4}
+
+
+def test_regression_written_files_have_ordinary_permissions(tmp_path):
+    """atomic_write used to leave mkstemp's private 0600 mode on results and caches."""
+    import os
+
+    from ecgprobe._io import atomic_write
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    path = atomic_write(tmp_path / "x.json", b"{}")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
