@@ -81,7 +81,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ecgprobe.cli.common import prepare_output
     from ecgprobe.exceptions import ConfigError
     from ecgprobe.report import OUTPUT_FILES
-    from ecgprobe.report.document import make_readable
     from ecgprobe.report.pipeline import compare_report, model_report, scarcity_report, write_scarcity_csv
 
     t0 = time.perf_counter()
@@ -176,7 +175,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     index = _HTML_INDEX.format(
         n=len(records), seed=args.seed, encoders=escape(", ".join(n for n, _ in encoders)), items=items
     )
-    make_readable(atomic_write(args.out / "index.html", index.encode()))
+    atomic_write(args.out / "index.html", index.encode())
     if not args.quiet:
         for title, folder in written.items():
             print(f"{title:20s} {folder / 'report.html'}")

@@ -24,7 +24,7 @@ from ecgprobe.exceptions import ConfigError, DataError
 from ecgprobe.report.base import FINDINGS, MODES, SECTIONS, Finding
 from ecgprobe.report.blocks import Note, Section
 
-__all__ = ["OUTPUT_FILES", "RESULTS_FORMAT", "Report", "make_readable"]
+__all__ = ["OUTPUT_FILES", "RESULTS_FORMAT", "Report"]
 
 RESULTS_FORMAT = "ecgprobe-report/1"
 #: What :meth:`Report.write` produces (checked against ``--force``).
@@ -58,17 +58,6 @@ def _normalise(result: Result) -> Result:
     """The result as it will read back from disk (NaN -> None, tuples -> lists, ...)."""
     doc = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     return _rebuild(doc, {k: np.asarray(v) for k, v in result.arrays.items()})
-
-
-def make_readable(path: Path) -> Path:
-    """Give a written file the usual permissions (atomic writes create private 0600 files; a
-    report is meant to be shared or served)."""
-    import os
-
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o666 & ~umask)
-    return path
 
 
 class Report:
@@ -282,6 +271,4 @@ class Report:
             from ecgprobe.report.pdf import render_pdf
 
             written["pdf"] = atomic_write(out / OUTPUT_FILES["pdf"], render_pdf(self, sections))
-        for path in written.values():
-            make_readable(path)
         return written

@@ -533,6 +533,4 @@ def write_scarcity_csv(report: Report, path: str | Path) -> Path:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    from ecgprobe.report.document import make_readable
-
-    return make_readable(atomic_write(Path(path), buf.getvalue().encode()))
+    return atomic_write(Path(path), buf.getvalue().encode())
