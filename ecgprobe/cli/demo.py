@@ -81,7 +81,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ecgprobe.cli.common import prepare_output
     from ecgprobe.exceptions import ConfigError
     from ecgprobe.report import OUTPUT_FILES
-    from ecgprobe.report.pipeline import compare_report, model_report, scarcity_report, write_scarcity_csv
+    from ecgprobe.report.multi import compare_report, scarcity_report, write_scarcity_csv
+    from ecgprobe.report.pipeline import model_report
 
     t0 = time.perf_counter()
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())

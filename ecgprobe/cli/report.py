@@ -189,7 +189,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Compare two encoders on the same records."""
     from ecgprobe.cli.common import prepare_output
     from ecgprobe.report import OUTPUT_FILES
-    from ecgprobe.report.pipeline import COMPARE_ANALYSES, compare_report
+    from ecgprobe.report.multi import compare_report
+    from ecgprobe.report.pipeline import COMPARE_ANALYSES
 
     t0 = time.perf_counter()
     formats = _formats(args)
@@ -248,7 +249,7 @@ def scarcity_study(args: argparse.Namespace, settings: dict[str, Any]) -> int:
 
     from ecgprobe.cli.common import prepare_output
     from ecgprobe.report import OUTPUT_FILES
-    from ecgprobe.report.pipeline import scarcity_report, write_scarcity_csv
+    from ecgprobe.report.multi import scarcity_report, write_scarcity_csv
 
     t0 = time.perf_counter()
     names = _csv(args.encoders) or []

@@ -199,13 +199,8 @@ def run_study(
     import ecgprobe
     from ecgprobe.encoders import ENCODERS, create_encoder
     from ecgprobe.extract import align_to_records, extract, load_embeddings
-    from ecgprobe.report.pipeline import (
-        compare_report,
-        model_report,
-        resolve_analyses,
-        scarcity_report,
-        write_scarcity_csv,
-    )
+    from ecgprobe.report.multi import compare_report, scarcity_report, write_scarcity_csv
+    from ecgprobe.report.pipeline import model_report, resolve_analyses
 
     resolve_analyses(study.analyses, profile=study.profile)  # fail on bad settings before any work
     written: list[Path] = []

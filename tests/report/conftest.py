@@ -196,7 +196,8 @@ def computed(synthetic_300, tmp_path_factory) -> Computed:
         "alignment",
     )
     import ecgprobe
-    from ecgprobe.report.pipeline import compare_report, model_report
+    from ecgprobe.report.multi import compare_report
+    from ecgprobe.report.pipeline import model_report
 
     root = tmp_path_factory.mktemp("report")
     cache = root / "cache"
