@@ -123,7 +123,7 @@ def main() -> None:
     same_seq = numbers(seq) == numbers(report)
     print("\n1b. the same, analyses one after the other (workers=1)")
     print(
-        f"   {t_seq:.1f} s; concurrent analyses are {t_seq / total:.2f}x faster; identical HTML: {same_seq}"
+        f"   {t_seq:.1f} s; concurrent analyses are {t_seq / total:.2f}x faster; identical numbers: {same_seq}"
     )
 
     t3 = time.perf_counter()
