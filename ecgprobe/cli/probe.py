@@ -107,6 +107,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seeds", type=int, default=5, help="independent subset draws (default 5)")
     p.add_argument("--subsample-val", action="store_true", help="subsample the validation split alike")
+    g = p.add_argument_group("study across encoders")
+    g.add_argument(
+        "--encoders",
+        default=None,
+        metavar="A,B,...",
+        help="a study over these encoders (same subsets for all): overlaid curves, label-efficiency table, "
+        "report.html/.pdf, results.json (the study) and scarcity.csv",
+    )
+    g.add_argument("--format", default="html,pdf", help="report formats with --encoders (default html,pdf)")
     p.set_defaults(handler=cmd_scarcity)
 
 
@@ -186,8 +195,9 @@ def cmd_scarcity(args: argparse.Namespace) -> int:
     """Run the scarcity curve and write its result."""
     from ecgprobe.analyzers import ANALYZERS
 
-    prepare_output(args.out, ["results.json"], force=args.force)
-    records, emb = _records_and_embeddings(args)
+    if not args.encoders:
+        prepare_output(args.out, ["results.json"], force=args.force)
+        records, emb = _records_and_embeddings(args)
     opts: dict[str, Any] = {
         "n_seeds": args.seeds,
         "seed": args.seed,
@@ -204,6 +214,10 @@ def cmd_scarcity(args: argparse.Namespace) -> int:
         opts["Cs"] = args.cs
     if args.n_resamples is not None:
         opts["n_resamples"] = args.n_resamples
+    if args.encoders:
+        from ecgprobe.cli.report import scarcity_study
+
+        return scarcity_study(args, opts)
     result = ANALYZERS.get("scarcity")(**opts).run(emb, records)
     path = write_result(result, args.out)
     m = result.metrics

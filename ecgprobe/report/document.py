@@ -1,0 +1,274 @@
+"""The :class:`Report`: results in, sections out, written as HTML, PDF and ``results.json``.
+
+A report is data: named :class:`~ecgprobe.analyzers.base.Result` objects plus a JSON context
+(dataset summary, encoders, seeds, timings). Its sections are rendered *from that data only*,
+by the renderers registered in :mod:`ecgprobe.report.sections`; the results are normalised
+through their JSON form when the report is built, so a report rendered straight after the
+analyses and one re-rendered later from ``results.json`` (+ ``results.npz``) are identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecgprobe._io import atomic_write
+from ecgprobe.analyzers.base import RESULT_TYPES, Result, to_jsonable
+from ecgprobe.exceptions import ConfigError, DataError
+from ecgprobe.report.base import FINDINGS, MODES, SECTIONS, Finding
+from ecgprobe.report.blocks import Note, Section
+
+__all__ = ["OUTPUT_FILES", "RESULTS_FORMAT", "Report"]
+
+RESULTS_FORMAT = "ecgprobe-report/1"
+#: What :meth:`Report.write` produces (checked against ``--force``).
+OUTPUT_FILES: dict[str, str] = {
+    "json": "results.json",
+    "npz": "results.npz",
+    "html": "report.html",
+    "pdf": "report.pdf",
+}
+_SEP = "::"
+
+
+def _rebuild(doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Result:
+    klass = RESULT_TYPES.get(doc["kind"], Result)
+    return klass(
+        kind=doc["kind"],
+        metrics=doc.get("metrics", {}),
+        tables=doc.get("tables", {}),
+        arrays=dict(arrays),
+        params=doc.get("params", {}),
+        seed=doc.get("seed"),
+        provenance=doc.get("provenance", {}),
+        notes=doc.get("notes", []),
+        versions=doc.get("versions", {}),
+        runtime_s=doc.get("runtime_s", 0.0),
+        created=doc.get("created", ""),
+    )
+
+
+def _normalise(result: Result) -> Result:
+    """The result as it will read back from disk (NaN -> None, tuples -> lists, ...)."""
+    doc = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    return _rebuild(doc, {k: np.asarray(v) for k, v in result.arrays.items()})
+
+
+class Report:
+    """A holistic report built from analyzer results.
+
+    Args:
+        results: ``{name: Result}``. In ``"model"`` mode names are free (usually the result
+            kind); in ``"compare"``/``"scarcity"`` mode per-encoder results are named
+            ``"<subject>/<kind>"`` and pairwise results by their kind.
+        title: the report's title.
+        mode: ``"model"``, ``"compare"`` or ``"scarcity"`` (selects the sections).
+        subjects: the encoders' display names, in order (model mode: the one encoder).
+        context: JSON-ready facts that are not results: ``dataset`` (identity, split sizes, label
+            counts), ``encoders`` (``{subject: identity}``), ``run`` (seeds, timings, command),
+            ``skipped`` (``{kind: reason}`` for analyses that could not run), ``created``.
+
+    Raises:
+        ConfigError: an unknown mode, or a subject name containing ``/``.
+
+    Example:
+        >>> report = Report({"linear_probe": probe_result}, title="My model")  # doctest: +SKIP
+        >>> report.write("out/")  # report.html, report.pdf, results.json, results.npz  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        results: Mapping[str, Result],
+        *,
+        title: str,
+        mode: str = "model",
+        subjects: Sequence[str] = (),
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"report mode {mode!r} is not one of {MODES}")
+        bad = [s for s in subjects if "/" in s or not s]
+        if bad:
+            raise ConfigError(f"subject names {bad} are empty or contain '/'; rename them")
+        self.title = str(title)
+        self.mode = mode
+        self.subjects = [str(s) for s in subjects]
+        self.context: dict[str, Any] = json.loads(json.dumps(to_jsonable(dict(context or {}))))
+        self.results: dict[str, Result] = {str(k): _normalise(r) for k, r in results.items()}
+
+    # ------------------------------------------------------------------------- lookups
+    def has(self, kind: str, subject: str | None = None) -> bool:
+        """Whether a result of ``kind`` (for ``subject``) is present."""
+        return self.get(kind, subject) is not None
+
+    def get(self, kind: str, subject: str | None = None) -> Result | None:
+        """The first result of ``kind`` (belonging to ``subject``, or to no subject), or None."""
+        for name, res in self.results.items():
+            owner = name.split("/", 1)[0] if "/" in name else None
+            if res.kind == kind and owner == subject:
+                return res
+        return None
+
+    def by_subject(self, kind: str) -> dict[str, Result]:
+        """``{subject: result}`` for every subject with a result of ``kind``, in subject order."""
+        out = {s: self.get(kind, s) for s in self.subjects}
+        return {s: r for s, r in out.items() if r is not None}
+
+    def name_of(self, result: Result) -> str:
+        """The name under which ``result`` is stored (for citing sources)."""
+        for name, res in self.results.items():
+            if res is result:
+                return name
+        return result.kind
+
+    @property
+    def kinds(self) -> set[str]:
+        """Every result kind present."""
+        return {r.kind for r in self.results.values()}
+
+    # ------------------------------------------------------------------------ sections
+    def findings(self) -> list[Finding]:
+        """The summary statements, from the registered rules whose kinds are all present."""
+        out: list[Finding] = []
+        for entry in sorted(FINDINGS, key=lambda e: (e.info["order"], e.name)):
+            kinds, modes = entry.info["kinds"], entry.info["modes"]
+            if self.mode in modes and all(k in self.kinds for k in kinds):
+                out.extend(entry.obj(self))
+        return out
+
+    def sections(self) -> list[Section]:
+        """The rendered sections, in order (a section whose results are absent is left out,
+        or shown with the reason when the analysis was skipped)."""
+        specs = sorted((e.obj for e in SECTIONS if self.mode in e.obj.modes), key=lambda s: (s.order, s.id))
+        skipped = self.context.get("skipped", {})
+        out: list[Section] = []
+        for spec in specs:
+            if spec.kinds and not any(k in self.kinds for k in spec.kinds):
+                reasons = [f"{k}: {skipped[k]}" for k in spec.kinds if k in skipped]
+                if reasons:
+                    out.append(
+                        Section(spec.id, spec.title, [Note("Not computed. " + " ".join(reasons), "warning")])
+                    )
+                continue
+            blocks = spec.render(self)
+            if blocks is not None:
+                out.append(Section(spec.id, spec.title, list(blocks), lead=spec.lead))
+        return out
+
+    # -------------------------------------------------------------------------- output
+    def to_html(self) -> str:
+        """The self-contained HTML document."""
+        from ecgprobe.report.html import render_html
+
+        return render_html(self, self.sections())
+
+    def to_pdf(self) -> bytes:
+        """The PDF document (same sections as the HTML)."""
+        from ecgprobe.report.pdf import render_pdf
+
+        return render_pdf(self, self.sections())
+
+    def save_results(self, out: str | Path) -> Path:
+        """Write ``results.json`` (+ ``results.npz`` with every array) into folder ``out``."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        doc: dict[str, Any] = {
+            "format": RESULTS_FORMAT,
+            "title": self.title,
+            "mode": self.mode,
+            "subjects": self.subjects,
+            "context": self.context,
+            "results": {name: res.to_dict() for name, res in self.results.items()},
+        }
+        arrays = {
+            f"{name}{_SEP}{key}": np.asarray(arr)
+            for name, res in self.results.items()
+            for key, arr in res.arrays.items()
+        }
+        if arrays:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **arrays)
+            blob = buf.getvalue()
+            atomic_write(out / OUTPUT_FILES["npz"], blob)
+            doc["arrays_file"] = {"name": OUTPUT_FILES["npz"], "sha256": hashlib.sha256(blob).hexdigest()}
+        path = out / OUTPUT_FILES["json"]
+        atomic_write(path, json.dumps(doc, indent=1, allow_nan=False).encode())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Report:
+        """Read a report saved by :meth:`save_results` (a folder or its ``results.json``).
+
+        Raises:
+            DataError: a missing or invalid file, or an array file that does not match its checksum.
+        """
+        p = Path(path)
+        if p.is_dir():
+            p = p / OUTPUT_FILES["json"]
+        try:
+            doc = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise DataError(f"{p} does not exist; pass a report folder or its results.json") from None
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{p} is not valid JSON ({exc}); re-run the report") from None
+        if doc.get("format") != RESULTS_FORMAT:
+            raise DataError(
+                f"{p} is not an ecgprobe report results file (format {doc.get('format')!r}, "
+                f"expected {RESULTS_FORMAT!r})"
+            )
+        arrays: dict[str, dict[str, np.ndarray]] = {}
+        if doc.get("arrays_file"):
+            npz = p.with_name(doc["arrays_file"]["name"])
+            if not npz.exists():
+                raise DataError(f"{p} refers to {npz.name}, which is missing; copy it beside {p.name}")
+            blob = npz.read_bytes()
+            if hashlib.sha256(blob).hexdigest() != doc["arrays_file"]["sha256"]:
+                raise DataError(f"{npz} does not match the checksum in {p.name} (stale or modified)")
+            with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+                for key in z.files:
+                    name, _, arr = key.partition(_SEP)
+                    arrays.setdefault(name, {})[arr] = z[key]
+        results = {name: _rebuild(rdoc, arrays.get(name, {})) for name, rdoc in doc["results"].items()}
+        return cls(
+            results, title=doc["title"], mode=doc["mode"], subjects=doc["subjects"], context=doc["context"]
+        )
+
+    def write(
+        self,
+        out: str | Path,
+        *,
+        formats: Iterable[str] = ("html", "pdf"),
+        force: bool = False,
+    ) -> dict[str, Path]:
+        """Write ``results.json``/``.npz`` and the requested formats into folder ``out``.
+
+        Raises:
+            ConfigError: outputs exist and ``force`` is false, or an unknown format.
+        """
+        from ecgprobe.cli.common import prepare_output
+
+        formats = list(formats)
+        unknown = [f for f in formats if f not in ("html", "pdf")]
+        if unknown:
+            raise ConfigError(f"unknown report formats {unknown}; use html and/or pdf")
+        names = [OUTPUT_FILES[k] for k in ("json", "npz", *formats)]
+        out = prepare_output(Path(out), names, force=force)
+        written = {"json": self.save_results(out)}
+        if (out / OUTPUT_FILES["npz"]).exists():
+            written["npz"] = out / OUTPUT_FILES["npz"]
+        sections = self.sections()
+        if "html" in formats:
+            from ecgprobe.report.html import render_html
+
+            written["html"] = atomic_write(out / OUTPUT_FILES["html"], render_html(self, sections).encode())
+        if "pdf" in formats:
+            from ecgprobe.report.pdf import render_pdf
+
+            written["pdf"] = atomic_write(out / OUTPUT_FILES["pdf"], render_pdf(self, sections))
+        return written

@@ -1,0 +1,86 @@
+"""The report as one self-contained HTML file.
+
+Jinja2 renders the sections with autoescaping on for everything (label names, dataset
+options, file names and notes are user-controlled: ``<script>`` in a label name shows as text).
+The stylesheet is inlined and figures are embedded as base64 PNG, so the file needs no network
+and no other file; the print stylesheet starts each section on a new page.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from ecgprobe import __version__
+from ecgprobe.report.blocks import Section
+
+if TYPE_CHECKING:
+    from ecgprobe.report.document import Report
+
+__all__ = ["MODE_LABELS", "render_html", "subtitle"]
+
+MODE_LABELS = {
+    "model": "model report",
+    "compare": "encoder comparison",
+    "scarcity": "data-scarcity study",
+}
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    # Width and height live at fixed offsets of the IHDR chunk, which always comes first.
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("figure is not a PNG image")
+    return struct.unpack(">II", png[16:24])
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("ecgprobe.report", "templates"),
+        autoescape=True,  # everything: the template is HTML whatever its file name ends in
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["block_kind"] = lambda b: type(b).__name__
+    env.filters["b64"] = lambda data: base64.b64encode(data).decode("ascii")
+    env.filters["png_size"] = _png_size
+    return env
+
+
+def subtitle(report: Report) -> str:
+    """One line under the title: dataset, records and encoders."""
+    ds = report.context.get("dataset", {})
+    parts = []
+    if ds.get("dataset"):
+        parts.append(f"dataset {ds['dataset']}")
+    if ds.get("n_records"):
+        parts.append(f"{ds['n_records']:,} records")
+    if report.subjects:
+        parts.append(("encoder " if len(report.subjects) == 1 else "encoders ") + ", ".join(report.subjects))
+    return " · ".join(parts)
+
+
+def render_html(report: Report, sections: list[Section]) -> str:
+    """The HTML document for ``sections`` of ``report`` (deterministic for the same input)."""
+    from markupsafe import Markup
+
+    env = _environment()
+    # The stylesheet is ours (package data), not user input: it must not be HTML-escaped, since
+    # entities are not decoded inside <style> and quoted font names would break.
+    css = resources.files("ecgprobe.report").joinpath("templates", "report.css").read_text("utf-8")
+    return env.get_template("report.html.j2").render(
+        title=report.title,
+        subtitle=subtitle(report),
+        mode_label=MODE_LABELS[report.mode],
+        sections=sections,
+        css=Markup(css),
+        version=__version__,
+        created=report.context.get("created", ""),
+    )

@@ -1,0 +1,198 @@
+"""Attributions: which leads, moments and embedding dimensions drive the probe's decisions
+(``input_attribution``, ``probe_shap``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ecgprobe.analyzers.base import Result
+from ecgprobe.report import plots
+from ecgprobe.report.base import Finding, finding, section
+from ecgprobe.report.blocks import Block, Figure, Heading, Note, Paragraph, Table, fmt, fmt_ci
+from ecgprobe.report.document import Report
+from ecgprobe.report.figures import render_png
+from ecgprobe.report.sections.provenance import encoder_identity
+
+#: Median Spearman correlation between trained- and randomised-encoder maps above which the
+#: attributions are flagged as not depending on what the encoder learned (rule threshold).
+SANITY_HIGH = 0.5
+N_EXAMPLE_ECGS = 3
+_METHODS = {
+    "ig": "Integrated Gradients",
+    "gradshap": "GradientSHAP",
+    "kernelshap": "exact lead Shapley values (all lead coalitions)",
+}
+
+
+def _units(report: Report, subject: str | None) -> str:
+    spec = encoder_identity(report, subject).get("spec") or {}
+    return (
+        "mV" if spec.get("units", "mV") == "mV" and spec.get("normalization") in (None, "none") else "model"
+    )
+
+
+def _examples(res: Result) -> list[int]:
+    """One example per label (the first stored), for the labels with the highest logits first."""
+    if "attributions" not in res.arrays:
+        return []
+    labels = np.asarray(res.arrays["example_label"])
+    logits = np.asarray(res.arrays["logit"], dtype=float)
+    chosen: dict[int, int] = {}
+    for k in np.argsort(-logits, kind="stable"):
+        chosen.setdefault(int(labels[k]), int(k))
+    return list(chosen.values())[:N_EXAMPLE_ECGS]
+
+
+def example_figure(report: Report, res: Result, k: int, subject: str | None = None) -> Figure:
+    """The k-th attribution example: its input on the 12-lead grid, coloured by |attribution|."""
+    rec = int(res.arrays["example_record"][k])
+    label = res.metrics["labels"][int(res.arrays["example_label"][k])]
+    rid = str(res.arrays["record_ids"][rec])
+    units = _units(report, subject)
+
+    def draw(fig: Any) -> None:
+        ax = fig.subplots()
+        plots.plot_ecg(
+            res.arrays["inputs"][rec],
+            float(res.metrics["fs"]),
+            res.metrics["leads"],
+            saliency=res.arrays["attributions"][k],
+            units=units,
+            ax=ax,
+        )
+        fig.colorbar(ax.collections[-1], ax=ax, shrink=0.6, pad=0.01, label="|attribution| (99th pct = 1)")
+
+    unit_note = (
+        "on ECG paper (mV)" if units == "mV" else "in the model's input units (after its normalisation)"
+    )
+    return Figure(
+        render_png(draw, size=(10.0, 5.6)),
+        caption=f"Record {rid}, explained for {label} (logit {fmt(res.arrays['logit'][k], 2)}): the model-ready input {unit_note}, "
+        "each sample coloured and thickened by its attribution.",
+        alt=f"12-lead ECG of record {rid} with saliency for {label}",
+    )
+
+
+def _shap_table(res: Result) -> Table:
+    top = {}
+    for r in res.tables.get("top_dims", []):
+        top.setdefault(r["label"], []).append(r)
+    rows = []
+    for r in res.tables.get("labels", []):
+        dims = ", ".join(str(d["name"]) for d in sorted(top.get(r["label"], []), key=lambda d: d["rank"])[:3])
+        rows.append(
+            (
+                r["label"],
+                fmt_ci(r.get("topk_frac"), *(r.get("topk_frac_ci") or [None, None])),
+                fmt_ci(r.get("effective_dims"), *(r.get("effective_dims_ci") or [None, None]), digits=1),
+                fmt(r.get("gini")),
+                dims or "–",
+            )
+        )
+    k = res.metrics.get("top_k", res.params.get("top_k"))
+    return Table(
+        ("label", f"share of top {k} dims", "effective dims", "Gini", "top dimensions"),
+        tuple(rows),
+        caption="Which embedding dimensions the linear probe relies on (exact linear SHAP on test records, 95% CI)",
+    )
+
+
+@section(
+    "attribution",
+    title="Attributions",
+    order=60,
+    kinds=("input_attribution", "probe_shap"),
+    lead="What in the ECG drives the probe's decisions: which leads, which part of the beat, which embedding dimensions?",
+)
+def render(report: Report) -> list[Block]:
+    blocks: list[Block] = []
+    ia = report.get("input_attribution")
+    if ia is not None:
+        method = _METHODS.get(ia.metrics.get("method", ""), ia.metrics.get("method", ""))
+        blocks.append(
+            Paragraph(
+                f"The encoder and the linear probe's head are explained as one model with {method} "
+                f"(baseline: {ia.metrics.get('baseline', ia.params.get('baseline'))}), on {fmt(ia.metrics.get('n_examples'))} "
+                f"test examples ({fmt(ia.params.get('n_examples'))} per label, positives drawn with the seed). A lead's importance is "
+                "its share of the absolute attribution, averaged over the label's examples."
+            )
+        )
+        n_labels = len(ia.metrics["labels"])
+        blocks.append(
+            Figure(
+                render_png(
+                    lambda fig: plots.plot_lead_importance(ia, ax=fig.subplots()),
+                    size=(7.5, 1.4 + 0.32 * n_labels),
+                ),
+                caption="Label × lead importance: each lead's share of |attribution| (rows sum to 1); red above, blue below an equal share.",
+                alt="Heatmap of lead importance per label",
+            )
+        )
+        if "beat_saliency_label" in ia.arrays and np.isfinite(ia.arrays["beat_saliency_label"]).any():
+            blocks.append(
+                Figure(
+                    render_png(lambda fig: plots.plot_beat_saliency(ia, ax=fig.subplots()), size=(6.5, 3.4)),
+                    caption="Beat-aligned saliency: attribution around each detected R peak, relative to the record's mean.",
+                    alt="Line chart of saliency around the R peak per label",
+                    width=0.85,
+                )
+            )
+        examples = _examples(ia)
+        if examples:
+            blocks.append(Heading("Example ECGs"))
+            blocks += [example_figure(report, ia, k) for k in examples]
+        if "sanity_spearman_lead" in ia.arrays:
+            rho = np.asarray(ia.arrays["sanity_spearman_lead"], dtype=float)
+            blocks.append(
+                Table(
+                    ("label", "top lead", "Spearman ρ, lead importance (trained vs randomised encoder)"),
+                    tuple(
+                        (lab, str(ia.metrics.get("top_lead", {}).get(lab, "–")), fmt(r))
+                        for lab, r in zip(ia.metrics["labels"], rho)
+                    ),
+                    caption="Sanity check (model randomisation): low ρ means the attributions depend on what the encoder learned",
+                )
+            )
+        blocks += [Note(n) for n in ia.notes]
+    ps = report.get("probe_shap")
+    if ps is not None and ps.tables.get("labels"):
+        blocks.append(Heading("Embedding dimensions"))
+        blocks.append(_shap_table(ps))
+        blocks += [Note(n) for n in ps.notes]
+    return blocks
+
+
+@finding("attribution", kinds=("input_attribution",), order=60)
+def rule_attribution(report: Report) -> Iterator[Finding]:
+    ia = report.get("input_attribution")
+    assert ia is not None
+    top = ia.metrics.get("top_lead", {})
+    if top:
+        yield Finding(
+            "The lead with the largest share of attribution, per explained label: "
+            + ", ".join(f"{label}: {lead}" for label, lead in top.items())
+            + ".",
+            "info",
+            "attribution",
+            "input_attribution.metrics.top_lead",
+        )
+    med = ia.metrics.get("sanity_spearman_lead_median")
+    if med is not None:
+        if med > SANITY_HIGH:
+            yield Finding(
+                f"Lead attributions barely change when the encoder's weights are randomised (median Spearman ρ {fmt(med, 2)} > {SANITY_HIGH}): "
+                "they reflect the input more than what the encoder learned.",
+                "bad",
+                "attribution",
+                "input_attribution.metrics.sanity_spearman_lead_median",
+            )
+        else:
+            yield Finding(
+                f"Lead attributions change when the encoder's weights are randomised (median Spearman ρ {fmt(med, 2)}): they depend on what it learned.",
+                "good",
+                "attribution",
+                "input_attribution.metrics.sanity_spearman_lead_median",
+            )

@@ -1,0 +1,368 @@
+"""Two encoders side by side: paired differences, representational similarity, maps, scarcity.
+
+Sections of ``compare`` reports (``paired_bootstrap``, ``cka``, ``alignment`` and each encoder's
+``linear_probe``/``knn_probe``/``projection``/``scarcity`` stored as ``"<encoder>/<kind>"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ecgprobe.analyzers.base import Result
+from ecgprobe.report import plots
+from ecgprobe.report.base import Finding, finding, section
+from ecgprobe.report.blocks import Block, Figure, Heading, KeyValues, Note, Paragraph, Table, fmt, fmt_ci
+from ecgprobe.report.document import Report
+from ecgprobe.report.figures import render_png
+from ecgprobe.report.sections.geometry import descriptor_rows
+from ecgprobe.report.sections.probes import ci
+from ecgprobe.report.sections.scarcity import efficiency_findings, efficiency_rows, overlay_figure
+
+
+def _ci_excludes_zero(lo: Any, hi: Any) -> bool:
+    return lo is not None and hi is not None and (lo > 0 or hi < 0)
+
+
+def winner(row: dict[str, Any], a: str, b: str) -> str:
+    """``a`` or ``b`` when the difference's interval excludes 0, else ``tie``."""
+    if not _ci_excludes_zero(row.get("ci_low"), row.get("ci_high")):
+        return "tie"
+    return a if row["difference"] > 0 else b
+
+
+def _probe_overview(report: Report) -> Table:
+    rows = []
+    for subject in report.subjects:
+        for kind, label in (("linear_probe", "linear"), ("knn_probe", "kNN")):
+            res = report.get(kind, subject)
+            if res is not None:
+                m = res.metrics
+                rows.append(
+                    (subject, label, ci(m, "macro_auroc"), ci(m, "macro_auprc"), fmt(m.get("macro_ece")))
+                )
+    return Table(
+        ("encoder", "probe", "macro AUROC", "macro AUPRC", "macro ECE"),
+        tuple(rows),
+        caption="Probes of each encoder (95% CI)",
+    )
+
+
+@section(
+    "paired",
+    title="Accuracy, paired",
+    order=20,
+    kinds=("paired_bootstrap", "linear_probe"),
+    modes=("compare",),
+    lead="Which encoder's embeddings support the better linear probe, on exactly the same test records?",
+)
+def render_paired(report: Report) -> list[Block]:
+    a, b = report.subjects[:2]
+    blocks: list[Block] = [_probe_overview(report)]
+    res = report.get("paired_bootstrap")
+    if res is None:
+        return blocks
+    m = res.metrics
+    metric = str(m.get("metric", "auroc")).upper()
+    blocks.insert(
+        0,
+        Paragraph(
+            f"Differences are {a} minus {b}. Each of the {fmt(m.get('n_resamples'))} resamples draws test "
+            f"{m.get('bootstrap_unit', 'patient')}s once and scores both encoders on exactly those records, so the interval "
+            "reflects how the encoders differ, not which records happened to be drawn."
+        ),
+    )
+    lo, hi = (m.get("difference_ci") or [None, None])[:2]
+    blocks.append(
+        KeyValues(
+            (
+                (f"macro {metric}, {a}", fmt(m.get("value_a"))),
+                (f"macro {metric}, {b}", fmt(m.get("value_b"))),
+                ("difference (95% CI)", fmt_ci(m.get("difference"), lo, hi)),
+                ("two-sided bootstrap p", fmt(m.get("p_value"))),
+                ("labels compared", fmt(len(m.get("labels_compared", [])))),
+                ("test records", fmt(m.get("n_test"))),
+            ),
+            caption="Paired bootstrap of the macro difference",
+        )
+    )
+    rows = sorted(res.tables.get("per_label", []), key=lambda r: -(r.get("difference") or 0))
+    rows = [r for r in rows if r.get("difference") is not None]
+    if rows:
+        colors = [
+            plots.PALETTE[0]
+            if winner(r, a, b) == a
+            else plots.PALETTE[1]
+            if winner(r, a, b) == b
+            else "#888888"
+            for r in rows
+        ]
+
+        def draw(fig: Any) -> None:
+            plots.plot_forest(
+                [r["label"] for r in rows],
+                [r["difference"] for r in rows],
+                [r.get("ci_low") for r in rows],
+                [r.get("ci_high") for r in rows],
+                ax=fig.subplots(),
+                xlabel=f"{metric} difference, {a} − {b} (95% CI)",
+                colors=colors,
+            )
+
+        blocks.append(
+            Figure(
+                render_png(draw, size=(7.0, 1.0 + 0.22 * len(rows))),
+                caption=f"Per-label {metric} difference; blue: {a} better, orange: {b} better, grey: interval includes 0.",
+                alt=f"Forest plot of per-label differences between {a} and {b}",
+            )
+        )
+        wins = {w: sum(winner(r, a, b) == w for r in rows) for w in (a, b, "tie")}
+        blocks.append(
+            Table(
+                ("label", a, b, "difference (95% CI)", "winner"),
+                tuple(
+                    (
+                        r["label"],
+                        fmt(r.get("a")),
+                        fmt(r.get("b")),
+                        fmt_ci(r["difference"], r.get("ci_low"), r.get("ci_high")),
+                        winner(r, a, b),
+                    )
+                    for r in rows
+                ),
+                caption=f"Winner per label: {a} {wins[a]}, {b} {wins[b]}, no clear difference {wins['tie']}",
+            )
+        )
+    blocks += [Note(n) for n in res.notes]
+    return blocks
+
+
+@section(
+    "similarity",
+    title="Representational similarity",
+    order=30,
+    kinds=("cka", "alignment"),
+    modes=("compare",),
+    lead="Do the two encoders represent the records alike, layer by layer and neighbourhood by neighbourhood?",
+)
+def render_similarity(report: Report) -> list[Block]:
+    a, b = report.subjects[:2]
+    blocks: list[Block] = []
+    cka = report.get("cka")
+    if cka is not None and "cka" in cka.arrays:
+        mat = np.asarray(cka.arrays["cka"])
+        blocks.append(
+            Paragraph(
+                f"Linear CKA (centred kernel alignment; 1 = the same representation up to rotation and scale) between every layer "
+                f"of {a} (rows) and of {b} (columns), on {fmt(cka.metrics.get('n_records'))} records, with {fmt(cka.metrics.get('n_boot'))} "
+                "bootstrap replicates."
+            )
+        )
+        blocks.append(
+            Figure(
+                render_png(
+                    lambda fig: plots.plot_cka(cka, ax=fig.subplots(), name_a=a, name_b=b),
+                    size=(1.8 + 0.6 * mat.shape[1], 1.4 + 0.45 * mat.shape[0]),
+                ),
+                caption=f"Layer-by-layer linear CKA, {a} (rows) × {b} (columns).",
+                alt="Heatmap of CKA between layers",
+                width=min(1.0, 0.25 + 0.09 * mat.shape[1]),
+            )
+        )
+        final = [
+            r
+            for r in cka.tables.get("pairs", [])
+            if r["layer_a"] == "embedding" and r["layer_b"] == "embedding"
+        ]
+        if final:
+            r = final[0]
+            blocks.append(
+                KeyValues(
+                    (
+                        (
+                            "CKA of the final embeddings (95% CI)",
+                            fmt_ci(r["cka"], r.get("ci_low"), r.get("ci_high")),
+                        ),
+                    )
+                )
+            )
+    al = report.get("alignment")
+    if al is not None:
+        m = al.metrics
+        blocks.append(Heading("Neighbourhoods and shape"))
+        blocks.append(
+            KeyValues(
+                (
+                    (
+                        "mutual kNN overlap (95% CI)",
+                        f"{fmt_ci(m.get('mutual_knn'), m.get('mutual_knn_ci_low'), m.get('mutual_knn_ci_high'))} (chance {fmt(m.get('mutual_knn_chance'))}, k = {al.params.get('k', '–')})",
+                    ),
+                    (
+                        "Procrustes similarity (95% CI)",
+                        fmt_ci(
+                            m.get("procrustes_similarity"),
+                            m.get("procrustes_similarity_ci_low"),
+                            m.get("procrustes_similarity_ci_high"),
+                        ),
+                    ),
+                    (
+                        "Procrustes distance (95% CI)",
+                        fmt_ci(
+                            m.get("procrustes_distance"),
+                            m.get("procrustes_distance_ci_low"),
+                            m.get("procrustes_distance_ci_high"),
+                        ),
+                    ),
+                ),
+                caption="Alignment of the final embeddings",
+            )
+        )
+        blocks.append(
+            Paragraph(
+                "Mutual kNN overlap: the share of each record's k nearest neighbours that both encoders agree on. Procrustes "
+                "distance: the residual after the best rotation of one centred, normalised space onto the other (0 = identical "
+                "shape, √2 = unrelated)."
+            )
+        )
+    for res in (cka, al):
+        if res is not None:
+            blocks += [Note(n) for n in res.notes]
+    return blocks
+
+
+@section(
+    "maps",
+    title="Latent geometry, side by side",
+    order=40,
+    kinds=("projection",),
+    modes=("compare",),
+    lead="The two embedding spaces projected to 2-D, with their descriptors.",
+)
+def render_maps(report: Report) -> list[Block] | None:
+    maps = report.by_subject("projection")
+    if not maps:
+        return None
+
+    def draw(fig: Any) -> None:
+        for ax, (subject, res) in zip(fig.subplots(1, len(maps), squeeze=False)[0], maps.items()):
+            plots.plot_projection(res, color_by="label", ax=ax)
+            ax.set_title(subject, loc="left")
+
+    blocks: list[Block] = [
+        Figure(
+            render_png(draw, size=(4.6 * len(maps), 4.4)),
+            caption="UMAP of each encoder's embeddings, coloured by label (single positive label; grey: none, other or several).",
+            alt="Side-by-side UMAP scatter plots of " + " and ".join(maps),
+        )
+    ]
+    rows = {s: dict(descriptor_rows(r)) for s, r in maps.items()}
+    keys = list(next(iter(rows.values())))
+    blocks.append(
+        Table(("descriptor", *rows), tuple((k, *(rows[s].get(k, "–") for s in rows)) for k in keys))
+    )
+    return blocks
+
+
+@section(
+    "scarcity_compare",
+    title="Data scarcity, overlaid",
+    order=50,
+    kinds=("scarcity",),
+    modes=("compare",),
+    lead="Which encoder needs fewer labels?",
+)
+def render_scarcity(report: Report) -> list[Block] | None:
+    curves = report.by_subject("scarcity")
+    if not curves:
+        return None
+    return [
+        overlay_figure(curves, "Test macro AUROC against training data (mean over seeds, 95% band)."),
+        efficiency_table(curves),
+    ]
+
+
+def efficiency_table(curves: dict[str, Result]) -> Table:
+    """Label efficiency of several encoders, one row each."""
+    rows = []
+    for subject, res in curves.items():
+        kv = dict(efficiency_rows(res))
+        rows.append((subject, *(kv[k] for k in list(kv)[:4])))
+    keys = [k for k, _ in efficiency_rows(next(iter(curves.values())))][:4]
+    return Table(("encoder", *keys), tuple(rows), caption="Label efficiency")
+
+
+# ----------------------------------------------------------------------------- summary rules
+@finding("paired_difference", kinds=("paired_bootstrap",), modes=("compare",), order=20)
+def rule_paired(report: Report) -> Iterator[Finding]:
+    res = report.get("paired_bootstrap")
+    assert res is not None
+    a, b = report.subjects[:2]
+    m = res.metrics
+    lo, hi = (m.get("difference_ci") or [None, None])[:2]
+    metric = str(m.get("metric", "auroc")).upper()
+    diff = fmt_ci(m.get("difference"), lo, hi)
+    if _ci_excludes_zero(lo, hi):
+        better, worse = (a, b) if m["difference"] > 0 else (b, a)
+        yield Finding(
+            f"{better} outperforms {worse}: macro {metric} difference ({a} − {b}) {diff}, p = {fmt(m.get('p_value'))}.",
+            "good",
+            "paired_difference",
+            "paired_bootstrap.metrics.difference",
+        )
+    else:
+        yield Finding(
+            f"No clear macro {metric} difference between {a} and {b}: {diff} includes 0.",
+            "info",
+            "paired_difference",
+            "paired_bootstrap.metrics.difference",
+        )
+    rows = res.tables.get("per_label", [])
+    wins = {
+        w: [r["label"] for r in rows if r.get("difference") is not None and winner(r, a, b) == w]
+        for w in (a, b)
+    }
+    for who in (a, b):
+        if wins[who]:
+            names = ", ".join(wins[who][:8]) + (
+                f" and {len(wins[who]) - 8} more" if len(wins[who]) > 8 else ""
+            )
+            yield Finding(
+                f"{who} is better on {len(wins[who])} of {len(rows)} labels: {names}.",
+                "info",
+                "paired_difference",
+                "paired_bootstrap.tables.per_label",
+            )
+
+
+@finding("similarity", kinds=("cka",), modes=("compare",), order=30)
+def rule_similarity(report: Report) -> Iterator[Finding]:
+    cka = report.get("cka")
+    assert cka is not None
+    final = [
+        r for r in cka.tables.get("pairs", []) if r["layer_a"] == "embedding" and r["layer_b"] == "embedding"
+    ]
+    if final:
+        r = final[0]
+        yield Finding(
+            f"The final embeddings have a linear CKA of {fmt_ci(r['cka'], r.get('ci_low'), r.get('ci_high'))}.",
+            "info",
+            "similarity",
+            "cka.tables.pairs",
+        )
+    al = report.get("alignment")
+    if al is not None and al.metrics.get("mutual_knn") is not None:
+        m = al.metrics
+        yield Finding(
+            f"They agree on {fmt(100 * m['mutual_knn'], 1)}% of each record's nearest neighbours (chance {fmt(100 * (m.get('mutual_knn_chance') or 0), 1)}%).",
+            "info",
+            "similarity",
+            "alignment.metrics.mutual_knn",
+        )
+
+
+@finding("scarcity_compare", kinds=("scarcity",), modes=("compare", "scarcity"), order=50)
+def rule_scarcity(report: Report) -> Iterator[Finding]:
+    for subject, res in report.by_subject("scarcity").items():
+        yield from efficiency_findings(res, subject)

@@ -1,0 +1,167 @@
+"""Latent geometry: the UMAP map and the numbers that say how far to trust it (``projection``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ecgprobe.analyzers.base import Result
+from ecgprobe.report import plots
+from ecgprobe.report.base import Finding, finding, section
+from ecgprobe.report.blocks import Block, Figure, KeyValues, Note, Paragraph, Table, fmt
+from ecgprobe.report.document import Report
+from ecgprobe.report.figures import render_png
+
+#: Trustworthiness below this: the 2-D map misplaces many neighbourhoods (rule threshold).
+TRUST_LOW = 0.90
+
+
+def color_options(res: Result) -> list[str]:
+    """What the projection can be coloured by (labels always; age and sex when stored)."""
+    return ["label"] + [k for k in ("age", "sex") if k in res.arrays]
+
+
+def maps_figure(res: Result, caption: str) -> Figure:
+    """The projection coloured by label, age and sex, side by side."""
+    options = color_options(res)
+
+    def draw(fig: Any) -> None:
+        for ax, how in zip(fig.subplots(1, len(options), squeeze=False)[0], options):
+            plots.plot_projection(res, color_by=how, ax=ax)
+
+    return Figure(
+        render_png(draw, size=(3.6 * len(options), 3.9)),
+        caption=caption,
+        alt="UMAP scatter plots coloured by " + ", ".join(options),
+    )
+
+
+def descriptor_rows(res: Result) -> list[tuple[str, str]]:
+    """The projection's quantitative descriptors, in words."""
+    m = res.metrics
+    dim = len(res.arrays.get("explained_variance_ratio", []))
+    rows = [
+        ("records projected", f"{fmt(m.get('n_projected'))} of {fmt(m.get('n_total'))}"),
+        (
+            "trustworthiness of the 2-D map",
+            f"{fmt(m.get('trustworthiness'))} (k = {fmt(m.get('trust_k'))}; 1 = every 2-D neighbour is a true neighbour)",
+        ),
+        (
+            "effective rank (participation ratio)",
+            f"{fmt(m.get('participation_ratio'), 1)} of {dim} dimensions"
+            if dim
+            else fmt(m.get("participation_ratio"), 1),
+        ),
+        ("effective rank (entropy)", fmt(m.get("entropy_rank"), 1)),
+        ("isotropy", fmt(m.get("isotropy"))),
+        ("mean cosine similarity between records", fmt(m.get("mean_cosine"))),
+    ]
+    if m.get("pca_retained_variance") is not None:
+        rows.append(("variance kept by the PCA pre-projection", fmt(m["pca_retained_variance"])))
+    return rows
+
+
+def purity_table(res: Result) -> Table:
+    """Per label: prevalence, kNN label purity (embedding vs 2-D map vs chance), silhouette."""
+    rows = sorted(res.tables.get("labels", []), key=lambda r: -(r.get("purity_embedding") or 0))
+    return Table(
+        (
+            "label",
+            "positives",
+            "kNN purity (embedding)",
+            "kNN purity (2-D map)",
+            "chance",
+            "silhouette (embedding)",
+        ),
+        tuple(
+            (
+                r["label"],
+                fmt(r.get("n_pos")),
+                fmt(r.get("purity_embedding")),
+                fmt(r.get("purity_projection")),
+                fmt(r.get("purity_chance")),
+                fmt(r.get("silhouette_embedding")),
+            )
+            for r in rows
+        ),
+        caption="Label purity: the share of a positive record's nearest neighbours that are positive too",
+    )
+
+
+@section(
+    "geometry",
+    title="Latent geometry",
+    order=50,
+    kinds=("projection",),
+    lead="How is the embedding space organised: do records with the same label sit together, and how many directions carry variance?",
+)
+def render(report: Report) -> list[Block]:
+    res = report.get("projection")
+    assert res is not None
+    umap_params = res.params.get("umap", {})
+    blocks: list[Block] = [
+        Paragraph(
+            f"UMAP (n_neighbors {fmt(umap_params.get('n_neighbors', res.params.get('n_neighbors')))}, min_dist "
+            f"{umap_params.get('min_dist', res.params.get('min_dist'))}, {umap_params.get('metric', res.params.get('metric', ''))} metric, seed "
+            f"{res.seed if res.seed is not None else res.params.get('seed')}). A 2-D map distorts distances: read it with the "
+            "trustworthiness and the purities below, which are measured in the full embedding space."
+        ),
+        maps_figure(
+            res,
+            "UMAP of the embeddings coloured by label (single positive label; grey: none, other or several), age and sex.",
+        ),
+        KeyValues(tuple(descriptor_rows(res)), caption="Descriptors of the space"),
+    ]
+    if "explained_variance_ratio" in res.arrays:
+        blocks.append(
+            Figure(
+                render_png(lambda fig: plots.plot_spectrum(res, ax=fig.subplots()), size=(6.0, 3.2)),
+                caption="PCA spectrum of the embeddings (first 100 components): explained variance ratio and its cumulative sum.",
+                alt="Line chart of the PCA explained variance ratio.",
+                width=0.85,
+            )
+        )
+    if res.tables.get("labels"):
+        blocks.append(purity_table(res))
+    blocks += [Note(n) for n in res.notes]
+    return blocks
+
+
+@finding("geometry", kinds=("projection",), order=50)
+def rule_geometry(report: Report) -> Iterator[Finding]:
+    res = report.get("projection")
+    assert res is not None
+    m = res.metrics
+    dim = len(res.arrays.get("explained_variance_ratio", []))
+    pr = m.get("participation_ratio")
+    if pr is not None and dim:
+        yield Finding(
+            f"The embedding's variance spreads over an effective rank of {fmt(pr, 1)} of its {dim} dimensions (participation ratio).",
+            "info",
+            "geometry",
+            "projection.metrics.participation_ratio",
+        )
+    trust = m.get("trustworthiness")
+    if trust is not None and trust < TRUST_LOW:
+        yield Finding(
+            f"The 2-D UMAP map is not trustworthy ({fmt(trust)} < {TRUST_LOW}): read clusters in it with caution.",
+            "bad",
+            "geometry",
+            "projection.metrics.trustworthiness",
+        )
+    rows = [
+        r
+        for r in res.tables.get("labels", [])
+        if r.get("purity_embedding") is not None and r.get("purity_chance")
+    ]
+    if rows:
+        lift = sorted(rows, key=lambda r: -(r["purity_embedding"] / r["purity_chance"]))
+        best, worst = lift[0], lift[-1]
+        yield Finding(
+            f"Relative to chance, nearest-neighbour label purity is highest for {best['label']} ({fmt(best['purity_embedding'])}, "
+            f"{best['purity_embedding'] / best['purity_chance']:.1f}× chance) and lowest for {worst['label']} "
+            f"({fmt(worst['purity_embedding'])}, {worst['purity_embedding'] / worst['purity_chance']:.1f}× chance).",
+            "info",
+            "geometry",
+            "projection.tables.labels",
+        )

@@ -1,0 +1,367 @@
+"""Accuracy and calibration: the linear and kNN probes (``linear_probe``, ``knn_probe``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ecgprobe.analyzers.base import Result
+from ecgprobe.report import plots
+from ecgprobe.report.base import Finding, finding, section
+from ecgprobe.report.blocks import Block, Figure, Note, Paragraph, Table, fmt, fmt_ci
+from ecgprobe.report.document import Report
+from ecgprobe.report.figures import render_png
+
+PROBES = ("linear_probe", "knn_probe")
+_NAMES = {"linear_probe": "linear probe", "knn_probe": "kNN probe"}
+#: Calibration rule thresholds (macro expected calibration error).
+ECE_GOOD, ECE_BAD = 0.05, 0.10
+N_ROC_LABELS = 6
+
+
+def ci(metrics: dict[str, Any], key: str, digits: int = 3) -> str:
+    """``metrics[key]`` with ``metrics[key + "_ci"]``, formatted."""
+    lohi = metrics.get(f"{key}_ci") or [None, None]
+    return fmt_ci(metrics.get(key), lohi[0], lohi[1], digits)
+
+
+def row_ci(row: dict[str, Any], key: str, digits: int = 3) -> str:
+    """A table row's ``key`` with ``key_ci_low``/``key_ci_high``, formatted."""
+    return fmt_ci(row.get(key), row.get(f"{key}_ci_low"), row.get(f"{key}_ci_high"), digits)
+
+
+def evaluated_rows(result: Result) -> list[dict[str, Any]]:
+    """Per-label rows of the labels evaluated on test (both classes present)."""
+    return [
+        r for r in result.tables.get("per_label", []) if r.get("evaluated") and r.get("auroc") is not None
+    ]
+
+
+def _protocol(report: Report) -> str:
+    parts = []
+    lp, kp = report.get("linear_probe"), report.get("knn_probe")
+    ref = lp or kp
+    m = ref.metrics if ref else {}
+    if lp:
+        sel = (
+            "per label"
+            if lp.metrics.get("c_selection", lp.params.get("c_selection")) == "per_label"
+            else "shared"
+        )
+        parts.append(
+            f"Linear probe: one L2 logistic regression per label on standardised frozen embeddings, C chosen {sel} on the validation split."
+        )
+    if kp:
+        parts.append(
+            f"kNN probe: the share of the k nearest training records carrying each label "
+            f"(k = {fmt(kp.metrics.get('k'))}, {kp.metrics.get('metric', kp.params.get('metric', ''))} similarity, chosen on validation)."
+        )
+    parts.append(
+        f"Both are evaluated once on the test split ({fmt(m.get('n_test'))} records, {fmt(m.get('n_test_patients'))} patients); "
+        f"intervals are {fmt(100 * float(m.get('ci_level', 0.95)), 0)}% percentile intervals over {fmt(m.get('n_resamples'))} "
+        f"{m.get('bootstrap_unit', 'patient')}-level bootstrap resamples."
+    )
+    return " ".join(parts)
+
+
+def _headline(report: Report) -> Table:
+    rows = []
+    for kind in PROBES:
+        res = report.get(kind)
+        if res is None:
+            continue
+        m = res.metrics
+        rows.append(
+            (
+                _NAMES[kind],
+                ci(m, "macro_auroc"),
+                ci(m, "macro_auprc"),
+                ci(m, "macro_f1"),
+                ci(m, "macro_brier"),
+                fmt(m.get("macro_ece")),
+                f"{len(m.get('labels_evaluated', []))}",
+            )
+        )
+    return Table(
+        ("probe", "macro AUROC", "macro AUPRC", "macro F1", "macro Brier", "macro ECE", "labels"),
+        tuple(rows),
+        caption="Macro averages over the labels evaluated on test (95% CI)",
+    )
+
+
+def _label_table(report: Report) -> Table:
+    lp, kp = report.get("linear_probe"), report.get("knn_probe")
+    ref = lp or kp
+    knn = {r["label"]: r for r in (evaluated_rows(kp) if kp else [])}
+    rows = []
+    for r in sorted(evaluated_rows(ref), key=lambda r: -r["auroc"]):
+        cells = [r["label"], fmt(r.get("n_test_pos"))]
+        if lp:
+            cells += [row_ci(r, "auroc"), row_ci(r, "auprc"), row_ci(r, "f1")]
+        if kp:
+            k = knn.get(r["label"], {})
+            cells.append(row_ci(k, "auroc") if k else "–")
+        rows.append(tuple(cells))
+    cols = ["label", "test positives"]
+    if lp:
+        cols += ["linear AUROC", "linear AUPRC", "linear F1"]
+    if kp:
+        cols.append("kNN AUROC")
+    return Table(tuple(cols), tuple(rows), caption="Per label, by decreasing AUROC (95% CI)")
+
+
+def _auroc_figure(report: Report) -> Figure:
+    lp, kp = report.get("linear_probe"), report.get("knn_probe")
+    ref = lp or kp
+    order = [r["label"] for r in sorted(evaluated_rows(ref), key=lambda r: -r["auroc"])]
+    height = 1.2 + 0.2 * len(order)
+
+    def draw(fig: Any) -> None:
+        ax = fig.subplots()
+        if lp:
+            plots.plot_label_metric(
+                lp,
+                order=order,
+                ax=ax,
+                color=plots.PALETTE[0],
+                offset=-0.15 if kp else 0.0,
+                label="linear probe",
+            )
+        if kp:
+            plots.plot_label_metric(
+                kp, order=order, ax=ax, color=plots.PALETTE[1], offset=0.15 if lp else 0.0, label="kNN probe"
+            )
+        if lp and kp:
+            fig.legend(loc="outside upper right", ncol=2)
+
+    return Figure(
+        render_png(draw, size=(7.0, height)),
+        caption="Test AUROC per label with 95% bootstrap intervals; dashed line: chance (0.5).",
+        alt=f"Dot plot of the test AUROC of {len(order)} labels with confidence whiskers.",
+    )
+
+
+def _roc_figure(report: Report, res: Result) -> Figure | None:
+    rows = sorted(evaluated_rows(res), key=lambda r: (-(r.get("n_test_pos") or 0), r["label"]))[:N_ROC_LABELS]
+    if not rows or "roc_offsets" not in res.arrays:
+        return None
+    labels = [r["label"] for r in rows]
+    png = render_png(lambda fig: plots.plot_roc(res, labels=labels, ax=fig.subplots()), size=(5.2, 5.0))
+    return Figure(
+        png,
+        caption=f"ROC curves of the {len(labels)} most frequent test labels ({_NAMES[res.kind]}).",
+        alt="ROC curves: " + ", ".join(labels),
+        width=0.62,
+    )
+
+
+def _regression(res: Result) -> list[Block]:
+    rows = tuple(
+        (r["target"], row_ci(r, "mae"), row_ci(r, "rmse"), row_ci(r, "r2"))
+        for r in res.tables.get("per_target", [])
+    )
+    return [Table(("target", "MAE", "RMSE", "R²"), rows, caption=f"{_NAMES[res.kind]}: test error (95% CI)")]
+
+
+@section(
+    "accuracy",
+    title="Accuracy",
+    order=20,
+    kinds=PROBES,
+    lead="How well can the labels be read out of the frozen embeddings, linearly and by nearest neighbours?",
+)
+def render_accuracy(report: Report) -> list[Block]:
+    ref = report.get("linear_probe") or report.get("knn_probe")
+    assert ref is not None  # the section only runs when a probe result exists
+    if ref.metrics.get("task") == "regression":
+        blocks: list[Block] = []
+        for kind in PROBES:
+            res = report.get(kind)
+            if res is not None:
+                blocks += _regression(res)
+        return blocks
+    blocks = [Paragraph(_protocol(report)), _headline(report), _auroc_figure(report)]
+    roc = _roc_figure(report, ref)
+    if roc is not None:
+        blocks.append(roc)
+    blocks.append(_label_table(report))
+    for kind in PROBES:
+        res = report.get(kind)
+        if res is None:
+            continue
+        skipped = {**res.metrics.get("labels_skipped", {}), **res.metrics.get("labels_not_evaluated", {})}
+        if skipped:
+            blocks.append(
+                Note(f"{_NAMES[kind]}: not evaluated — " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+            )
+        blocks += [Note(f"{_NAMES[kind]}: {n}") for n in res.notes]
+    return blocks
+
+
+@section(
+    "calibration",
+    title="Calibration",
+    order=30,
+    kinds=PROBES,
+    lead="Do the probes' predicted probabilities match how often the labels occur?",
+)
+def render_calibration(report: Report) -> list[Block] | None:
+    probes = [r for r in (report.get(k) for k in PROBES) if r is not None and r.tables.get("reliability")]
+    if not probes:
+        return None
+
+    def draw(fig: Any) -> None:
+        ax = fig.subplots()
+        for i, res in enumerate(probes):
+            plots.plot_reliability(
+                res, ax=ax, color=plots.PALETTE[i], label=_NAMES[res.kind], diagonal=i == 0
+            )
+
+    m0 = probes[0].metrics
+    blocks: list[Block] = [
+        Paragraph(
+            f"Predicted probabilities of every evaluated label and test record are pooled into {fmt(m0.get('ece_bins'))} "
+            "equal-width bins; a calibrated probe lies on the diagonal. The expected calibration error (ECE) is the "
+            "count-weighted mean gap between predicted and observed frequency, per label, averaged over labels."
+        ),
+        Figure(
+            render_png(draw, size=(5.0, 5.0)),
+            caption="Reliability diagram pooled over labels (bars: records per bin, log scale).",
+            alt="Reliability diagram: observed frequency against mean predicted probability.",
+            width=0.6,
+        ),
+    ]
+    rows = []
+    for res in probes:
+        worst = sorted(evaluated_rows(res), key=lambda r: -(r.get("ece") or 0))[:3]
+        rows.append(
+            (
+                _NAMES[res.kind],
+                fmt(res.metrics.get("macro_ece")),
+                ci(res.metrics, "macro_brier"),
+                ", ".join(f"{r['label']} ({fmt(r.get('ece'))})" for r in worst),
+            )
+        )
+    blocks.append(Table(("probe", "macro ECE", "macro Brier (95% CI)", "largest ECE"), tuple(rows)))
+    return blocks
+
+
+# ----------------------------------------------------------------------------- summary rules
+def _lp(report: Report) -> Result:
+    res = report.get("linear_probe")
+    assert res is not None
+    return res
+
+
+@finding("probe_macro", kinds=("linear_probe",), order=20)
+def rule_macro(report: Report) -> Iterator[Finding]:
+    res = _lp(report)
+    m = res.metrics
+    if m.get("task") == "regression":
+        yield Finding(
+            f"The linear probe predicts {', '.join(m.get('labels_fitted', []))} with MAE {ci(m, 'mae', 2)}.",
+            "info",
+            "probe_macro",
+            "linear_probe.metrics.mae",
+        )
+        return
+    yield Finding(
+        f"The linear probe reaches a macro AUROC of {ci(m, 'macro_auroc')} over {len(m.get('labels_evaluated', []))} labels "
+        f"on {fmt(m.get('n_test'))} test records.",
+        "info",
+        "probe_macro",
+        "linear_probe.metrics.macro_auroc",
+    )
+
+
+@finding("probe_best_worst", kinds=("linear_probe",), order=21)
+def rule_best_worst(report: Report) -> Iterator[Finding]:
+    rows = sorted(evaluated_rows(_lp(report)), key=lambda r: -r["auroc"])
+    if len(rows) < 2:
+        return
+    k = min(3, len(rows) // 2)
+    fmt_rows = lambda rs: ", ".join(f"{r['label']} ({row_ci(r, 'auroc')})" for r in rs)  # noqa: E731
+    yield Finding(
+        f"Best-predicted labels: {fmt_rows(rows[:k])}.",
+        "good",
+        "probe_best_worst",
+        "linear_probe.tables.per_label",
+    )
+    yield Finding(
+        f"Weakest labels: {fmt_rows(rows[::-1][:k])}.",
+        "bad",
+        "probe_best_worst",
+        "linear_probe.tables.per_label",
+    )
+
+
+@finding("probe_chance", kinds=("linear_probe",), order=22)
+def rule_chance(report: Report) -> Iterator[Finding]:
+    rows = evaluated_rows(_lp(report))
+    if not rows:
+        return
+    near = [
+        r
+        for r in rows
+        if r.get("auroc_ci_low") is not None and r["auroc_ci_low"] <= 0.5 <= r["auroc_ci_high"]
+    ]
+    if near:
+        names = ", ".join(r["label"] for r in near[:10]) + (
+            f" and {len(near) - 10} more" if len(near) > 10 else ""
+        )
+        yield Finding(
+            f"{len(near)} of {len(rows)} labels are not distinguishable from chance (their AUROC interval includes 0.5): {names}.",
+            "bad",
+            "probe_chance",
+            "linear_probe.tables.per_label",
+        )
+    else:
+        yield Finding(
+            f"All {len(rows)} evaluated labels are predicted above chance (every AUROC interval excludes 0.5).",
+            "good",
+            "probe_chance",
+            "linear_probe.tables.per_label",
+        )
+
+
+@finding("knn_vs_linear", kinds=("linear_probe", "knn_probe"), order=23)
+def rule_knn(report: Report) -> Iterator[Finding]:
+    lp, kp = _lp(report), report.get("knn_probe")
+    assert kp is not None
+    if lp.metrics.get("task") == "regression":
+        return
+    yield Finding(
+        f"Nearest neighbours (k = {fmt(kp.metrics.get('k'))}) reach a macro AUROC of {ci(kp.metrics, 'macro_auroc')}, "
+        f"the linear probe {ci(lp.metrics, 'macro_auroc')}.",
+        "info",
+        "knn_vs_linear",
+        "knn_probe.metrics.macro_auroc",
+    )
+
+
+@finding("calibration", kinds=("linear_probe",), order=30)
+def rule_calibration(report: Report) -> Iterator[Finding]:
+    ece = _lp(report).metrics.get("macro_ece")
+    if ece is None:
+        return
+    if ece <= ECE_GOOD:
+        yield Finding(
+            f"The linear probe is well calibrated (macro ECE {fmt(ece)} ≤ {ECE_GOOD}).",
+            "good",
+            "calibration",
+            "linear_probe.metrics.macro_ece",
+        )
+    elif ece > ECE_BAD:
+        yield Finding(
+            f"The linear probe is poorly calibrated (macro ECE {fmt(ece)} > {ECE_BAD}).",
+            "bad",
+            "calibration",
+            "linear_probe.metrics.macro_ece",
+        )
+    else:
+        yield Finding(
+            f"The linear probe's macro ECE is {fmt(ece)}.",
+            "info",
+            "calibration",
+            "linear_probe.metrics.macro_ece",
+        )

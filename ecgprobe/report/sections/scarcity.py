@@ -1,0 +1,142 @@
+"""Data scarcity: how the linear probe's AUROC grows with labelled training data (``scarcity``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ecgprobe.analyzers.base import Result
+from ecgprobe.report import plots
+from ecgprobe.report.base import Finding, finding, section
+from ecgprobe.report.blocks import Block, Figure, KeyValues, Note, Paragraph, Table, fmt, fmt_ci, fmt_pct
+from ecgprobe.report.document import Report
+from ecgprobe.report.figures import render_png
+
+#: Label-efficiency rule thresholds: share of the train split needed for 95% of the full AUROC.
+EFFICIENT, INEFFICIENT = 0.10, 0.50
+
+
+def x_label(res: Result, x: float | None) -> str:
+    """A grid value as the reader knows it: ``10%`` of the train split, or ``50 / label``."""
+    if x is None:
+        return "not reached"
+    return (
+        fmt_pct(x, 1 if x < 0.1 else 0)
+        if res.metrics.get("mode", "fraction") == "fraction"
+        else f"{x:.0f} per label"
+    )
+
+
+def efficiency(res: Result) -> tuple[float | None, float | None]:
+    """(x needed for 95% of the full macro AUROC, the same above chance)."""
+    m = res.metrics
+    if m.get("mode", "fraction") == "fraction":
+        return m.get("fraction_for_95pct"), m.get("fraction_for_95pct_above_chance")
+    return m.get("samples_for_95pct"), m.get("samples_for_95pct_above_chance")
+
+
+def curve_table(res: Result, caption: str = "") -> Table:
+    """The curve: x, training records, macro AUROC (seed mean, sd, CI), labels evaluated."""
+    rows = tuple(
+        (
+            x_label(res, r["x"]),
+            fmt(r.get("n_train_mean"), 0),
+            fmt_ci(r.get("macro_auroc_mean"), r.get("macro_auroc_ci_low"), r.get("macro_auroc_ci_high")),
+            fmt(r.get("macro_auroc_sd")),
+            fmt(r.get("n_labels_min")),
+        )
+        for r in res.tables.get("curve", [])
+    )
+    return Table(
+        ("training data", "records (mean)", "macro AUROC (95% CI)", "sd over seeds", "labels (min)"),
+        rows,
+        caption=caption,
+    )
+
+
+def efficiency_rows(res: Result) -> list[tuple[str, str]]:
+    """The label-efficiency summary of one curve."""
+    m = res.metrics
+    x95, x95c = efficiency(res)
+    return [
+        ("macro AUROC with all training data", fmt(m.get("full_macro_auroc"))),
+        (
+            "data for 95% of it",
+            x_label(res, x95) + (" (the smallest grid value)" if m.get("reached_at_smallest") else ""),
+        ),
+        ("data for 95% of it above chance", x_label(res, x95c)),
+        ("normalised area under the curve", fmt(m.get("normalised_auc"))),
+        ("  … above chance", fmt(m.get("normalised_auc_above_chance"))),
+        ("seeds × grid", f"{fmt(m.get('n_seeds'))} × {len(m.get('grid', []))}"),
+    ]
+
+
+@section(
+    "scarcity",
+    title="Data scarcity",
+    order=40,
+    kinds=("scarcity",),
+    lead="How much labelled data does the encoder need? The linear probe refitted on nested subsets of the training split.",
+)
+def render(report: Report) -> list[Block]:
+    res = report.get("scarcity")
+    assert res is not None
+    blocks: list[Block] = [
+        Paragraph(
+            "For each seed, nested patient-wise stratified subsets of the training split are drawn; the linear probe is "
+            "refitted on each (C chosen on the full validation split) and evaluated on the fixed test split. The band is "
+            "a two-stage bootstrap over test patients and seeds. 95% of the full-data AUROC is interpolated in log scale."
+        ),
+        Figure(
+            render_png(lambda fig: plots.plot_scarcity(res, ax=fig.subplots()), size=(6.5, 3.8)),
+            caption="Test macro AUROC against the training data used (mean over seeds, 95% band).",
+            alt="Line chart of macro AUROC against the share of training data.",
+        ),
+        KeyValues(tuple(efficiency_rows(res)), caption="Label efficiency"),
+        curve_table(res, "The curve"),
+    ]
+    blocks += [Note(n) for n in res.notes]
+    return blocks
+
+
+@finding("label_efficiency", kinds=("scarcity",), order=40)
+def rule_efficiency(report: Report) -> Iterator[Finding]:
+    res = report.get("scarcity")
+    assert res is not None
+    yield from efficiency_findings(res, "")
+
+
+def efficiency_findings(res: Result, who: str) -> Iterator[Finding]:
+    """One sentence on label efficiency (``who``: an encoder name, or empty for the report's model)."""
+    x95, _ = efficiency(res)
+    subject = f"{who}: the" if who else "The"
+    full = fmt(res.metrics.get("full_macro_auroc"))
+    src = "scarcity.metrics." + (
+        "fraction_for_95pct" if res.metrics.get("mode", "fraction") == "fraction" else "samples_for_95pct"
+    )
+    if x95 is None:
+        yield Finding(
+            f"{subject} probe does not reach 95% of its full-data macro AUROC ({full}) on any smaller training set.",
+            "info",
+            "label_efficiency",
+            src,
+        )
+        return
+    text = f"{subject} probe reaches 95% of its full-data macro AUROC ({full}) with {x_label(res, x95)} of the training data."
+    if res.metrics.get("mode", "fraction") != "fraction":
+        yield Finding(text, "info", "label_efficiency", src)
+    elif x95 <= EFFICIENT:
+        yield Finding(text + " It is label-efficient.", "good", "label_efficiency", src)
+    elif x95 > INEFFICIENT:
+        yield Finding(text + " It needs most of the labels.", "bad", "label_efficiency", src)
+    else:
+        yield Finding(text, "info", "label_efficiency", src)
+
+
+def overlay_figure(results: dict[str, Any], caption: str) -> Figure:
+    """Curves of several encoders on one chart."""
+    return Figure(
+        render_png(lambda fig: plots.plot_scarcity(results, ax=fig.subplots()), size=(6.5, 4.0)),
+        caption=caption,
+        alt="Overlaid data-scarcity curves of " + ", ".join(results),
+    )

@@ -1,0 +1,39 @@
+"""The data-scarcity study across encoders (``scarcity`` reports)."""
+
+from __future__ import annotations
+
+from ecgprobe.report.base import section
+from ecgprobe.report.blocks import Block, Heading, Note, Paragraph
+from ecgprobe.report.document import Report
+from ecgprobe.report.sections.compare import efficiency_table
+from ecgprobe.report.sections.scarcity import curve_table, overlay_figure
+
+
+@section(
+    "scarcity_study",
+    title="Data scarcity",
+    order=20,
+    kinds=("scarcity",),
+    modes=("scarcity",),
+    lead="How much labelled data does each encoder need? The same nested training subsets for every encoder.",
+)
+def render(report: Report) -> list[Block] | None:
+    curves = report.by_subject("scarcity")
+    if not curves:
+        return None
+    blocks: list[Block] = [
+        Paragraph(
+            "For each seed, nested patient-wise stratified subsets of the training split are drawn (the same subsets for every "
+            "encoder: they depend only on the records and the seed); the linear probe is refitted on each and evaluated on the "
+            "fixed test split. Bands: two-stage bootstrap over test patients and seeds. The curves are also in scarcity.csv."
+        ),
+        overlay_figure(
+            curves, "Test macro AUROC against training data, per encoder (mean over seeds, 95% band)."
+        ),
+        efficiency_table(curves),
+    ]
+    for subject, res in curves.items():
+        blocks.append(Heading(subject))
+        blocks.append(curve_table(res))
+        blocks += [Note(n) for n in res.notes]
+    return blocks

@@ -1,0 +1,296 @@
+"""Study configs: encoders × datasets × label sets × analyses, from one YAML file.
+
+::
+
+    name: ptbxl-superclass
+    title: Linear probes on PTB-XL superclasses      # optional
+    out: ecgprobe-out/ptbxl-superclass               # relative paths: to the current folder
+    cache_dir: ecgprobe-cache                        # embeddings and analyzer results
+    seed: 0
+    profile: full                                    # or quick
+    datasets:
+      - name: ptbxl
+        root: ${PTBXL_ROOT}                          # ${VAR} and ${VAR:-default} are expanded
+        options: {sampling_rate: 500}
+        label_sets: [superclass, all]                # each becomes the loader option labels=...
+    encoders:
+      - name: random-resnet1d
+        options: {seed: 0}
+      - name: ecgfounder
+        checkpoint: ${ECGFOUNDER_CKPT}
+        optional: true                               # skipped (with a warning) when it cannot be created
+    extraction: {batch_size: 64, window: fit, device: auto}
+    analyses: {linear_probe: {}, scarcity: {n_seeds: 5}}   # default: every model analysis
+    reports: [model, compare, scarcity]
+
+Every combination's results are cached by content, so running a config again re-renders the
+reports without recomputing anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+from ecgprobe.exceptions import ConfigError, EcgprobeError
+
+__all__ = ["Study", "load_study", "run_study"]
+
+_KEYS = {
+    "name",
+    "title",
+    "out",
+    "cache_dir",
+    "seed",
+    "profile",
+    "datasets",
+    "encoders",
+    "extraction",
+    "analyses",
+    "reports",
+    "compare_layers",
+}
+_REPORTS = ("model", "compare", "scarcity")
+_EXTRACTION = {"batch_size", "window", "hop", "device", "precision"}
+
+
+@dataclass
+class Study:
+    """A parsed study config (see the module docstring)."""
+
+    name: str
+    datasets: list[dict[str, Any]]
+    encoders: list[dict[str, Any]]
+    out: Path
+    cache_dir: Path | None
+    title: str = ""
+    seed: int = 0
+    profile: str = "full"
+    extraction: dict[str, Any] = field(default_factory=dict)
+    analyses: dict[str, dict[str, Any]] | None = None
+    reports: tuple[str, ...] = _REPORTS
+    compare_layers: str = "all"
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any) -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in strings (recursively).
+
+    Raises:
+        ConfigError: a variable without a default that is not set.
+    """
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) in os.environ:
+                return os.environ[m.group(1)]
+            if m.group(2) is not None:
+                return m.group(2)
+            raise ConfigError(
+                f"{value!r} needs the environment variable {m.group(1)}, which is not set; export it"
+            )
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, list):
+        return [_expand(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand(v) for k, v in value.items()}
+    return value
+
+
+def load_study(path: str | Path) -> Study:
+    """Parse and check a study config.
+
+    Raises:
+        ConfigError: a missing file, invalid YAML, unknown keys or values (naming them).
+    """
+    import yaml
+
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"study config {p} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p} is not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level (name:, datasets:, encoders:, ...)")
+    unknown = sorted(set(doc) - _KEYS)
+    if unknown:
+        raise ConfigError(f"{p}: unknown keys {unknown}; allowed: {sorted(_KEYS)}")
+    for key in ("datasets", "encoders"):
+        if not isinstance(doc.get(key), list) or not doc[key]:
+            raise ConfigError(f"{p}: '{key}' must be a non-empty list")
+    datasets = []
+    for i, d in enumerate(doc["datasets"]):
+        d = {"name": d} if isinstance(d, str) else dict(d)
+        if "name" not in d:
+            raise ConfigError(f"{p}: datasets[{i}] has no 'name'")
+        bad = sorted(set(d) - {"name", "root", "options", "label_sets", "label"})
+        if bad:
+            raise ConfigError(f"{p}: datasets[{i}] has unknown keys {bad}")
+        sets = d.pop("label_sets", None) or [None]
+        for ls in sets:
+            entry = _expand({**d, "options": {**(d.get("options") or {}), **({"labels": ls} if ls else {})}})
+            entry["label"] = str(d.get("label") or d["name"]) + (f"-{ls}" if ls else "")
+            datasets.append(entry)
+    encoders = []
+    for i, e in enumerate(doc["encoders"]):
+        e = {"name": e} if isinstance(e, str) else dict(e)
+        bad = sorted(set(e) - {"name", "checkpoint", "options", "optional", "label", "embeddings"})
+        if bad or "name" not in e:
+            raise ConfigError(
+                f"{p}: encoders[{i}] needs 'name' and accepts checkpoint, options, optional, label, embeddings; got {sorted(e)}"
+            )
+        try:
+            encoders.append(_expand(e))
+        except ConfigError as exc:  # e.g. the checkpoint's environment variable is not set
+            if not e.get("optional"):
+                raise ConfigError(f"{p}: encoders[{i}] ({e['name']}): {exc}") from None
+            encoders.append(
+                {"name": e["name"], "label": e.get("label"), "optional": True, "unavailable": str(exc)}
+            )
+    reports = tuple(doc.get("reports") or _REPORTS)
+    if set(reports) - set(_REPORTS):
+        raise ConfigError(f"{p}: reports must be among {list(_REPORTS)}, got {list(reports)}")
+    extraction = dict(doc.get("extraction") or {})
+    if set(extraction) - _EXTRACTION:
+        raise ConfigError(f"{p}: extraction accepts {sorted(_EXTRACTION)}, got {sorted(extraction)}")
+    cache = doc.get("cache_dir", "ecgprobe-cache")
+    return Study(
+        name=str(doc.get("name") or p.stem),
+        title=str(doc.get("title") or ""),
+        datasets=datasets,
+        encoders=encoders,
+        out=Path(_expand(str(doc.get("out") or f"ecgprobe-out/{p.stem}"))),
+        cache_dir=None if cache is None else Path(_expand(str(cache))).expanduser(),
+        seed=int(doc.get("seed", 0)),
+        profile=str(doc.get("profile", "full")),
+        extraction=extraction,
+        analyses=doc.get("analyses"),
+        reports=reports,
+        compare_layers=str(doc.get("compare_layers", "all")),
+    )
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(text, file=sys.stderr)
+
+
+def run_study(
+    study: Study, *, force: bool = False, quiet: bool = False, formats: tuple[str, ...] = ("html", "pdf")
+) -> list[Path]:
+    """Run every combination of the study and write its reports; returns the report folders.
+
+    Raises:
+        ConfigError: invalid settings, or outputs that exist without ``force``.
+        EcgprobeError: a dataset or a non-optional encoder that cannot be loaded.
+    """
+    import ecgprobe
+    from ecgprobe.encoders import ENCODERS, create_encoder
+    from ecgprobe.extract import align_to_records, extract, load_embeddings
+    from ecgprobe.report.multi import compare_report, scarcity_report, write_scarcity_csv
+    from ecgprobe.report.pipeline import model_report, resolve_analyses
+
+    resolve_analyses(study.analyses, profile=study.profile)  # fail on bad settings before any work
+    written: list[Path] = []
+    want_layers = "all" if "compare" in study.reports and study.compare_layers == "all" else None
+    for ds in study.datasets:
+        records = ecgprobe.load_dataset(ds["name"], ds.get("root"), **(ds.get("options") or {}))
+        _say(quiet, f"[{study.name}] {ds['label']}: {len(records)} records")
+        layers: dict[str, dict[str, Any]] = {}
+        encoders: dict[str, Any] = {}
+        timings: dict[str, float] = {}
+        for spec in study.encoders:
+            label = str(spec.get("label") or spec["name"]).replace("/", "-")
+            t0 = time.perf_counter()
+            if spec.get("unavailable"):
+                _say(quiet, f"[{study.name}] encoder {label} skipped (optional): {spec['unavailable']}")
+                continue
+            try:
+                if spec.get("embeddings"):
+                    emb = align_to_records(load_embeddings(spec["embeddings"]), records)[0]
+                    layers[label] = {emb.layer: emb}
+                    encoders[label] = None
+                else:
+                    factory = ENCODERS.get(spec["name"])
+                    from ecgprobe.cli.common import parse_options
+
+                    opts = spec.get("options") or {}
+                    if isinstance(opts, list):
+                        opts = parse_options(opts, factory)
+                    enc = create_encoder(
+                        spec["name"],
+                        checkpoint=spec.get("checkpoint"),
+                        device=study.extraction.get("device", "auto"),
+                        **opts,
+                    )
+                    got = extract(
+                        enc,
+                        records,
+                        layers=want_layers,
+                        cache_dir=study.cache_dir,
+                        progress=not quiet,
+                        **{k: v for k, v in study.extraction.items() if k != "device"},
+                    )
+                    layers[label] = got if isinstance(got, dict) else {got.layer: got}
+                    encoders[label] = enc
+            except EcgprobeError as exc:
+                if spec.get("optional"):
+                    _say(quiet, f"[{study.name}] encoder {label} skipped (optional): {exc}")
+                    continue
+                raise
+            timings[f"{label}: extraction"] = round(time.perf_counter() - t0, 3)
+        common = {
+            "profile": study.profile,
+            "seed": study.seed,
+            "cache_dir": study.cache_dir,
+            "progress": not quiet,
+        }
+        base = study.out / ds["label"]
+        finals = {k: v.get("embedding") or list(v.values())[-1] for k, v in layers.items()}
+        if "model" in study.reports:
+            for label, emb in finals.items():
+                rep = model_report(
+                    emb,
+                    records,
+                    encoder=encoders[label],
+                    name=label,
+                    analyses=study.analyses,
+                    extra_timings={f"{label}: extraction": timings.get(f"{label}: extraction", 0.0)},
+                    **common,
+                )
+                rep.write(base / label, force=force, formats=formats)
+                written.append(base / label)
+        if "scarcity" in study.reports and len(finals) >= 1:
+            settings = (study.analyses or {}).get("scarcity") if isinstance(study.analyses, Mapping) else None
+            rep = scarcity_report(
+                finals, records, encoders=encoders, settings=settings, extra_timings=timings, **common
+            )
+            rep.write(base / "scarcity", force=force, formats=formats)
+            write_scarcity_csv(rep, base / "scarcity" / "scarcity.csv")
+            written.append(base / "scarcity")
+        if "compare" in study.reports:
+            for a, b in combinations(list(layers), 2):
+                rep = compare_report(
+                    layers[a],
+                    layers[b],
+                    records,
+                    names=(a, b),
+                    encoders=(encoders[a], encoders[b]),
+                    extra_timings=timings,
+                    **common,
+                )
+                rep.write(base / f"{a}-vs-{b}", force=force, formats=formats)
+                written.append(base / f"{a}-vs-{b}")
+    return written

@@ -1,0 +1,208 @@
+"""Subgroup gaps: the probe's test AUROC by sex and age band, each compared with the rest.
+
+Computed from a probe result's per-record test scores (``test_ids``, ``test_patient_ids``,
+``test_y``, ``test_scores``) and the records' metadata, with the probes' own patient-bootstrap
+machinery (:mod:`ecgprobe.analyzers.bootstrap`, :func:`ecgprobe.analyzers.metrics.rank_metrics`):
+one set of patient draws is shared by every group, so a group and the rest of the test set are
+resampled together and the interval of their difference is a paired one. A gap compares the
+group with the rest on the labels that have both classes in both, so a different label mix
+cannot masquerade as a gap.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ecgprobe.analyzers.base import Result
+from ecgprobe.data.record import RecordSet
+from ecgprobe.exceptions import AnalysisError, ConfigError
+
+__all__ = ["SubgroupResult", "age_band_names", "subgroup_gaps"]
+
+DEFAULT_AGE_EDGES: tuple[float, ...] = (40.0, 60.0, 80.0)
+
+
+class SubgroupResult(Result):
+    """Result of :func:`subgroup_gaps` (``kind = "subgroups"``).
+
+    Schema:
+        metrics: ``overall_macro_auroc``, ``attributes`` (those analysed), ``n_resamples``,
+            ``ci_level``, ``bootstrap_unit``, ``min_records``, ``probe`` (the probe's kind).
+        tables:
+            ``groups``: attribute, group, n_records, n_patients, n_labels, macro_auroc, ci_low,
+            ci_high, gap (group minus rest, on the labels evaluable in both), gap_ci_low,
+            gap_ci_high, n_labels_gap.
+            ``per_label``: attribute, group, label, n_pos, auroc, ci_low, ci_high.
+        arrays: ``gap_replicates`` (groups x B), rows in the order of table ``groups``.
+    """
+
+    KIND: ClassVar[str] = "subgroups"
+
+
+def age_band_names(edges: Sequence[float]) -> list[str]:
+    """``["<40", "40–59", "60–79", "≥80"]`` for edges (40, 60, 80)."""
+    e = [int(x) for x in edges]
+    return [f"<{e[0]}"] + [f"{a}–{b - 1}" for a, b in itertools.pairwise(e)] + [f"≥{e[-1]}"]
+
+
+def _attributes(meta: pd.DataFrame, edges: Sequence[float]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    if "sex" in meta:
+        sex = meta["sex"].astype("string").str.strip().str.lower()
+        out["sex"] = (
+            sex.where(~sex.isin(["", "nan", "none", "unknown", "<na>"])).fillna("").to_numpy(dtype=str)
+        )
+    if "age" in meta:
+        age = pd.to_numeric(meta["age"], errors="coerce").to_numpy(dtype=float)
+        names = np.asarray(age_band_names(edges))
+        idx = np.searchsorted(np.asarray(edges, dtype=float), age, side="right")
+        out["age"] = np.where(np.isfinite(age), names[np.minimum(idx, len(names) - 1)], "")
+    return out
+
+
+def subgroup_gaps(
+    probe: Result,
+    records: RecordSet,
+    *,
+    age_edges: Sequence[float] = DEFAULT_AGE_EDGES,
+    min_records: int = 20,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    ci_level: float = 0.95,
+) -> SubgroupResult:
+    """Macro AUROC per sex and age band with patient-bootstrap CIs, and each group's gap to the rest.
+
+    Args:
+        probe: a ``linear_probe`` or ``knn_probe`` result (multi-label, with its arrays).
+        records: the dataset the probe was run on (its metadata gives sex and age by record id).
+        age_edges: age band boundaries in years.
+        min_records: groups with fewer test records are listed in the notes, not analysed.
+        n_resamples: bootstrap resamples (patients drawn with replacement, shared by all groups).
+        seed: seed of the draws.
+        ci_level: confidence level.
+
+    Returns:
+        A :class:`SubgroupResult`.
+
+    Raises:
+        ConfigError: a regression probe, or a probe result without its per-record test arrays.
+        AnalysisError: the dataset has neither sex nor age for the test records.
+
+    Example:
+        >>> gaps = subgroup_gaps(probe_result, records)  # doctest: +SKIP
+        >>> gaps.table("groups")[["attribute", "group", "macro_auroc", "gap"]]  # doctest: +SKIP
+    """
+    from ecgprobe.analyzers.bootstrap import bootstrap_unit, macro_replicates, percentile_ci, resample_weights
+    from ecgprobe.analyzers.metrics import rank_metrics
+
+    missing = [k for k in ("test_ids", "test_patient_ids", "test_y", "test_scores") if k not in probe.arrays]
+    if missing or probe.metrics.get("task") == "regression":
+        raise ConfigError(
+            f"subgroup gaps need a multi-label probe result with its test arrays (missing {missing}); "
+            "pass a linear_probe or knn_probe result loaded with its .npz"
+        )
+    ids = np.asarray(probe.arrays["test_ids"], dtype=str)
+    groups = np.asarray(probe.arrays["test_patient_ids"], dtype=str)
+    y = np.asarray(probe.arrays["test_y"])
+    s = np.asarray(probe.arrays["test_scores"], dtype=np.float64)
+    labels = [str(v) for v in probe.metrics.get("labels_fitted", [])]
+    meta = records.meta.reindex(ids)
+    attrs = _attributes(meta, age_edges)
+    if not attrs or all((a == "").all() for a in attrs.values()):
+        raise AnalysisError(
+            f"the test records have no sex or age metadata (dataset {records.name!r}); subgroup gaps cannot be computed"
+        )
+    weights = resample_weights(groups, n_resamples, seed)
+    rows, lab_rows, gap_reps, notes = [], [], [], []
+
+    def evaluate(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        point = rank_metrics(y[mask], s[mask], ap=False)[0][0]
+        reps = rank_metrics(y, s, weights * mask[None, :].astype(np.float32), ap=False)[0]
+        return point, reps
+
+    overall = rank_metrics(y, s, ap=False)[0][0]
+    for attr, values in attrs.items():
+        for g in sorted(set(values) - {""}):
+            m = values == g
+            if m.sum() < min_records:
+                notes.append(f"{attr} = {g}: {int(m.sum())} test records (< {min_records}), not analysed")
+                continue
+            point, reps = evaluate(m)
+            rest_point, rest_reps = evaluate(~m & (values != ""))
+            cols = np.flatnonzero(np.isfinite(point))
+            both = np.flatnonzero(np.isfinite(point) & np.isfinite(rest_point))
+            macro = macro_replicates(reps, cols) if len(cols) else np.full(n_resamples, np.nan)
+            gap = (
+                macro_replicates(reps, both) - macro_replicates(rest_reps, both)
+                if len(both)
+                else np.full(n_resamples, np.nan)
+            )
+            ci = percentile_ci(macro, ci_level) if len(cols) else np.array([np.nan, np.nan])
+            gci = percentile_ci(gap, ci_level) if len(both) else np.array([np.nan, np.nan])
+            rows.append(
+                {
+                    "attribute": attr,
+                    "group": g,
+                    "n_records": int(m.sum()),
+                    "n_patients": len(set(groups[m])),
+                    "n_labels": len(cols),
+                    "macro_auroc": float(np.mean(point[cols])) if len(cols) else None,
+                    "ci_low": float(ci[0]),
+                    "ci_high": float(ci[1]),
+                    "gap": float(np.mean(point[both]) - np.mean(rest_point[both])) if len(both) else None,
+                    "gap_ci_low": float(gci[0]),
+                    "gap_ci_high": float(gci[1]),
+                    "n_labels_gap": len(both),
+                }
+            )
+            gap_reps.append(gap)
+            lab_ci = percentile_ci(reps, ci_level)
+            for j in cols:
+                lab_rows.append(
+                    {
+                        "attribute": attr,
+                        "group": g,
+                        "label": labels[j] if j < len(labels) else str(j),
+                        "n_pos": int(y[m, j].sum()),
+                        "auroc": float(point[j]),
+                        "ci_low": float(lab_ci[j, 0]),
+                        "ci_high": float(lab_ci[j, 1]),
+                    }
+                )
+    unknown = {a: int((v == "").sum()) for a, v in attrs.items() if (v == "").any()}
+    notes += [f"{n} test records without {a} are left out of the {a} groups" for a, n in unknown.items()]
+    ok = np.isfinite(overall)
+    return SubgroupResult(
+        kind=SubgroupResult.KIND,
+        metrics={
+            "overall_macro_auroc": float(np.mean(overall[ok])) if ok.any() else None,
+            "attributes": list(attrs),
+            "n_resamples": int(n_resamples),
+            "ci_level": ci_level,
+            "bootstrap_unit": bootstrap_unit(groups, ids),
+            "min_records": int(min_records),
+            "probe": probe.kind,
+        },
+        tables={"groups": rows, "per_label": lab_rows},
+        arrays={"gap_replicates": np.asarray(gap_reps, dtype=np.float64).reshape(len(gap_reps), n_resamples)},
+        params={
+            "age_edges": [float(e) for e in age_edges],
+            "min_records": min_records,
+            "n_resamples": n_resamples,
+            "seed": seed,
+            "ci_level": ci_level,
+        },
+        seed=seed,
+        provenance={"probe": {"kind": probe.kind, "created": probe.created, **probe.provenance}},
+        notes=notes,
+    )
+
+
+def describe(row: dict[str, Any]) -> str:
+    """``sex = female`` / ``age 60–79``."""
+    return f"age {row['group']}" if row["attribute"] == "age" else f"{row['attribute']} {row['group']}"

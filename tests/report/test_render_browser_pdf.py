@@ -1,0 +1,66 @@
+"""The reports as users see them: real headless Chromium and poppler."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ecgprobe.report import Report
+from ecgprobe.report.pdf import section_pages
+
+
+@pytest.mark.parametrize("which", ["model", "compare"])
+def test_html_in_headless_chromium(computed, chromium, which, tmp_path):
+    folder = computed.model_dir if which == "model" else computed.compare_dir
+    html = folder / "report.html"
+    found = chromium.check(html)
+    assert found["errors"] == [] and found["console"] == []
+    assert found["images"] >= (10 if which == "model" else 4)
+    assert found["undecoded"] == []
+    assert found["links"] == found["toc"] == found["sections"] and found["broken"] == []
+    assert found["scripts"] == 0
+    shot = chromium.screenshot(html, tmp_path / f"{which}.png", height=1600)
+    pixels = np.asarray(Image.open(shot).convert("L"))
+    assert pixels.shape == (1600, 1280) and pixels.std() > 10  # something was drawn
+    # self-contained: no request can leave the file
+    text = html.read_text()
+    assert not re.search(r'(src|href)="(https?:)?//', text)
+
+
+@pytest.mark.parametrize("which", ["model", "compare"])
+def test_pdf_pages_render_and_sections_start_where_promised(computed, poppler, which, tmp_path):
+    folder = computed.model_dir if which == "model" else computed.compare_dir
+    report = Report.load(folder)
+    sections = report.sections()
+    pdf, starts = section_pages(report, sections)
+    assert pdf == (folder / "report.pdf").read_bytes()
+    info = subprocess.run(
+        [poppler["pdfinfo"], str(folder / "report.pdf")], capture_output=True, text=True, check=True
+    )
+    n_pages = int(re.search(r"Pages:\s+(\d+)", info.stdout).group(1))
+    assert list(starts) == [s.id for s in sections]
+    assert list(starts.values()) == sorted(starts.values()) and starts[sections[0].id] == 2
+    assert n_pages >= max(starts.values())
+    for i, sec in enumerate(sections, start=1):  # each section title opens its page
+        page = starts[sec.id]
+        text = subprocess.run(
+            [poppler["pdftotext"], "-f", str(page), "-l", str(page), str(folder / "report.pdf"), "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert text.lstrip().startswith(f"{i} {sec.title}") or text.lstrip().startswith(
+            f"{i}  {sec.title}"
+        ), text[:80]
+    subprocess.run(
+        [poppler["pdftoppm"], "-r", "30", "-png", str(folder / "report.pdf"), str(tmp_path / "page")],
+        check=True,
+    )
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) == n_pages
+    for png in pages:  # no blank page
+        assert np.asarray(Image.open(png).convert("L")).min() < 128, png.name
