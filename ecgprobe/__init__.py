@@ -40,6 +40,7 @@ _LAZY = {
     "save_embeddings": ("ecgprobe.extract", "save_embeddings"),
     "analyzers": ("ecgprobe.analyzers", None),
     "Result": ("ecgprobe.analyzers", "Result"),
+    "Report": ("ecgprobe.report", "Report"),
 }
 
 __all__ = [

@@ -314,7 +314,7 @@ class ScarcityCurve(Analyzer):
                 "n_train_mean": float(n_train[fi].mean()),
                 "n_patients_mean": float(n_patients[fi].mean()),
                 "macro_auroc_mean": float(curve[fi]),
-                "macro_auroc_sd": float(np.nanstd(macro[fi], ddof=1)) if S > 1 else 0.0,
+                "macro_auroc_sd": _sd(macro[fi]),
                 "macro_auroc_ci_low": float(ci[fi, 0]),
                 "macro_auroc_ci_high": float(ci[fi, 1]),
                 "macro_auroc_common_mean": float(curve_common[fi]),
@@ -411,6 +411,15 @@ class _Fit:
     cols: np.ndarray
     scores: np.ndarray
     C: np.ndarray
+
+
+def _sd(values: np.ndarray) -> float:
+    """Sample standard deviation over the finite values; 0 for one seed, NaN when fewer than two
+    seeds gave a value (no numpy 'degrees of freedom' warning)."""
+    if len(values) == 1:
+        return 0.0
+    finite = values[np.isfinite(values)]
+    return float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan")
 
 
 def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
