@@ -16,7 +16,7 @@ separately, the order in which those official pipelines crop and resample.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Literal
 
@@ -25,10 +25,9 @@ from scipy import signal as sps
 from scipy import sparse
 
 from ecgprobe.data import preprocess as pp
-from ecgprobe.encoders.base import InputSpec
 from ecgprobe.exceptions import ConfigError
 
-__all__ = ["official_windows", "resample_fft", "resample_kaiser_best", "windows_then_resample"]
+__all__ = ["resample_fft", "resample_kaiser_best", "windows_then_resample"]
 
 # resampy 0.4 ``kaiser_best``: 50 zero crossings, 2**13 table entries per crossing, Kaiser
 # window; beta recovered from resampy's stored table (max deviation 2e-15).
@@ -159,29 +158,3 @@ def windows_then_resample(
     else:
         raise ConfigError(f"window must be 'fit' or 'sliding', got {window!r}")
     return pp.fit_length(resampler(cut, fs_in, fs_out), n_samples)
-
-
-def official_windows(
-    signals: np.ndarray,
-    fs: float,
-    leads: Sequence[str],
-    spec: InputSpec,
-    resampler: Resampler,
-    *,
-    window: Literal["fit", "sliding"] = "fit",
-    hop: int | None = None,
-) -> np.ndarray:
-    """Leads selected (limb leads derived) by ``spec``, then :func:`windows_then_resample` to
-    ``spec.fs`` and ``spec.n_samples``; float32 ``(N, L, n)`` or ``(N, W, L, n)``.
-
-    Raises:
-        ConfigError: signals not ``(records, leads, samples)``.
-        IncompatibleInputError: leads missing and not derivable.
-    """
-    x = np.asarray(signals, dtype=np.float32)
-    if x.ndim != 3:
-        raise ConfigError(f"signals must be (records, leads, samples), got shape {x.shape}")
-    if spec.n_samples is None:
-        raise ConfigError("official_windows needs a spec with a fixed n_samples")
-    x = pp.select_leads(x, leads, spec.leads)
-    return windows_then_resample(x, float(fs), spec.fs, spec.n_samples, resampler, window=window, hop=hop)

@@ -236,20 +236,32 @@ class Encoder(ABC):
         """Raw records ``(N, L, T)`` in mV -> model-ready ``(N, L', n)`` float32 (``"fit"``) or
         ``(N, W, L', n)`` windows (``"sliding"``), by this encoder's input contract.
 
-        Order: leads selected/derived -> resampled -> baseline removal -> band-pass -> notch
-        (all on the whole record) -> cut to the native window (``"fit"``: first ``n_samples``,
-        zero-padded if shorter; ``"sliding"``: windows every ``hop`` samples, default no
-        overlap, a partial tail window zero-padded) -> per-window normalisation -> units.
+        The shape, ``window`` and ``hop`` are checked and the contract's leads selected (limb
+        leads derived where possible) here; the rest is :meth:`_prepare`, which families with
+        an official pipeline of their own override.
 
         Raises:
+            ConfigError: signals not ``(records, leads, samples)``, an unknown ``window`` or a
+                ``hop`` below one sample.
             IncompatibleInputError: leads missing and not derivable, or a sampling rate so low
                 that the model's band cannot be represented.
         """
-        spec = self.spec
         x = np.asarray(signals, dtype=np.float32)
         if x.ndim != 3:
             raise ConfigError(f"signals must be (records, leads, samples), got shape {x.shape}")
-        x = pp.select_leads(x, leads, spec.leads)
+        if window not in ("fit", "sliding"):
+            raise ConfigError(f"window must be 'fit' or 'sliding', got {window!r}")
+        if window == "sliding" and hop is not None and hop < 1:
+            raise ConfigError(f"hop must be >= 1 sample, got {hop}")
+        return self._prepare(pp.select_leads(x, leads, self.spec.leads), float(fs), window, hop)
+
+    def _prepare(self, x: np.ndarray, fs: float, window: str, hop: int | None) -> np.ndarray:
+        """The generic chain on lead-selected records ``(N, L', T)`` at ``fs``: resampled ->
+        baseline removal -> band-pass -> notch (all on the whole record) -> cut to the native
+        window (``"fit"``: first ``n_samples``, zero-padded if shorter; ``"sliding"``: windows
+        every ``hop`` samples, default no overlap, a partial tail window zero-padded) ->
+        per-window normalisation -> units."""
+        spec = self.spec
         if spec.bandpass and spec.bandpass[1] is not None and spec.bandpass[1] >= fs / 2:
             raise IncompatibleInputError(
                 f"{self.name} filters up to {spec.bandpass[1]:g} Hz but the records are sampled at {fs:g} Hz "
@@ -265,10 +277,8 @@ class Encoder(ABC):
         if spec.n_samples is not None:
             if window == "sliding":
                 x = pp.sliding_windows(x, spec.n_samples, hop=hop, pad_last=True)
-            elif window == "fit":
-                x = pp.fit_length(x, spec.n_samples)
             else:
-                raise ConfigError(f"window must be 'fit' or 'sliding', got {window!r}")
+                x = pp.fit_length(x, spec.n_samples)
         return self._normalise(x)
 
     def _normalise(self, x: np.ndarray) -> np.ndarray:

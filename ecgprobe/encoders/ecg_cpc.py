@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -29,7 +28,7 @@ from torch import nn
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders import checkpoint as _ckpt
 from ecgprobe.encoders._lightning import load_lightning_checkpoint, read_yaml_config
-from ecgprobe.encoders._resample import official_windows, resample_kaiser_best
+from ecgprobe.encoders._resample import resample_kaiser_best, windows_then_resample
 from ecgprobe.encoders._s4 import S4Block, fft_nodes
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import extract_state_dict, load_strict, random_state_dict, rename_keys
@@ -238,23 +237,14 @@ class ECGCPCEncoder(TorchEncoder):
 
     family: ClassVar[str] = FAMILY
 
-    def preprocess(
-        self,
-        signals: np.ndarray,
-        fs: float,
-        leads: Sequence[str],
-        *,
-        window: Literal["fit", "sliding"] = "fit",
-        hop: int | None = None,
-    ) -> np.ndarray:
+    def _prepare(self, x: np.ndarray, fs: float, window: str, hop: int | None) -> np.ndarray:
         """Windows of the contract's length cut at the records' rate, each resampled to 240 Hz
         (official chunking then ``Resample``); ``"sliding"`` with the default hop is the official
-        non-overlapping evaluation chunks (whose predictions the authors average).
-
-        Raises:
-            IncompatibleInputError: a required lead is missing.
-        """
-        return official_windows(signals, fs, leads, self.spec, resample_kaiser_best, window=window, hop=hop)
+        non-overlapping evaluation chunks (whose predictions the authors average)."""
+        spec = self.spec
+        return windows_then_resample(
+            x, fs, spec.fs, spec.n_samples, resample_kaiser_best, window=window, hop=hop
+        )
 
     def _pool(self, layer: str, output: Any) -> torch.Tensor:
         out = output[0] if isinstance(output, (tuple, list)) else output

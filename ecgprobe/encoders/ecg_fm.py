@@ -21,15 +21,14 @@ imported.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders._transformer import (
     BackboneConfig,
@@ -38,6 +37,7 @@ from ecgprobe.encoders._transformer import (
     count_layers,
     parse_conv_layers,
 )
+from ecgprobe.encoders._zoo import cut_window
 from ecgprobe.encoders.base import InputSpec, file_sha256
 from ecgprobe.encoders.checkpoint import (
     extract_state_dict,
@@ -48,7 +48,7 @@ from ecgprobe.encoders.checkpoint import (
     weight_norm_to_parametrizations,
 )
 from ecgprobe.encoders.registry import ENCODERS
-from ecgprobe.exceptions import CheckpointError, ConfigError
+from ecgprobe.exceptions import CheckpointError
 
 __all__ = [
     "SPEC",
@@ -256,32 +256,11 @@ class ECGFMEncoder(TokenEncoder):
 
     family = FAMILY
 
-    def preprocess(
-        self,
-        signals: np.ndarray,
-        fs: float,
-        leads: Sequence[str],
-        *,
-        window: Literal["fit", "sliding"] = "fit",
-        hop: int | None = None,
-    ) -> np.ndarray:
-        """Records ``(N, L, T)`` in mV -> ``(N, 12, 2500)`` (``"fit"``: the first 5 s, zero-padded
-        when shorter) or ``(N, W, 12, 2500)`` (``"sliding"``), standardised over the whole record.
-
-        Raises:
-            ConfigError: bad shape or window.
-            IncompatibleInputError: leads missing and not derivable.
-        """
-        x = np.asarray(signals, dtype=np.float32)
-        if x.ndim != 3:
-            raise ConfigError(f"signals must be (records, leads, samples), got shape {x.shape}")
-        x = pp.select_leads(x, leads, self.spec.leads).astype(np.float64)
-        x = standardize_record(linear_resample(x, float(fs), self.spec.fs)).astype(np.float32)
-        if window == "fit":
-            return pp.fit_length(x, N_SAMPLES)
-        if window == "sliding":
-            return pp.sliding_windows(x, N_SAMPLES, hop=hop, pad_last=True)
-        raise ConfigError(f"window must be 'fit' or 'sliding', got {window!r}")
+    def _prepare(self, x: np.ndarray, fs: float, window: str, hop: int | None) -> np.ndarray:
+        """Linear resampling to 500 Hz, standardised over the whole record -> ``(N, 12, 2500)``
+        (``"fit"``: the first 5 s, zero-padded when shorter) or ``(N, W, 12, 2500)``."""
+        x = standardize_record(linear_resample(x.astype(np.float64), fs, self.spec.fs)).astype(np.float32)
+        return cut_window(x, N_SAMPLES, window=window, hop=hop)
 
 
 def _model_cfg(obj: Any) -> dict[str, Any]:

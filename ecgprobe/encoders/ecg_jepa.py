@@ -17,13 +17,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from ecgprobe.encoders._resample import official_windows, resample_fft
+from ecgprobe.encoders._resample import resample_fft, windows_then_resample
 from ecgprobe.encoders._vit import Block, mean_tokens
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import (
@@ -112,21 +112,11 @@ class ECGJEPAEncoder(TorchEncoder):
 
     family: ClassVar[str] = FAMILY
 
-    def preprocess(
-        self,
-        signals: np.ndarray,
-        fs: float,
-        leads: Sequence[str],
-        *,
-        window: Literal["fit", "sliding"] = "fit",
-        hop: int | None = None,
-    ) -> np.ndarray:
-        """10 s windows cut at the records' rate, Fourier-resampled to 2,500 samples (mV).
-
-        Raises:
-            IncompatibleInputError: a required lead is missing.
-        """
-        return official_windows(signals, fs, leads, self.spec, resample_fft, window=window, hop=hop)
+    def _prepare(self, x: np.ndarray, fs: float, window: str, hop: int | None) -> np.ndarray:
+        """10 s windows cut at the records' rate, Fourier-resampled to 2,500 samples (mV)."""
+        return windows_then_resample(
+            x, fs, self.spec.fs, self.spec.n_samples, resample_fft, window=window, hop=hop
+        )
 
     def _pool(self, layer: str, output: Any) -> torch.Tensor:
         return mean_tokens(output)

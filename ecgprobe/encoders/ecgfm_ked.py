@@ -30,7 +30,6 @@ fitted on the PTB-XL training folds (a dataset statistic, not a per-record step;
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,7 +38,6 @@ import torch
 from scipy import signal as sps
 from torch import nn
 
-from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders._zoo import cut_window, empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
@@ -234,26 +232,11 @@ class ECGFMKEDEncoder(TorchEncoder):
         super().__init__(module, **kwargs)
         self.load_report = load_report
 
-    def preprocess(
-        self,
-        signals: np.ndarray,
-        fs: float,
-        leads: Sequence[str],
-        *,
-        window: Literal["fit", "sliding"] = "fit",
-        hop: int | None = None,
-    ) -> np.ndarray:
-        """Records ``(N, L, T)`` in mV -> ``(N, 12, 1000)`` (or sliding windows): leads in the
-        model's order, FFT resampling to ``int(T * 100 / fs)`` samples, the window.
-
-        Raises:
-            IncompatibleInputError: leads missing and not derivable.
-        """
+    def _prepare(self, x: np.ndarray, fs: float, window: str, hop: int | None) -> np.ndarray:
+        """Leads in the model's order -> FFT resampling to ``int(T * 100 / fs)`` samples (mV) ->
+        ``(N, 12, 1000)``: the first 10 s, shorter records zero-padded on both sides (or sliding
+        windows)."""
         spec = self.spec
-        x = np.asarray(signals, dtype=np.float32)
-        if x.ndim != 3:
-            raise ConfigError(f"signals must be (records, leads, samples), got shape {x.shape}")
-        x = pp.select_leads(x, leads, spec.leads)
         if fs != spec.fs:
             n_out = int(x.shape[-1] * spec.fs / fs)
             x = sps.resample(x.astype(np.float64), n_out, axis=-1).astype(np.float32)

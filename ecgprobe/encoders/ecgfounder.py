@@ -22,7 +22,6 @@ z-scores: ``preprocessing="zscore_only"``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -216,27 +215,15 @@ class ECGFounderEncoder(TorchEncoder):
         super().__init__(module, **kwargs)
         self.load_report = load_report
 
-    def preprocess(
-        self,
-        signals: np.ndarray,
-        fs: float,
-        leads: Sequence[str],
-        *,
-        window: Literal["fit", "sliding"] = "fit",
-        hop: int | None = None,
-    ) -> np.ndarray:
-        """Records ``(N, L, T)`` in mV -> ``(N, L', 5000)`` (or sliding windows): leads, 500 Hz,
-        the official filter chain on the whole record, the window, the global z-score.
+    def _prepare(self, x: np.ndarray, fs: float, window: str, hop: int | None) -> np.ndarray:
+        """500 Hz -> the official filter chain on the whole record -> ``(N, L', 5000)`` (or
+        sliding windows) -> the global z-score.
 
         Raises:
-            IncompatibleInputError: missing leads, or records sampled below 80 Hz (the 40 Hz
-                band edge cannot be honoured).
+            IncompatibleInputError: records sampled below 80 Hz (the 40 Hz band edge cannot be
+                honoured).
         """
         spec = self.spec
-        x = np.asarray(signals, dtype=np.float32)
-        if x.ndim != 3:
-            raise ConfigError(f"signals must be (records, leads, samples), got shape {x.shape}")
-        x = pp.select_leads(x, leads, spec.leads)
         if spec.bandpass is not None and fs <= 2 * spec.bandpass[1]:
             raise IncompatibleInputError(
                 f"{self.name} filters up to {spec.bandpass[1]:g} Hz but the records are sampled at {fs:g} Hz; "

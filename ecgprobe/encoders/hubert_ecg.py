@@ -20,9 +20,9 @@ Published weights: Hugging Face folders ``Edoardo-BS/hubert-ecg-{small,base,larg
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -258,39 +258,25 @@ class HubertECGEncoder(TokenEncoder):
 
     family = FAMILY
 
-    def preprocess(
-        self,
-        signals: np.ndarray,
-        fs: float,
-        leads: Sequence[str],
-        *,
-        window: Literal["fit", "sliding"] = "fit",
-        hop: int | None = None,
-    ) -> np.ndarray:
-        """Records ``(N, L, T)`` in mV -> ``(N, 12, 500)`` (``"fit"``: first 5 s) or
-        ``(N, W, 12, 500)`` (``"sliding"``, ``hop`` in samples at 100 Hz); the model concatenates the
-        leads into its 6,000-sample sequence.
+    def _prepare(self, x: np.ndarray, fs: float, window: str, hop: int | None) -> np.ndarray:
+        """The official FIR band-pass at the records' rate -> FFT resampling to 500 Hz ->
+        per-lead min-max to [-1, 1] -> the window -> leads concatenated and decimated to 100 Hz:
+        ``(N, 12, 500)`` (``"fit"``: first 5 s) or ``(N, W, 12, 500)`` (``"sliding"``, ``hop`` in
+        samples at 100 Hz); the model reads the leads as one 6,000-sample sequence.
 
         Raises:
-            ConfigError: bad shape or window.
-            IncompatibleInputError: leads missing, or a rate too low for the 47 Hz band edge.
+            IncompatibleInputError: a rate too low for the 47 Hz band edge.
         """
         from scipy import signal
 
-        x = np.asarray(signals, dtype=np.float32)
-        if x.ndim != 3:
-            raise ConfigError(f"signals must be (records, leads, samples), got shape {x.shape}")
-        if window not in ("fit", "sliding"):
-            raise ConfigError(f"window must be 'fit' or 'sliding', got {window!r}")
         if BAND[1] >= fs / 2:
             raise IncompatibleInputError(
                 f"hubert-ecg band-passes to {BAND[1]:g} Hz but the records are sampled at {fs:g} Hz; "
                 f"use records sampled at > {2 * BAND[1]:g} Hz"
             )
-        x = pp.select_leads(x, leads, self.spec.leads).astype(np.float64)
-        x = fir_bandpass(x, float(fs))
-        if float(fs) != FS_STORE:  # utils.py resamples to 500 Hz with the FFT method
-            x = signal.resample(x, int(x.shape[-1] * (FS_STORE / float(fs))), axis=-1)
+        x = fir_bandpass(x.astype(np.float64), fs)
+        if fs != FS_STORE:  # utils.py resamples to 500 Hz with the FFT method
+            x = signal.resample(x, int(x.shape[-1] * (FS_STORE / fs)), axis=-1)
         lo, hi = x.min(axis=-1, keepdims=True), x.max(axis=-1, keepdims=True)
         x = 2 * (x - lo) / (hi - lo + 1e-8) - 1
         if window == "fit":

@@ -15,9 +15,8 @@ through 12 pre-norm blocks; the SEP tokens are dropped, the rest averaged, then 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -28,6 +27,7 @@ from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders._resample import resample_fft
 from ecgprobe.encoders._vit import Block
+from ecgprobe.encoders._zoo import cut_window
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import (
     extract_state_dict,
@@ -173,35 +173,12 @@ class STMEMEncoder(TorchEncoder):
 
     family: ClassVar[str] = FAMILY
 
-    def preprocess(
-        self,
-        signals: np.ndarray,
-        fs: float,
-        leads: Sequence[str],
-        *,
-        window: Literal["fit", "sliding"] = "fit",
-        hop: int | None = None,
-    ) -> np.ndarray:
-        """Official evaluation transforms; ``window="sliding", hop=125`` on 10 s records gives the
-        official three crops (``NCrop(2250, 3)``, whose logits the authors average).
-
-        Raises:
-            IncompatibleInputError: a required lead is missing.
-            ConfigError: bad ``window``/``hop`` or signal shape.
-        """
-        x = np.asarray(signals, dtype=np.float32)
-        if x.ndim != 3:
-            raise ConfigError(f"signals must be (records, leads, samples), got shape {x.shape}")
-        x = resample_fft(pp.select_leads(x, leads, self.spec.leads), float(fs), self.spec.fs)
-        if window == "fit":
-            x = pp.fit_length(x, _N_SAMPLES)
-        elif window == "sliding":
-            if hop is not None and hop < 1:
-                raise ConfigError(f"hop must be >= 1 sample, got {hop}")
-            x = pp.sliding_windows(x, _N_SAMPLES, hop=hop, pad_last=True)
-        else:
-            raise ConfigError(f"window must be 'fit' or 'sliding', got {window!r}")
-        return _filter_and_standardise(x, self.spec.fs)
+    def _prepare(self, x: np.ndarray, fs: float, window: str, hop: int | None) -> np.ndarray:
+        """Official evaluation transforms: FFT resampling to 250 Hz, the window, then per window
+        the 0.67-40 Hz filters and standardisation; ``window="sliding", hop=125`` on 10 s records
+        gives the official three crops (``NCrop(2250, 3)``, whose logits the authors average)."""
+        x = resample_fft(x, fs, self.spec.fs)
+        return _filter_and_standardise(cut_window(x, _N_SAMPLES, window=window, hop=hop), self.spec.fs)
 
     def _pool(self, layer: str, output: Any) -> torch.Tensor:
         out = output[0] if isinstance(output, (tuple, list)) else output

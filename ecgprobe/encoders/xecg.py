@@ -23,19 +23,19 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders._lightning import load_lightning_checkpoint
+from ecgprobe.encoders._zoo import cut_window
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import extract_state_dict, load_strict, random_state_dict
 from ecgprobe.encoders.registry import ENCODERS
@@ -426,36 +426,14 @@ class XECGEncoder(TorchEncoder):
 
     family = FAMILY
 
-    def preprocess(
-        self,
-        signals: np.ndarray,
-        fs: float,
-        leads: Sequence[str],
-        *,
-        window: Literal["fit", "sliding"] = "fit",
-        hop: int | None = None,
-    ) -> np.ndarray:
-        """Records ``(N, L, T)`` in mV -> ``(N, 12, 1000)`` at 100 Hz (``"fit"``: first 10 s,
-        zero-padded; padded patches are excluded from the pooling) or ``(N, W, 12, 1000)``.
-
-        Raises:
-            ConfigError: bad shape or window.
-            IncompatibleInputError: leads missing and not derivable.
-        """
+    def _prepare(self, x: np.ndarray, fs: float, window: str, hop: int | None) -> np.ndarray:
+        """FFT resampling to 100 Hz (mV) -> ``(N, 12, 1000)`` (``"fit"``: first 10 s, zero-padded;
+        padded patches are excluded from the pooling) or ``(N, W, 12, 1000)``."""
         from scipy import signal
 
-        x = np.asarray(signals, dtype=np.float32)
-        if x.ndim != 3:
-            raise ConfigError(f"signals must be (records, leads, samples), got shape {x.shape}")
-        x = pp.select_leads(x, leads, self.spec.leads)
-        if float(fs) != FS:
-            x = signal.resample(x.astype(np.float64), int(np.round(x.shape[-1] * FS / float(fs))), axis=-1)
-        x = np.asarray(x, dtype=np.float32)
-        if window == "fit":
-            return pp.fit_length(x, N_SAMPLES)
-        if window == "sliding":
-            return pp.sliding_windows(x, N_SAMPLES, hop=hop, pad_last=True)
-        raise ConfigError(f"window must be 'fit' or 'sliding', got {window!r}")
+        if fs != FS:
+            x = signal.resample(x.astype(np.float64), int(np.round(x.shape[-1] * FS / fs)), axis=-1)
+        return cut_window(np.asarray(x, dtype=np.float32), N_SAMPLES, window=window, hop=hop)
 
     def _pool(self, layer: str, output: Any) -> torch.Tensor:
         out = output[0] if isinstance(output, (tuple, list)) else output
