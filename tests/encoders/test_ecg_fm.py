@@ -144,6 +144,7 @@ class _Evil:
         return (print, ("pwned",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # torch on the crafted pickle
 def test_unsafe_and_truncated_files_are_refused(tmp_path, ckpt):
     with open(tmp_path / "evil.pt", "wb") as fh:
         pickle.dump({"model": _Evil()}, fh)
