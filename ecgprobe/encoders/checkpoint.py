@@ -94,6 +94,7 @@ def load_checkpoint(path: str | Path, *, family: str = "") -> Any:
         p = candidates[0]
     if p.suffix == ".safetensors":
         return _load_safetensors(p, who)
+    _check_torch_file(p, who)
     try:
         with torch.serialization.safe_globals(_numpy_scalar_globals()):
             return torch.load(p, map_location="cpu", weights_only=True)
@@ -109,6 +110,28 @@ def load_checkpoint(path: str | Path, *, family: str = "") -> Any:
             f"{who} {p} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
             "the file is truncated, corrupt or not a PyTorch/safetensors checkpoint"
         ) from None
+
+
+def _check_torch_file(p: Path, who: str) -> None:
+    """Refuse, with the likely cause, a file that is neither a torch zip archive nor a pickle:
+    a Git LFS pointer (cloned without ``git lfs pull``), a saved HTML page (a login or error page
+    instead of the weights), an empty or other file."""
+    try:
+        with p.open("rb") as f:
+            head = f.read(512)
+    except OSError as exc:
+        raise CheckpointError(f"{who} {p} cannot be read: {exc}") from None
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save zip archive / legacy pickle
+        return
+    if not head:
+        cause = "the file is empty (an interrupted download?)"
+    elif head.startswith(b"version https://git-lfs"):
+        cause = "it is a Git LFS pointer, not the weights: run `git lfs pull` in the cloned repository"
+    elif head.lstrip().lower().startswith((b"<!doctype html", b"<html", b"<?xml", b"{")):
+        cause = "it is a text page (HTML/XML/JSON), not the weights: download the file itself"
+    else:
+        cause = "it is neither a torch.save archive nor a pickle: truncated, corrupt or another format"
+    raise CheckpointError(f"{who} {p} is not a PyTorch checkpoint: {cause}")
 
 
 def _load_safetensors(p: Path, who: str) -> StateDict:
