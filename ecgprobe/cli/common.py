@@ -149,7 +149,8 @@ def add_encoder_args(parser: argparse.ArgumentParser, *, suffix: str = "", embed
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="encoder option, repeatable, e.g. -E seed=1 (torchscript/onnx: -E fs=500 -E n_samples=5000 ...)",
+        help=f"encoder option, repeatable, e.g. {flags[0]} seed=1 "
+        f"(torchscript/onnx: {flags[0]} fs=500 {flags[0]} n_samples=5000 ...)",
     )
     if embeddings:
         g.add_argument(
