@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Callable, Iterator
+import inspect
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -99,6 +100,27 @@ class Registry(Generic[T]):
     def entry(self, name: str) -> Entry[T]:
         """Return the full :class:`Entry` (name, object, info) for ``name``."""
         return self._entries[self._resolve(name)]
+
+    def check_options(self, name: str, options: Mapping[str, Any], *, reserved: Collection[str] = ()) -> None:
+        """Refuse keyword options that the callable registered under ``name`` does not take
+        (its signature minus ``reserved`` arguments such as ``root`` or ``checkpoint``).
+
+        Raises:
+            ConfigError: naming each unknown option with its closest accepted one, and listing
+                the accepted options.
+        """
+        entry = self.entry(name)
+        known = [p for p in inspect.signature(entry.obj).parameters if p not in reserved]
+        unknown = [k for k in options if k not in known]
+        if unknown:
+            hints = []
+            for k in unknown:
+                close = difflib.get_close_matches(k, known, n=1)
+                hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise ConfigError(
+                f"unknown option(s) {', '.join(hints)} for {self.kind} {entry.name!r}; "
+                f"its options are: {', '.join(known) or 'none'}"
+            )
 
     def list(self, pattern: str | None = None) -> list[str]:
         """Registered names, sorted, optionally filtered by a glob ``pattern`` (``"ecg*"``)."""

@@ -23,3 +23,16 @@ def test_register_get_list_and_suggest():
         reg.add("beta", 3)
     with pytest.raises(ConfigError, match="registered twice"):
         reg.add("gamma", 3, aliases=("A1",))
+
+
+def test_check_options_names_the_unknown_ones_with_close_matches():
+    reg: Registry = Registry("widget")
+    reg.add("maker", lambda root, n_records=1, seed=0: None)
+    reg.check_options("maker", {"n_records": 2, "seed": 1}, reserved=("root",))
+    with pytest.raises(
+        ConfigError, match=r"unknown option\(s\) 'n_record' \(did you mean 'n_records'\?\), 'zz'"
+    ) as err:
+        reg.check_options("maker", {"n_record": 2, "zz": 0}, reserved=("root",))
+    assert "for widget 'maker'; its options are: n_records, seed" in str(err.value)
+    with pytest.raises(ConfigError, match="options are: n_records, seed"):  # reserved ones are not options
+        reg.check_options("maker", {"root": "/x"}, reserved=("root",))

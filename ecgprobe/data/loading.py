@@ -89,17 +89,7 @@ def load_dataset(name: str, root: str | Path | None = None, **options: Any) -> R
     """
     entry = DATASETS.entry(name)
     func = entry.obj
-    params = inspect.signature(func).parameters
-    known = [p for p in params if p != "root"]
-    unknown = [k for k in options if k not in known]
-    if unknown:
-        hints = []
-        for k in unknown:
-            close = difflib.get_close_matches(k, known, n=1)
-            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ConfigError(
-            f"unknown option(s) {', '.join(hints)} for dataset {entry.name!r}; its options are: {', '.join(known)}"
-        )
+    DATASETS.check_options(name, options, reserved=("root",))
     if entry.info.get("needs_root", True):
         if root is None:
             raise ConfigError(f"dataset {entry.name!r} needs root=<folder of the dataset>")

@@ -25,7 +25,6 @@ return what ``create_encoder(checkpoint=...)`` accepts.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -35,7 +34,7 @@ import torch
 
 from ecgprobe.encoders import checkpoint as _ckpt
 from ecgprobe.encoders.base import Encoder
-from ecgprobe.exceptions import CheckpointError, ConfigError
+from ecgprobe.exceptions import CheckpointError
 from ecgprobe.registry import Registry
 
 __all__ = ["ENCODERS", "create_encoder", "encoder_info", "list_encoders"]
@@ -84,17 +83,8 @@ def create_encoder(
     """
     entry = ENCODERS.entry(name)
     factory = entry.obj
+    ENCODERS.check_options(name, options, reserved=("checkpoint",))
     params = inspect.signature(factory).parameters
-    known = [p for p in params if p != "checkpoint"]
-    unknown = [k for k in options if k not in known]
-    if unknown:
-        hints = []
-        for k in unknown:
-            close = difflib.get_close_matches(k, known, n=1)
-            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ConfigError(
-            f"unknown option(s) {', '.join(hints)} for encoder {entry.name!r}; its options are: {', '.join(known) or 'none'}"
-        )
     needs = entry.info.get("needs_checkpoint", False)
     if needs and checkpoint is None:
         where = entry.info.get("download", "the authors' release")
