@@ -192,6 +192,11 @@ def evaluate_multilabel(
         names[j]: ("no positive" if n_pos[j] == 0 else "no negative") + " in the test split"
         for j in np.flatnonzero(~evaluable)
     }
+    if not_evaluated:
+        notes.append(
+            f"{len(not_evaluated)} labels not evaluated (a class missing in test): "
+            + ", ".join(not_evaluated)
+        )
     if not len(cols):
         raise AnalysisError(
             f"no fitted label has both classes in the test split ({len(y_test)} records); "

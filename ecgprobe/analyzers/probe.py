@@ -257,11 +257,6 @@ class LinearProbe(Analyzer):
         notes = list(ev.notes)
         if skipped:
             notes.append(f"{len(skipped)} labels not fitted (a class missing in train): {', '.join(skipped)}")
-        if ev.metrics["labels_not_evaluated"]:
-            notes.append(
-                f"{len(ev.metrics['labels_not_evaluated'])} labels not evaluated (a class missing in test): "
-                + ", ".join(ev.metrics["labels_not_evaluated"])
-            )
         no_val = [fitted[j] for j in np.flatnonzero(~own)] if self.c_selection == "per_label" else []
         if no_val:
             notes.append(

@@ -11,6 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ecgprobe.analyzers import ANALYZERS, Result
 from ecgprobe.analyzers.bootstrap import paired_bootstrap
+from ecgprobe.analyzers.knn import KNNProbe
 from ecgprobe.analyzers.probe import LinearProbe, LinearProbeResult, linear_head
 from ecgprobe.analyzers.solvers import fit_logistic_path, fit_logistic_path_sklearn, ridge_path
 from ecgprobe.exceptions import AnalysisError, ConfigError, DataError
@@ -168,6 +169,11 @@ def test_per_label_and_shared_C_and_unfittable_labels(problem):
     m = res.metrics
     assert m["labels_fitted"] == ["L0", "L1", "L2"] and "L3" in m["labels_skipped"]
     assert "L2" in m["labels_not_evaluated"] and m["labels_evaluated"] == ["L0", "L1"]
+    assert any("not evaluated" in n and "L2" in n for n in res.notes)
+    knn = KNNProbe(**FAST).run(emb, rs)  # the same evaluation, so the same account of L2
+    assert "L2" in knn.metrics["labels_not_evaluated"] and any(
+        "not evaluated" in n and "L2" in n for n in knn.notes
+    )
     assert res.arrays["coef"].shape[0] == 3 and len(set(res.arrays["C"])) == 1
     assert np.isfinite(m["macro_auroc"]) and any("L3" in n for n in res.notes)
     per = LinearProbe(**FAST).run(emb, records)
