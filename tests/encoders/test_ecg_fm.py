@@ -22,10 +22,9 @@ from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders import ecg_fm
 from ecgprobe.encoders.checkpoint import load_strict, weight_norm_to_parametrizations
 from ecgprobe.exceptions import CheckpointError
+from tests.encoders.zoo_reference import FIX, TOL, input_500hz, rel_err
 
-FIX = Path(__file__).parents[1] / "fixtures" / "zoo"
 REF = np.load(FIX / "ecg-fm" / "reference.npz")
-TOL = 1e-4  # max abs difference relative to the reference's max abs value
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +37,6 @@ def ckpt(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def enc(ckpt):
     return ecgprobe.create_encoder("ecg-fm", checkpoint=ckpt, device="cpu")
-
-
-def _close(a, ref) -> float:
-    return float(np.abs(np.asarray(a) - ref).max() / np.abs(ref).max())
 
 
 def test_published_keys_match_official_model():
@@ -58,23 +53,23 @@ def test_container_and_drops(ckpt, enc):
 
 
 def test_reproduces_official_preprocessing_and_embedding(enc):
-    x = np.load(FIX / "input_500hz.npy")
+    x = input_500hz()[0]
     pre = enc.preprocess(x, 500.0, LEADS_12)
-    assert pre.shape == (2, 12, 2500) and _close(pre, REF["preprocessed"]) < 1e-6
+    assert pre.shape == (2, 12, 2500) and rel_err(pre, REF["preprocessed"]) < 1e-6
     pre100 = enc.preprocess(x[:, :, ::5], 100.0, LEADS_12)  # linear-interpolation upsampling path
-    assert _close(pre100[0, :2, :200], REF["preprocessed_from_100hz_head"]) < 1e-6
+    assert rel_err(pre100[0, :2, :200], REF["preprocessed_from_100hz_head"]) < 1e-6
     with torch.no_grad():
         out = enc.embed_layers(
             torch.from_numpy(REF["preprocessed"]), ["features", "layer_1", "layer_12", "embedding"]
         )
-    assert _close(out["features"], REF["features"]) < TOL
-    assert _close(out["layer_1"], REF["layer_0"]) < TOL
-    assert _close(out["layer_12"], REF["layer_11"]) < TOL
-    assert out["embedding"].shape == (2, 768) and _close(out["embedding"], REF["embedding"]) < TOL
+    assert rel_err(out["features"], REF["features"]) < TOL
+    assert rel_err(out["layer_1"], REF["layer_0"]) < TOL
+    assert rel_err(out["layer_12"], REF["layer_11"]) < TOL
+    assert out["embedding"].shape == (2, 768) and rel_err(out["embedding"], REF["embedding"]) < TOL
 
 
 def test_whole_record_standardisation_and_sliding(enc):
-    x = np.load(FIX / "input_500hz.npy")
+    x = input_500hz()[0]
     win = enc.preprocess(x, 500.0, LEADS_12, window="sliding")
     assert win.shape == (2, 2, 12, 2500)
     # standardised over the 10 s record, so each 5 s window is not exactly zero-mean/unit-std

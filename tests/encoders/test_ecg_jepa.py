@@ -26,14 +26,9 @@ from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders import ecg_jepa
 from ecgprobe.encoders.checkpoint import load_strict
 from ecgprobe.exceptions import CheckpointError, ConfigError
+from tests.encoders.zoo_reference import FIX, TOL, input_500hz, rel_err
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "zoo"
 REF = np.load(FIX / "ecg-jepa" / "reference.npz")
-TOL = 1e-4  # max abs difference relative to the reference's max abs value
-
-
-def _close(ours: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.abs(np.asarray(ours) - ref).max() / np.abs(ref).max())
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +43,7 @@ def enc(ckpt):
 
 @pytest.fixture(scope="module")
 def x500() -> np.ndarray:
-    return np.load(FIX / "input_500hz.npy")
+    return input_500hz()[0]
 
 
 def test_published_keys_are_the_official_ones():
@@ -75,7 +70,7 @@ def test_preprocessing_matches_the_official_pipeline(enc, x500):
     ours = enc.preprocess(x500, 500.0, LEADS_12)
     assert ours.shape == (2, 8, 2500) and ours.dtype == np.float32
     stride = int(REF["preprocessed_stride"])
-    assert _close(ours[..., ::stride], REF["preprocessed"]) < TOL
+    assert rel_err(ours[..., ::stride], REF["preprocessed"]) < TOL
 
 
 def test_embedding_and_layers_match_the_official_model(enc, x500):
@@ -83,9 +78,9 @@ def test_embedding_and_layers_match_the_official_model(enc, x500):
         out = enc.embed_layers(
             enc.preprocess(x500, 500.0, LEADS_12), ["block0", "block5", "block11", "embedding"]
         )
-    assert _close(out["embedding"].numpy(), REF["embedding"]) < TOL
+    assert rel_err(out["embedding"].numpy(), REF["embedding"]) < TOL
     for name in ("block0", "block5", "block11"):
-        assert _close(out[name].numpy(), REF[f"layer_{name}"]) < TOL, name
+        assert rel_err(out[name].numpy(), REF[f"layer_{name}"]) < TOL, name
 
 
 def test_lead_subset_matches_official_restrict_leads(enc, x500, ckpt):
@@ -97,7 +92,7 @@ def test_lead_subset_matches_official_restrict_leads(enc, x500, ckpt):
     sub = ecg_jepa.ECGJEPAEncoder(net, name="ecg-jepa", spec=spec, embed_dim=768, pooling="token mean")
     with torch.no_grad():
         emb = sub.embed(sub.preprocess(x500, 500.0, LEADS_12))
-    assert _close(emb.numpy(), REF["embedding_leads_I_V2"]) < TOL
+    assert rel_err(emb.numpy(), REF["embedding_leads_I_V2"]) < TOL
     with pytest.raises(ConfigError, match="distinct leads among"):
         ecgprobe.create_encoder("ecg-jepa", checkpoint=ckpt, device="cpu", leads=["aVR"])
 

@@ -29,15 +29,7 @@ import ecgprobe
 from ecgprobe.encoders import ecgfm_ked as ek
 from ecgprobe.encoders.merl import published_template as merl_template
 from ecgprobe.exceptions import CheckpointError
-
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "zoo"
-TOL = 1e-4
-
-
-def close(ours, official) -> None:
-    ours = ours.numpy() if isinstance(ours, torch.Tensor) else np.asarray(ours)
-    err = np.abs(ours - official).max() / np.abs(official).max()
-    assert err <= TOL, f"max abs diff {err:.3g} x scale exceeds {TOL}"
+from tests.encoders.zoo_reference import FIX, close, input_500hz
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +39,7 @@ def ref():
 
 @pytest.fixture(scope="module")
 def x500():
-    return np.load(FIX / "input_500hz.npy"), json.loads((FIX / "input_500hz.json").read_text())["leads"]
+    return input_500hz()
 
 
 @pytest.fixture(scope="module")

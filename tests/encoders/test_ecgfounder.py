@@ -27,15 +27,7 @@ from ecgprobe.encoders.base import file_sha256
 from ecgprobe.encoders.checkpoint import load_checkpoint, random_state_dict
 from ecgprobe.encoders.merl import published_template as merl_template
 from ecgprobe.exceptions import CheckpointError, IncompatibleInputError
-
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "zoo"
-TOL = 1e-4
-
-
-def close(ours, official) -> None:
-    ours = ours.numpy() if isinstance(ours, torch.Tensor) else np.asarray(ours)
-    err = np.abs(ours - official).max() / np.abs(official).max()
-    assert err <= TOL, f"max abs diff {err:.3g} x scale exceeds {TOL}"
+from tests.encoders.zoo_reference import FIX, close, input_500hz
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +37,7 @@ def ref():
 
 @pytest.fixture(scope="module")
 def x500():
-    meta = json.loads((FIX / "input_500hz.json").read_text())
-    return np.load(FIX / "input_500hz.npy"), meta["leads"]
+    return input_500hz()
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,9 @@ import ecgprobe
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders import hubert_ecg
 from ecgprobe.exceptions import CheckpointError, ConfigError, IncompatibleInputError
+from tests.encoders.zoo_reference import FIX, TOL, input_500hz, rel_err
 
-FIX = Path(__file__).parents[1] / "fixtures" / "zoo"
 REF = np.load(FIX / "hubert-ecg" / "reference.npz")
-TOL = 1e-4  # max abs difference relative to the reference's max abs value
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +35,6 @@ def folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def enc(folder):
     return ecgprobe.create_encoder("hubert-ecg", checkpoint=folder, device="cpu")
-
-
-def _close(a, ref) -> float:
-    return float(np.abs(np.asarray(a) - ref).max() / np.abs(ref).max())
 
 
 def test_published_layout_matches_official_model(folder):
@@ -54,20 +49,20 @@ def test_published_layout_matches_official_model(folder):
 
 def test_reproduces_official_preprocessing_and_embedding(enc):
     assert enc.options == {"variant": "small", "dropped_keys": 4} and enc.embed_dim == 512
-    x = np.load(FIX / "input_500hz.npy")
+    x = input_500hz()[0]
     pre = enc.preprocess(x, 500.0, LEADS_12)
-    assert pre.shape == (2, 12, 500) and _close(pre, REF["preprocessed"]) < 1e-5
+    assert pre.shape == (2, 12, 500) and rel_err(pre, REF["preprocessed"]) < 1e-5
     pre100 = enc.preprocess(x[:, :, ::5], 100.0, LEADS_12)  # filter at 100 Hz, FFT resampling to 500 Hz
-    assert _close(pre100[0, :2, :200], REF["preprocessed_from_100hz_head"]) < 1e-5
+    assert rel_err(pre100[0, :2, :200], REF["preprocessed_from_100hz_head"]) < 1e-5
     with torch.no_grad():
         out = enc.embed_layers(torch.from_numpy(REF["preprocessed"]), ["layer_1", "layer_8", "embedding"])
-    assert _close(out["layer_1"], REF["layer_0"]) < TOL
-    assert _close(out["layer_8"], REF["layer_7"]) < TOL
-    assert out["embedding"].shape == (2, 512) and _close(out["embedding"], REF["embedding"]) < TOL
+    assert rel_err(out["layer_1"], REF["layer_0"]) < TOL
+    assert rel_err(out["layer_8"], REF["layer_7"]) < TOL
+    assert out["embedding"].shape == (2, 512) and rel_err(out["embedding"], REF["embedding"]) < TOL
 
 
 def test_preprocessing_contract(enc):
-    x = np.load(FIX / "input_500hz.npy")
+    x = input_500hz()[0]
     win = enc.preprocess(np.concatenate([x, x], axis=-1), 500.0, LEADS_12, window="sliding")
     assert win.shape == (2, 4, 12, 500)
     with pytest.raises(IncompatibleInputError, match="47"):

@@ -25,15 +25,10 @@ from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders import st_mem
 from ecgprobe.encoders.checkpoint import load_strict
 from ecgprobe.exceptions import CheckpointError
+from tests.encoders.zoo_reference import FIX, TOL, input_500hz, rel_err
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "zoo"
 REF = np.load(FIX / "st-mem" / "reference.npz")
 KEYS = json.loads((FIX / "st-mem" / "keys.json").read_text())
-TOL = 1e-4  # max abs difference relative to the reference's max abs value
-
-
-def _close(ours: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.abs(np.asarray(ours) - ref).max() / np.abs(ref).max())
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +43,7 @@ def enc(ckpt):
 
 @pytest.fixture(scope="module")
 def x500() -> np.ndarray:
-    return np.load(FIX / "input_500hz.npy")
+    return input_500hz()[0]
 
 
 def test_published_keys_are_the_official_ones():
@@ -72,7 +67,7 @@ def test_preprocessing_matches_the_official_transforms(enc, x500):
     crops = enc.preprocess(x500, 500.0, LEADS_12, window="sliding", hop=125)  # official NCrop(2250, 3)
     assert crops.shape == (2, 3, 12, 2250) and crops.dtype == np.float32
     stride = int(REF["preprocessed_stride"])
-    assert _close(crops[..., ::stride], REF["preprocessed"]) < TOL
+    assert rel_err(crops[..., ::stride], REF["preprocessed"]) < TOL
     first = enc.preprocess(x500, 500.0, LEADS_12)
     assert first.shape == (2, 12, 2250) and np.array_equal(first, crops[:, 0])
     # each window standardised over all leads and samples together
@@ -87,9 +82,9 @@ def test_embedding_and_layers_match_the_official_model(enc, x500):
     with torch.no_grad():
         out = enc.embed_layers(batch, ["block0", "block11", "embedding"])
     ref = REF["embedding_per_crop"]
-    assert _close(out["embedding"].numpy(), np.stack([ref[0, 0], ref[1, 2]])) < TOL
+    assert rel_err(out["embedding"].numpy(), np.stack([ref[0, 0], ref[1, 2]])) < TOL
     for name in ("block0", "block11"):
-        assert _close(out[name].numpy()[0], REF[f"layer_{name}_crop0"][0]) < TOL, name
+        assert rel_err(out[name].numpy()[0], REF[f"layer_{name}_crop0"][0]) < TOL, name
 
 
 def test_end_to_end_on_ptbxl(enc, ptbxl100):

@@ -24,10 +24,9 @@ from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders import xecg
 from ecgprobe.encoders.checkpoint import load_strict
 from ecgprobe.exceptions import CheckpointError, ConfigError
+from tests.encoders.zoo_reference import FIX, TOL, input_500hz, rel_err
 
-FIX = Path(__file__).parents[1] / "fixtures" / "zoo"
 REF = np.load(FIX / "xecg" / "reference.npz")
-TOL = 1e-4  # max abs difference relative to the reference's max abs value
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +37,6 @@ def ckpt(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def enc(ckpt):
     return ecgprobe.create_encoder("xecg", checkpoint=ckpt, device="cpu")
-
-
-def _close(a, ref) -> float:
-    return float(np.abs(np.asarray(a) - ref).max() / np.abs(ref).max())
 
 
 def test_published_layout(ckpt):
@@ -55,9 +50,9 @@ def test_reproduces_official_preprocessing_and_embedding(enc):
     assert enc.embed_dim == 1024 and enc.options["weights"] == "student"
     # teacher copy, mask_token, reconstruction head and attention-pooling head dropped by name
     assert enc.options["dropped_keys"] == 153
-    x = np.load(FIX / "input_500hz.npy")
+    x = input_500hz()[0]
     pre = enc.preprocess(x, 500.0, LEADS_12)
-    assert pre.shape == (2, 12, 1000) and _close(pre, REF["preprocessed"]) < 1e-6
+    assert pre.shape == (2, 12, 1000) and rel_err(pre, REF["preprocessed"]) < 1e-6
     with torch.no_grad():
         out = enc.embed_layers(
             torch.from_numpy(REF["preprocessed"]), ["block_1", "block_5", "block_9", "embedding"]
@@ -71,8 +66,8 @@ def test_reproduces_official_preprocessing_and_embedding(enc):
         ("block_9", "block_8"),
         ("embedding", "embedding"),
     ):
-        assert _close(out[mine], REF[theirs]) < TOL, mine
-    assert _close(padded, REF["embedding_padded"]) < TOL
+        assert rel_err(out[mine], REF[theirs]) < TOL, mine
+    assert rel_err(padded, REF["embedding_padded"]) < TOL
 
 
 def test_pooling_options(ckpt, enc):
@@ -80,13 +75,13 @@ def test_pooling_options(ckpt, enc):
     enc.module.pooling = "max"  # the 'max' branch needs no extra weights
     try:
         with torch.no_grad():
-            assert _close(enc.embed(x), REF["embedding_max"]) < TOL
+            assert rel_err(enc.embed(x), REF["embedding_max"]) < TOL
     finally:
         enc.module.pooling = "avg"
     attn = ecgprobe.create_encoder("xecg", checkpoint=ckpt, device="cpu", pooling="attn_pool")
     assert attn.options["dropped_keys"] == 142  # fewer keys dropped: the attention-pooling head is loaded
     with torch.no_grad():
-        assert _close(attn.embed(x), REF["embedding_attn_pool"]) < TOL
+        assert rel_err(attn.embed(x), REF["embedding_attn_pool"]) < TOL
     with pytest.raises(ConfigError, match="pooling"):
         ecgprobe.create_encoder("xecg", checkpoint=ckpt, device="cpu", pooling="cls")
 
