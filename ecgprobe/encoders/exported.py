@@ -26,7 +26,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -34,6 +34,8 @@ import torch
 from ecgprobe.encoders.base import Encoder, InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.registry import ENCODERS
 from ecgprobe.exceptions import CheckpointError, ConfigError, DependencyError
+
+E = TypeVar("E", bound=Encoder)
 
 __all__ = ["OnnxEncoder", "TorchScriptEncoder", "create_onnx", "create_torchscript"]
 
@@ -117,6 +119,26 @@ def _gist(exc: BaseException) -> str:
     if not lines:
         return type(exc).__name__
     return lines[-1] if "TorchScript interpreter" in lines[0] else lines[0]
+
+
+def _wrap(
+    cls: type[E], model: Any, path: Path, name: str, spec: InputSpec, output: Any, output_layout: str | None
+) -> E:
+    """The encoder around ``model`` (a loaded module, or the path onnxruntime opens), its
+    embedding size found by one forward pass on a dummy batch."""
+    enc = cls(
+        model,
+        output=output,
+        output_layout=output_layout,
+        name=name,
+        spec=spec,
+        embed_dim=0,
+        pooling=_POOLING,
+        weights_sha256=file_sha256(path),
+        options={"spec": spec.to_dict(), "output": output, "output_layout": output_layout},
+    )
+    enc.embed_dim = _infer_dim(name, spec, enc._forward, path)
+    return enc
 
 
 def _check_layout(name: str, layout: str | None) -> None:
@@ -277,19 +299,7 @@ def create_torchscript(
     )  # fmt: skip
     path = Path(checkpoint).expanduser()
     module = _load_torchscript(path)
-    enc = TorchScriptEncoder(
-        module,
-        output=output,
-        output_layout=output_layout,
-        name=name,
-        spec=spec,
-        embed_dim=0,
-        pooling=_POOLING,
-        weights_sha256=file_sha256(path),
-        options={"spec": spec.to_dict(), "output": output, "output_layout": output_layout},
-    )
-    enc.embed_dim = _infer_dim(name, spec, enc._forward, path)
-    return enc
+    return _wrap(TorchScriptEncoder, module, path, name, spec, output, output_layout)
 
 
 # --------------------------------------------------------------------------------- ONNX
@@ -428,16 +438,4 @@ def create_onnx(
     path = Path(checkpoint).expanduser()
     if not path.is_file():
         raise CheckpointError(f"onnx model {path} does not exist (or is a folder); pass the .onnx file")
-    enc = OnnxEncoder(
-        path,
-        output=output,
-        output_layout=output_layout,
-        name=name,
-        spec=spec,
-        embed_dim=0,
-        pooling=_POOLING,
-        weights_sha256=file_sha256(path),
-        options={"spec": spec.to_dict(), "output": output, "output_layout": output_layout},
-    )
-    enc.embed_dim = _infer_dim(name, spec, enc._forward, path)
-    return enc
+    return _wrap(OnnxEncoder, path, path, name, spec, output, output_layout)
