@@ -19,6 +19,7 @@ import json
 import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -190,12 +191,18 @@ class Result:
                 )
             with np.load(io.BytesIO(blob), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
+        return Result.from_dict(doc, arrays)
+
+    @staticmethod
+    def from_dict(doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Result:
+        """The result of type ``doc["kind"]`` (registered subclasses; else :class:`Result`) from
+        its :meth:`to_dict` document and its arrays."""
         klass = RESULT_TYPES.get(doc["kind"], Result)
         return klass(
             kind=doc["kind"],
             metrics=doc.get("metrics", {}),
             tables=doc.get("tables", {}),
-            arrays=arrays,
+            arrays=dict(arrays),
             params=doc.get("params", {}),
             seed=doc.get("seed"),
             provenance=doc.get("provenance", {}),

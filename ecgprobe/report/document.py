@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ecgprobe._io import atomic_write
-from ecgprobe.analyzers.base import RESULT_TYPES, Result, to_jsonable
+from ecgprobe.analyzers.base import Result, to_jsonable
 from ecgprobe.exceptions import ConfigError, DataError
 from ecgprobe.report.base import FINDINGS, MODES, SECTIONS, Finding
 from ecgprobe.report.blocks import Note, Section
@@ -37,27 +37,10 @@ OUTPUT_FILES: dict[str, str] = {
 _SEP = "::"
 
 
-def _rebuild(doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Result:
-    klass = RESULT_TYPES.get(doc["kind"], Result)
-    return klass(
-        kind=doc["kind"],
-        metrics=doc.get("metrics", {}),
-        tables=doc.get("tables", {}),
-        arrays=dict(arrays),
-        params=doc.get("params", {}),
-        seed=doc.get("seed"),
-        provenance=doc.get("provenance", {}),
-        notes=doc.get("notes", []),
-        versions=doc.get("versions", {}),
-        runtime_s=doc.get("runtime_s", 0.0),
-        created=doc.get("created", ""),
-    )
-
-
 def _normalise(result: Result) -> Result:
     """The result as it will read back from disk (NaN -> None, tuples -> lists, ...)."""
     doc = json.loads(json.dumps(result.to_dict(), allow_nan=False))
-    return _rebuild(doc, {k: np.asarray(v) for k, v in result.arrays.items()})
+    return Result.from_dict(doc, {k: np.asarray(v) for k, v in result.arrays.items()})
 
 
 class Report:
@@ -234,7 +217,9 @@ class Report:
                 for key in z.files:
                     name, _, arr = key.partition(_SEP)
                     arrays.setdefault(name, {})[arr] = z[key]
-        results = {name: _rebuild(rdoc, arrays.get(name, {})) for name, rdoc in doc["results"].items()}
+        results = {
+            name: Result.from_dict(rdoc, arrays.get(name, {})) for name, rdoc in doc["results"].items()
+        }
         return cls(
             results, title=doc["title"], mode=doc["mode"], subjects=doc["subjects"], context=doc["context"]
         )
