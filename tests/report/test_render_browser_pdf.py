@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from ecgprobe.report import Report
-from ecgprobe.report.pdf import section_pages
+from ecgprobe.report._paginate import MIN_TAIL
+from ecgprobe.report.pdf import layout_pdf
 
 
 @pytest.mark.parametrize("which", ["model", "compare"])
@@ -36,8 +37,11 @@ def test_pdf_pages_render_and_sections_start_where_promised(computed, poppler, w
     folder = computed.model_dir if which == "model" else computed.compare_dir
     report = Report.load(folder)
     sections = report.sections()
-    pdf, starts = section_pages(report, sections)
+    done = layout_pdf(report, sections)
+    pdf, starts = done.pdf, done.starts
     assert pdf == (folder / "report.pdf").read_bytes()
+    assert done.overflows == ()  # every page break was planned, none left to fpdf2
+    assert done.short_pages == ()  # and no section ends on a near-empty page
     info = subprocess.run(
         [poppler["pdfinfo"], str(folder / "report.pdf")], capture_output=True, text=True, check=True
     )
@@ -60,7 +64,16 @@ def test_pdf_pages_render_and_sections_start_where_promised(computed, poppler, w
         [poppler["pdftoppm"], "-r", "30", "-png", str(folder / "report.pdf"), str(tmp_path / "page")],
         check=True,
     )
-    pages = sorted(tmp_path.glob("page-*.png"))
+    pages = sorted(tmp_path.glob("page-*.png"), key=lambda p: int(p.stem.split("-")[-1]))
     assert len(pages) == n_pages
-    for png in pages:  # no blank page
-        assert np.asarray(Image.open(png).convert("L")).min() < 128, png.name
+    openers = set(starts.values()) | {1}
+    for number, png in enumerate(pages, start=1):
+        ink = np.asarray(Image.open(png).convert("L")) < 160
+        assert ink.any(), f"page {number} is blank"
+        if number in openers:
+            continue
+        # a continuation page holds real content, not a stranded row or heading: what is drawn
+        # on it spans at least 2/3 of the planned minimum (measured from the top margin)
+        rows = np.flatnonzero(ink.any(axis=1))
+        mm = (rows[-1] - rows[0] + 1) / ink.shape[0] * 297.0
+        assert mm >= MIN_TAIL * 2 / 3, (png.name, round(mm, 1))
