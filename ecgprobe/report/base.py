@@ -98,13 +98,14 @@ class Finding:
 
     Attributes:
         text: the sentence (numbers formatted from the results).
-        tone: ``"good"`` (a strength), ``"bad"`` (a weakness) or ``"info"``.
+        tone: ``"good"`` (a strength), ``"bad"`` (a weakness), ``"inconclusive"`` (the interval
+            or the sample cannot decide; see :mod:`ecgprobe.report.claims`) or ``"info"``.
         rule: the rule that produced it (a registered name).
         source: where its numbers are in ``results.json`` (``"linear_probe.tables.per_label"``).
     """
 
     text: str
-    tone: Literal["good", "bad", "info"]
+    tone: Literal["good", "bad", "inconclusive", "info"]
     rule: str
     source: str
 

@@ -12,6 +12,7 @@ from ecgprobe.analyzers.base import Result
 from ecgprobe.report import plots
 from ecgprobe.report.base import Finding, finding, section
 from ecgprobe.report.blocks import Block, Figure, Heading, Note, Paragraph, Table, fmt, fmt_ci
+from ecgprobe.report.claims import ci_of
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
 from ecgprobe.report.sections.provenance import encoder_identity
@@ -19,6 +20,8 @@ from ecgprobe.report.sections.provenance import encoder_identity
 #: Median Spearman correlation between trained- and randomised-encoder maps above which the
 #: attributions are flagged as not depending on what the encoder learned (rule threshold).
 SANITY_HIGH = 0.5
+#: The fewest explained examples behind a sanity-check claim.
+SANITY_MIN_EXAMPLES = 10
 N_EXAMPLE_ECGS = 3
 _METHODS = {
     "ig": "Integrated Gradients",
@@ -96,7 +99,7 @@ def _shap_table(res: Result) -> Table:
     return Table(
         ("label", f"share of top {k} dims", "effective dims", "Gini", "top dimensions"),
         tuple(rows),
-        caption="Which embedding dimensions the linear probe relies on (exact linear SHAP on test records, 95% CI)",
+        caption=f"Which embedding dimensions the linear probe relies on (exact linear SHAP on test records, {ci_of(res)})",
     )
 
 
@@ -181,18 +184,30 @@ def rule_attribution(report: Report) -> Iterator[Finding]:
         )
     med = ia.metrics.get("sanity_spearman_lead_median")
     if med is not None:
-        if med > SANITY_HIGH:
+        n = ia.metrics.get("n_examples")
+        src = "input_attribution.metrics.sanity_spearman_lead_median"
+        small = n is None or n < SANITY_MIN_EXAMPLES
+        where = f"median Spearman ρ {fmt(med, 2)} over {fmt(n)} explained examples"
+        if small:  # a median over a handful of examples decides nothing
             yield Finding(
-                f"Lead attributions barely change when the encoder's weights are randomised (median Spearman ρ {fmt(med, 2)} > {SANITY_HIGH}): "
+                f"The randomisation sanity check is not decided at this n ({where}; a claim needs at least "
+                f"{SANITY_MIN_EXAMPLES}).",
+                "inconclusive",
+                "attribution",
+                src,
+            )
+        elif med > SANITY_HIGH:
+            yield Finding(
+                f"Lead attributions barely change when the encoder's weights are randomised ({where} > {SANITY_HIGH}): "
                 "they reflect the input more than what the encoder learned.",
                 "bad",
                 "attribution",
-                "input_attribution.metrics.sanity_spearman_lead_median",
+                src,
             )
         else:
             yield Finding(
-                f"Lead attributions change when the encoder's weights are randomised (median Spearman ρ {fmt(med, 2)}): they depend on what it learned.",
+                f"Lead attributions change when the encoder's weights are randomised ({where}): they depend on what it learned.",
                 "good",
                 "attribution",
-                "input_attribution.metrics.sanity_spearman_lead_median",
+                src,
             )

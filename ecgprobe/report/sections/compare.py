@@ -15,38 +15,45 @@ from ecgprobe.analyzers.base import Result
 from ecgprobe.report import plots
 from ecgprobe.report.base import Finding, finding, section
 from ecgprobe.report.blocks import Block, Figure, Heading, KeyValues, Note, Paragraph, Table, fmt, fmt_ci
+from ecgprobe.report.claims import MIN_PATIENTS, ci_label, enough, fmt_p, level_of, n_phrase
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
 from ecgprobe.report.sections.geometry import descriptor_rows
 from ecgprobe.report.sections.probes import ci
-from ecgprobe.report.sections.scarcity import efficiency_findings, efficiency_rows, overlay_figure
+from ecgprobe.report.sections.scarcity import band, efficiency_findings, efficiency_rows, overlay_figure
 
 
 def _ci_excludes_zero(lo: Any, hi: Any) -> bool:
     return lo is not None and hi is not None and (lo > 0 or hi < 0)
 
 
+#: The verdict for a difference whose interval includes 0 (not a tie: absence of evidence).
+TIE = "not distinguishable"
+
+
 def winner(row: dict[str, Any], a: str, b: str) -> str:
-    """``a`` or ``b`` when the difference's interval excludes 0, else ``tie``."""
+    """``a`` or ``b`` when the difference's interval excludes 0, else :data:`TIE`."""
     if not _ci_excludes_zero(row.get("ci_low"), row.get("ci_high")):
-        return "tie"
+        return TIE
     return a if row["difference"] > 0 else b
 
 
 def _probe_overview(report: Report) -> Table:
-    rows = []
+    paired = report.get("paired_bootstrap")
+    rows, level = [], level_of(paired.metrics if paired else None, paired.params if paired else None)
     for subject in report.subjects:
         for kind, label in (("linear_probe", "linear"), ("knn_probe", "kNN")):
             res = report.get(kind, subject)
             if res is not None:
                 m = res.metrics
+                level = level_of(m, res.params)
                 rows.append(
                     (subject, label, ci(m, "macro_auroc"), ci(m, "macro_auprc"), fmt(m.get("macro_ece")))
                 )
     return Table(
         ("encoder", "probe", "macro AUROC", "macro AUPRC", "macro ECE"),
         tuple(rows),
-        caption="Probes of each encoder (95% CI)",
+        caption=f"Probes of each encoder ({ci_label(level)})",
     )
 
 
@@ -66,6 +73,7 @@ def render_paired(report: Report) -> list[Block]:
         return blocks
     m = res.metrics
     metric = str(m.get("metric", "auroc")).upper()
+    cil = ci_label(level_of(m, res.params))
     blocks.insert(
         0,
         Paragraph(
@@ -80,8 +88,8 @@ def render_paired(report: Report) -> list[Block]:
             (
                 (f"macro {metric}, {a}", fmt(m.get("value_a"))),
                 (f"macro {metric}, {b}", fmt(m.get("value_b"))),
-                ("difference (95% CI)", fmt_ci(m.get("difference"), lo, hi)),
-                ("two-sided bootstrap p", fmt(m.get("p_value"))),
+                (f"difference ({cil})", fmt_ci(m.get("difference"), lo, hi)),
+                ("two-sided bootstrap p", fmt_p(m.get("p_value"), m.get("n_resamples"))),
                 ("labels compared", fmt(len(m.get("labels_compared", [])))),
                 ("test records", fmt(m.get("n_test"))),
             ),
@@ -107,7 +115,7 @@ def render_paired(report: Report) -> list[Block]:
                 [r.get("ci_low") for r in rows],
                 [r.get("ci_high") for r in rows],
                 ax=fig.subplots(),
-                xlabel=f"{metric} difference, {a} − {b} (95% CI)",
+                xlabel=f"{metric} difference, {a} − {b} ({cil})",
                 colors=colors,
             )
 
@@ -118,10 +126,10 @@ def render_paired(report: Report) -> list[Block]:
                 alt=f"Forest plot of per-label differences between {a} and {b}",
             )
         )
-        wins = {w: sum(winner(r, a, b) == w for r in rows) for w in (a, b, "tie")}
+        wins = {w: sum(winner(r, a, b) == w for r in rows) for w in (a, b, TIE)}
         blocks.append(
             Table(
-                ("label", a, b, "difference (95% CI)", "winner"),
+                ("label", a, b, f"difference ({cil})", "better"),
                 tuple(
                     (
                         r["label"],
@@ -132,7 +140,8 @@ def render_paired(report: Report) -> list[Block]:
                     )
                     for r in rows
                 ),
-                caption=f"Winner per label: {a} {wins[a]}, {b} {wins[b]}, no clear difference {wins['tie']}",
+                caption=f"Better encoder per label (interval excludes 0): {a} {wins[a]}, {b} {wins[b]}, "
+                f"not distinguishable at this n {wins[TIE]}",
             )
         )
     blocks += [Note(n) for n in res.notes]
@@ -182,7 +191,7 @@ def render_similarity(report: Report) -> list[Block]:
                 KeyValues(
                     (
                         (
-                            "CKA of the final embeddings (95% CI)",
+                            f"CKA of the final embeddings ({ci_label(level_of(cka.metrics, cka.params))})",
                             fmt_ci(r["cka"], r.get("ci_low"), r.get("ci_high")),
                         ),
                     )
@@ -191,16 +200,17 @@ def render_similarity(report: Report) -> list[Block]:
     al = report.get("alignment")
     if al is not None:
         m = al.metrics
+        cil = ci_label(level_of(m, al.params))
         blocks.append(Heading("Neighbourhoods and shape"))
         blocks.append(
             KeyValues(
                 (
                     (
-                        "mutual kNN overlap (95% CI)",
+                        f"mutual kNN overlap ({cil})",
                         f"{fmt_ci(m.get('mutual_knn'), m.get('mutual_knn_ci_low'), m.get('mutual_knn_ci_high'))} (chance {fmt(m.get('mutual_knn_chance'))}, k = {al.params.get('k', '–')})",
                     ),
                     (
-                        "Procrustes similarity (95% CI)",
+                        f"Procrustes similarity ({cil})",
                         fmt_ci(
                             m.get("procrustes_similarity"),
                             m.get("procrustes_similarity_ci_low"),
@@ -208,7 +218,7 @@ def render_similarity(report: Report) -> list[Block]:
                         ),
                     ),
                     (
-                        "Procrustes distance (95% CI)",
+                        f"Procrustes distance ({cil})",
                         fmt_ci(
                             m.get("procrustes_distance"),
                             m.get("procrustes_distance_ci_low"),
@@ -278,7 +288,10 @@ def render_scarcity(report: Report) -> list[Block] | None:
     if not curves:
         return None
     return [
-        overlay_figure(curves, "Test macro AUROC against training data (mean over seeds, 95% band)."),
+        overlay_figure(
+            curves,
+            f"Test macro AUROC against training data (mean over seeds, {band(next(iter(curves.values())))}).",
+        ),
         efficiency_table(curves),
     ]
 
@@ -294,6 +307,15 @@ def efficiency_table(curves: dict[str, Result]) -> Table:
 
 
 # ----------------------------------------------------------------------------- summary rules
+def _paired_n(report: Report, m: dict[str, Any]) -> tuple[Any, str]:
+    """The paired comparison's sample size: test patients where the probes stored them."""
+    for subject in report.subjects[:2]:
+        lp = report.get("linear_probe", subject)
+        if lp is not None and lp.metrics.get("n_test_patients") is not None:
+            return lp.metrics["n_test_patients"], "test patients"
+    return m.get("n_test"), "test records"
+
+
 @finding("paired_difference", kinds=("paired_bootstrap",), modes=("compare",), order=20)
 def rule_paired(report: Report) -> Iterator[Finding]:
     res = report.get("paired_bootstrap")
@@ -303,18 +325,25 @@ def rule_paired(report: Report) -> Iterator[Finding]:
     lo, hi = (m.get("difference_ci") or [None, None])[:2]
     metric = str(m.get("metric", "auroc")).upper()
     diff = fmt_ci(m.get("difference"), lo, hi)
-    if _ci_excludes_zero(lo, hi):
+    n, unit = _paired_n(report, m)
+    p = fmt_p(m.get("p_value"), m.get("n_resamples"))
+    if _ci_excludes_zero(lo, hi) and enough(n):
         better, worse = (a, b) if m["difference"] > 0 else (b, a)
         yield Finding(
-            f"{better} outperforms {worse}: macro {metric} difference ({a} − {b}) {diff}, p = {fmt(m.get('p_value'))}.",
+            f"{better} outperforms {worse}: macro {metric} difference ({a} − {b}) {diff}, {p}, {n_phrase(n, unit)}.",
             "good",
             "paired_difference",
             "paired_bootstrap.metrics.difference",
         )
     else:
+        why = (
+            "the interval includes 0"
+            if not _ci_excludes_zero(lo, hi)
+            else f"fewer than {MIN_PATIENTS} {unit}"
+        )
         yield Finding(
-            f"No clear macro {metric} difference between {a} and {b}: {diff} includes 0.",
-            "info",
+            f"{a} and {b} are not distinguishable at this n on macro {metric}: difference {diff} ({why}; {n_phrase(n, unit)}).",
+            "inconclusive",
             "paired_difference",
             "paired_bootstrap.metrics.difference",
         )

@@ -9,6 +9,7 @@ from ecgprobe.analyzers.base import Result
 from ecgprobe.report import plots
 from ecgprobe.report.base import Finding, finding, section
 from ecgprobe.report.blocks import Block, Figure, Note, Paragraph, Table, fmt, fmt_ci
+from ecgprobe.report.claims import ci_of, enough, n_phrase, side
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
 
@@ -16,6 +17,9 @@ PROBES = ("linear_probe", "knn_probe")
 _NAMES = {"linear_probe": "linear probe", "knn_probe": "kNN probe"}
 #: Calibration rule thresholds (macro expected calibration error).
 ECE_GOOD, ECE_BAD = 0.05, 0.10
+#: Per-label claim thresholds: a strength needs the whole AUROC interval above AUROC_STRONG, a
+#: weakness below AUROC_WEAK, and at least MIN_POSITIVES positive test records (patients where stored).
+AUROC_STRONG, AUROC_WEAK, MIN_POSITIVES = 0.90, 0.70, 10
 N_ROC_LABELS = 6
 
 
@@ -85,7 +89,7 @@ def _headline(report: Report) -> Table:
     return Table(
         ("probe", "macro AUROC", "macro AUPRC", "macro F1", "macro Brier", "macro ECE", "labels"),
         tuple(rows),
-        caption="Macro averages over the labels evaluated on test (95% CI)",
+        caption=f"Macro averages over the labels evaluated on test ({ci_of(report.get('linear_probe') or report.get('knn_probe'))})",
     )
 
 
@@ -107,7 +111,7 @@ def _label_table(report: Report) -> Table:
         cols += ["linear AUROC", "linear AUPRC", "linear F1"]
     if kp:
         cols.append("kNN AUROC")
-    return Table(tuple(cols), tuple(rows), caption="Per label, by decreasing AUROC (95% CI)")
+    return Table(tuple(cols), tuple(rows), caption=f"Per label, by decreasing AUROC ({ci_of(ref)})")
 
 
 def _auroc_figure(report: Report) -> Figure:
@@ -136,7 +140,7 @@ def _auroc_figure(report: Report) -> Figure:
 
     return Figure(
         render_png(draw, size=(7.0, height)),
-        caption="Test AUROC per label with 95% bootstrap intervals; dashed line: chance (0.5).",
+        caption=f"Test AUROC per label with bootstrap intervals ({ci_of(ref)}); dashed line: chance (0.5).",
         alt=f"Dot plot of the test AUROC of {len(order)} labels with confidence whiskers.",
     )
 
@@ -160,7 +164,9 @@ def _regression(res: Result) -> list[Block]:
         (r["target"], row_ci(r, "mae"), row_ci(r, "rmse"), row_ci(r, "r2"))
         for r in res.tables.get("per_target", [])
     )
-    return [Table(("target", "MAE", "RMSE", "R²"), rows, caption=f"{_NAMES[res.kind]}: test error (95% CI)")]
+    return [
+        Table(("target", "MAE", "RMSE", "R²"), rows, caption=f"{_NAMES[res.kind]}: test error ({ci_of(res)})")
+    ]
 
 
 @section(
@@ -242,7 +248,9 @@ def render_calibration(report: Report) -> list[Block] | None:
                 ", ".join(f"{r['label']} ({fmt(r.get('ece'))})" for r in worst),
             )
         )
-    blocks.append(Table(("probe", "macro ECE", "macro Brier (95% CI)", "largest ECE"), tuple(rows)))
+    blocks.append(
+        Table(("probe", "macro ECE", f"macro Brier ({ci_of(probes[0])})", "largest ECE"), tuple(rows))
+    )
     return blocks
 
 
@@ -274,53 +282,109 @@ def rule_macro(report: Report) -> Iterator[Finding]:
     )
 
 
+def _names(rows: list[dict[str, Any]], limit: int = 8) -> str:
+    shown = ", ".join(
+        f"{r['label']} ({row_ci(r, 'auroc')}, {fmt(r.get('n_test_pos'))} positives)" for r in rows[:limit]
+    )
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def _few_positives(r: dict[str, Any]) -> bool:
+    """A label with too few test positives for a claim (the probe's own flag where stored)."""
+    if "low_n" in r:
+        return bool(r["low_n"])
+    n = r.get("n_test_pos_patients", r.get("n_test_pos"))
+    return n is None or n < MIN_POSITIVES
+
+
 @finding("probe_best_worst", kinds=("linear_probe",), order=21)
 def rule_best_worst(report: Report) -> Iterator[Finding]:
+    """Strengths/weaknesses per label need the whole AUROC interval above :data:`AUROC_STRONG`
+    (below :data:`AUROC_WEAK`) and enough positives; the ranking itself is descriptive."""
     rows = sorted(evaluated_rows(_lp(report)), key=lambda r: -r["auroc"])
     if len(rows) < 2:
         return
+    src = "linear_probe.tables.per_label"
     k = min(3, len(rows) // 2)
-    fmt_rows = lambda rs: ", ".join(f"{r['label']} ({row_ci(r, 'auroc')})" for r in rs)  # noqa: E731
     yield Finding(
-        f"Best-predicted labels: {fmt_rows(rows[:k])}.",
-        "good",
+        f"Ranked by point estimate (descriptive), the best-predicted labels are {_names(rows[:k])}; "
+        f"the weakest {_names(rows[::-1][:k])}.",
+        "info",
         "probe_best_worst",
-        "linear_probe.tables.per_label",
+        src,
     )
-    yield Finding(
-        f"Weakest labels: {fmt_rows(rows[::-1][:k])}.",
-        "bad",
-        "probe_best_worst",
-        "linear_probe.tables.per_label",
-    )
+    enough_rows = [r for r in rows if not _few_positives(r)]
+    strong = [
+        r
+        for r in enough_rows
+        if side(r.get("auroc_ci_low"), r.get("auroc_ci_high"), threshold=AUROC_STRONG) == "above"
+    ]
+    weak = [
+        r
+        for r in enough_rows
+        if side(r.get("auroc_ci_low"), r.get("auroc_ci_high"), threshold=AUROC_WEAK) == "below"
+    ]
+    if strong:
+        yield Finding(
+            f"{len(strong)} labels are predicted well (whole AUROC interval above {AUROC_STRONG}): {_names(strong)}.",
+            "good",
+            "probe_best_worst",
+            src,
+        )
+    if weak:
+        yield Finding(
+            f"{len(weak)} labels are predicted poorly (whole AUROC interval below {AUROC_WEAK}): {_names(weak)}.",
+            "bad",
+            "probe_best_worst",
+            src,
+        )
+    few = [r for r in rows if _few_positives(r)]
+    if few:
+        yield Finding(
+            f"{len(few)} labels have fewer than {MIN_POSITIVES} test positives, too few for a claim: {_names(few)}.",
+            "inconclusive",
+            "probe_best_worst",
+            src,
+        )
 
 
 @finding("probe_chance", kinds=("linear_probe",), order=22)
 def rule_chance(report: Report) -> Iterator[Finding]:
-    rows = evaluated_rows(_lp(report))
+    """Above chance is a strength only when every interval excludes 0.5; an interval that
+    includes 0.5 cannot tell the label from chance at this n (inconclusive, not a weakness)."""
+    res = _lp(report)
+    rows = evaluated_rows(res)
     if not rows:
         return
+    src = "linear_probe.tables.per_label"
     near = [
         r
         for r in rows
-        if r.get("auroc_ci_low") is not None and r["auroc_ci_low"] <= 0.5 <= r["auroc_ci_high"]
+        if side(r.get("auroc_ci_low"), r.get("auroc_ci_high"), threshold=0.5) == "inconclusive"
     ]
+    below = [r for r in rows if side(r.get("auroc_ci_low"), r.get("auroc_ci_high"), threshold=0.5) == "below"]
+    n = res.metrics.get("n_test_patients")
     if near:
-        names = ", ".join(r["label"] for r in near[:10]) + (
-            f" and {len(near) - 10} more" if len(near) > 10 else ""
-        )
         yield Finding(
-            f"{len(near)} of {len(rows)} labels are not distinguishable from chance (their AUROC interval includes 0.5): {names}.",
+            f"{len(near)} of {len(rows)} labels cannot be told from chance at this n (their AUROC interval includes 0.5; "
+            f"{n_phrase(n)}): {_names(near, 10)}.",
+            "inconclusive",
+            "probe_chance",
+            src,
+        )
+    if below:
+        yield Finding(
+            f"{len(below)} labels are predicted below chance (whole interval under 0.5): {_names(below)}.",
             "bad",
             "probe_chance",
-            "linear_probe.tables.per_label",
+            src,
         )
-    else:
+    if not near and not below:
         yield Finding(
-            f"All {len(rows)} evaluated labels are predicted above chance (every AUROC interval excludes 0.5).",
-            "good",
+            f"All {len(rows)} evaluated labels are predicted above chance (every AUROC interval excludes 0.5; {n_phrase(n)}).",
+            "good" if enough(n) else "inconclusive",
             "probe_chance",
-            "linear_probe.tables.per_label",
+            src,
         )
 
 
@@ -341,27 +405,42 @@ def rule_knn(report: Report) -> Iterator[Finding]:
 
 @finding("calibration", kinds=("linear_probe",), order=30)
 def rule_calibration(report: Report) -> Iterator[Finding]:
-    ece = _lp(report).metrics.get("macro_ece")
+    """Calibration is a strength/weakness only when the ECE interval lies wholly below
+    :data:`ECE_GOOD` / above :data:`ECE_BAD`; without an interval the value is descriptive."""
+    m = _lp(report).metrics
+    ece = m.get("macro_ece")
     if ece is None:
         return
-    if ece <= ECE_GOOD:
+    src = "linear_probe.metrics.macro_ece"
+    lo, hi = (m.get("macro_ece_ci") or [None, None])[:2]
+    if lo is None or hi is None:
         yield Finding(
-            f"The linear probe is well calibrated (macro ECE {fmt(ece)} ≤ {ECE_GOOD}).",
+            f"The linear probe's macro ECE is {fmt(ece)} (descriptive: no interval stored).",
+            "info",
+            "calibration",
+            src,
+        )
+        return
+    text = ci(m, "macro_ece")
+    if side(lo, hi, threshold=ECE_GOOD) == "below":
+        yield Finding(
+            f"The linear probe is well calibrated (macro ECE {text}, wholly below {ECE_GOOD}).",
             "good",
             "calibration",
-            "linear_probe.metrics.macro_ece",
+            src,
         )
-    elif ece > ECE_BAD:
+    elif side(lo, hi, threshold=ECE_BAD) == "above":
         yield Finding(
-            f"The linear probe is poorly calibrated (macro ECE {fmt(ece)} > {ECE_BAD}).",
+            f"The linear probe is poorly calibrated (macro ECE {text}, wholly above {ECE_BAD}).",
             "bad",
             "calibration",
-            "linear_probe.metrics.macro_ece",
+            src,
         )
     else:
         yield Finding(
-            f"The linear probe's macro ECE is {fmt(ece)}.",
-            "info",
+            f"The linear probe's calibration is not decided at this n: macro ECE {text} spans the {ECE_GOOD}–{ECE_BAD} "
+            f"thresholds ({n_phrase(m.get('n_test_patients'))}).",
+            "inconclusive",
             "calibration",
-            "linear_probe.metrics.macro_ece",
+            src,
         )

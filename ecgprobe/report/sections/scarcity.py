@@ -9,6 +9,7 @@ from ecgprobe.analyzers.base import Result
 from ecgprobe.report import plots
 from ecgprobe.report.base import Finding, finding, section
 from ecgprobe.report.blocks import Block, Figure, KeyValues, Note, Paragraph, Table, fmt, fmt_ci, fmt_pct
+from ecgprobe.report.claims import ci_of
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
 
@@ -48,7 +49,7 @@ def curve_table(res: Result, caption: str = "") -> Table:
         for r in res.tables.get("curve", [])
     )
     return Table(
-        ("training data", "records (mean)", "macro AUROC (95% CI)", "sd over seeds", "labels (min)"),
+        ("training data", "records (mean)", f"macro AUROC ({ci_of(res)})", "sd over seeds", "labels (min)"),
         rows,
         caption=caption,
     )
@@ -89,7 +90,7 @@ def render(report: Report) -> list[Block]:
         ),
         Figure(
             render_png(lambda fig: plots.plot_scarcity(res, ax=fig.subplots()), size=(6.5, 3.8)),
-            caption="Test macro AUROC against the training data used (mean over seeds, 95% band).",
+            caption=f"Test macro AUROC against the training data used (mean over seeds, {band(res)}).",
             alt="Line chart of macro AUROC against the share of training data.",
         ),
         KeyValues(tuple(efficiency_rows(res)), caption="Label efficiency"),
@@ -122,15 +123,21 @@ def efficiency_findings(res: Result, who: str) -> Iterator[Finding]:
             src,
         )
         return
-    text = f"{subject} probe reaches 95% of its full-data macro AUROC ({full}) with {x_label(res, x95)} of the training data."
-    if res.metrics.get("mode", "fraction") != "fraction":
-        yield Finding(text, "info", "label_efficiency", src)
-    elif x95 <= EFFICIENT:
-        yield Finding(text + " It is label-efficient.", "good", "label_efficiency", src)
-    elif x95 > INEFFICIENT:
-        yield Finding(text + " It needs most of the labels.", "bad", "label_efficiency", src)
-    else:
-        yield Finding(text, "info", "label_efficiency", src)
+    text = f"{subject} probe reaches 95% of its full-data macro AUROC ({full}) with {x_label(res, x95)} of the training data"
+    # the crossing point is read off the mean curve and carries no interval of its own, so it
+    # is reported as a description, never claimed as a strength or weakness
+    if res.metrics.get("mode", "fraction") == "fraction" and x95 <= EFFICIENT:
+        text += " (label-efficient by the mean curve; descriptive, no interval on the crossing point)"
+    elif res.metrics.get("mode", "fraction") == "fraction" and x95 > INEFFICIENT:
+        text += (
+            " (it needs most of the labels by the mean curve; descriptive, no interval on the crossing point)"
+        )
+    yield Finding(text + ".", "info", "label_efficiency", src)
+
+
+def band(res: Result | None) -> str:
+    """``"95% band"``, at the level the curve was computed at."""
+    return ci_of(res).replace("CI", "band")
 
 
 def overlay_figure(results: dict[str, Any], caption: str) -> Figure:

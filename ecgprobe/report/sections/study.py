@@ -6,7 +6,7 @@ from ecgprobe.report.base import section
 from ecgprobe.report.blocks import Block, Heading, Note, Paragraph
 from ecgprobe.report.document import Report
 from ecgprobe.report.sections.compare import efficiency_table
-from ecgprobe.report.sections.scarcity import curve_table, overlay_figure
+from ecgprobe.report.sections.scarcity import band, curve_table, overlay_figure
 
 
 @section(
@@ -28,7 +28,8 @@ def render(report: Report) -> list[Block] | None:
             "fixed test split. Bands: two-stage bootstrap over test patients and seeds. The curves are also in scarcity.csv."
         ),
         overlay_figure(
-            curves, "Test macro AUROC against training data, per encoder (mean over seeds, 95% band)."
+            curves,
+            f"Test macro AUROC against training data, per encoder (mean over seeds, {band(next(iter(curves.values())))}).",
         ),
         efficiency_table(curves),
     ]

@@ -8,14 +8,19 @@ from typing import Any
 from ecgprobe.report import plots
 from ecgprobe.report.base import Finding, finding, section
 from ecgprobe.report.blocks import Block, Figure, Note, Paragraph, Table, fmt, fmt_ci
+from ecgprobe.report.claims import (
+    EQUIVALENCE_MARGIN,
+    MIN_PATIENTS,
+    ci_label,
+    enough,
+    equivalent,
+    level_of,
+    n_phrase,
+    side,
+)
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
 from ecgprobe.report.subgroups import describe
-
-
-def _gap_excludes_zero(r: dict[str, Any]) -> bool:
-    lo, hi = r.get("gap_ci_low"), r.get("gap_ci_high")
-    return lo is not None and hi is not None and (lo > 0 or hi < 0)
 
 
 @section(
@@ -30,6 +35,7 @@ def render(report: Report) -> list[Block]:
     assert res is not None
     rows = res.tables.get("groups", [])
     m = res.metrics
+    cil = ci_label(level_of(m, res.params))
     blocks: list[Block] = [
         Paragraph(
             f"Macro test AUROC of the {m.get('probe', 'linear_probe').replace('_', ' ')} within each group, and its gap to the "
@@ -40,7 +46,12 @@ def render(report: Report) -> list[Block]:
     ]
     if rows:
         names = [describe(r) for r in rows]
-        colors = [plots.PALETTE[1] if _gap_excludes_zero(r) else plots.PALETTE[0] for r in rows]
+        colors = [
+            plots.PALETTE[1]
+            if side(r.get("gap_ci_low"), r.get("gap_ci_high"), threshold=0.0) != "inconclusive"
+            else plots.PALETTE[0]
+            for r in rows
+        ]
 
         def draw(fig: Any) -> None:
             ax = fig.subplots()
@@ -51,7 +62,7 @@ def render(report: Report) -> list[Block]:
                 [r["ci_high"] for r in rows],
                 ax=ax,
                 reference=m.get("overall_macro_auroc"),
-                xlabel="macro AUROC (95% CI)",
+                xlabel=f"macro AUROC ({cil})",
                 colors=colors,
             )
 
@@ -70,8 +81,8 @@ def render(report: Report) -> list[Block]:
                     "records",
                     "patients",
                     "labels",
-                    "macro AUROC (95% CI)",
-                    "gap to the rest (95% CI)",
+                    f"macro AUROC ({cil})",
+                    f"gap to the rest ({cil})",
                 ),
                 tuple(
                     (
@@ -92,25 +103,51 @@ def render(report: Report) -> list[Block]:
 
 @finding("subgroup_gaps", kinds=("subgroups",), order=70)
 def rule_gaps(report: Report) -> Iterator[Finding]:
+    """A gap is claimed only with a decisive interval on enough patients; "no gap" only as
+    equivalence within the margin; everything else is inconclusive, with the interval and n."""
     res = report.get("subgroups")
     assert res is not None
     rows = [r for r in res.tables.get("groups", []) if r.get("gap") is not None]
     if not rows:
         return
-    flagged = [r for r in rows if _gap_excludes_zero(r)]
-    for r in flagged:
-        side = "lower" if r["gap"] < 0 else "higher"
+    src = "subgroups.tables.groups"
+
+    def where(r: dict[str, Any]) -> str:
+        return f"{describe(r)}: {fmt_ci(r['gap'], r.get('gap_ci_low'), r.get('gap_ci_high'))} ({n_phrase(r.get('n_patients'))})"
+
+    decided, unsure = [], []
+    for r in rows:
+        lies = side(r.get("gap_ci_low"), r.get("gap_ci_high"), threshold=0.0)
+        (decided if lies != "inconclusive" and enough(r.get("n_patients")) else unsure).append(r)
+    for r in decided:
+        lower = r["gap"] < 0
         yield Finding(
-            f"AUROC is {side} for {describe(r)} ({fmt(r['macro_auroc'])}) than for the rest of the test set: gap "
-            f"{fmt_ci(r['gap'], r['gap_ci_low'], r['gap_ci_high'])}.",
-            "bad" if r["gap"] < 0 else "info",
+            f"AUROC is {'lower' if lower else 'higher'} for {describe(r)} ({fmt(r['macro_auroc'])}) than for the rest "
+            f"of the test set: gap {fmt_ci(r['gap'], r['gap_ci_low'], r['gap_ci_high'])}, {n_phrase(r.get('n_patients'))}.",
+            "bad" if lower else "info",
             "subgroup_gaps",
-            "subgroups.tables.groups",
+            src,
         )
-    if not flagged:
+    same = [
+        r
+        for r in unsure
+        if equivalent(r.get("gap_ci_low"), r.get("gap_ci_high")) and enough(r.get("n_patients"))
+    ]
+    if same:
         yield Finding(
-            f"No subgroup gap: for all {len(rows)} groups (sex, age bands) the interval of the gap to the rest includes 0.",
+            f"No subgroup gap beyond ±{EQUIVALENCE_MARGIN} AUROC (the whole interval inside the margin) for "
+            + "; ".join(where(r) for r in same)
+            + ".",
             "good",
             "subgroup_gaps",
-            "subgroups.tables.groups",
+            src,
+        )
+    rest = [r for r in unsure if r not in same]
+    if rest:
+        yield Finding(
+            f"Subgroup gaps not decided at this sample size (interval includes 0 or reaches beyond ±{EQUIVALENCE_MARGIN}, "
+            f"or fewer than {MIN_PATIENTS} patients): " + "; ".join(where(r) for r in rest) + ".",
+            "inconclusive",
+            "subgroup_gaps",
+            src,
         )
