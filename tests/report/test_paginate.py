@@ -120,7 +120,7 @@ def test_random_sections_keep_every_rule():
         assert all(h <= CAP + 1e-9 for h in heights)
         for page in pages:  # nothing kept-with-next ends a page
             assert not units[page[-1]].keep or page is pages[-1], (units, pages)
-        for k, page in enumerate(pages[1:], start=1):
+        for page in pages[1:]:
             rows = [units[i] for i in page if units[i].part > 0]
             blocks = {u.block for u in rows}
             for b in blocks:  # pieces of split tables keep MIN_ROWS rows
