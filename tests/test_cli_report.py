@@ -143,6 +143,9 @@ compare_layers: embedding
     assert {p.name for p in base.iterdir()} == {"tiny0", "tiny1", "scarcity", "tiny0-vs-tiny1"}
     csv = (base / "scarcity" / "scarcity.csv").read_text().splitlines()
     assert csv[0].startswith("encoder,mode,x,") and len(csv) == 1 + 2 * 3
+    index = (tmp_path / "out" / "index.html").read_text()
+    for name in ("tiny0", "tiny1", "scarcity", "tiny0-vs-tiny1"):
+        assert f'href="synthetic/{name}/report.html"' in index and f'href="synthetic/{name}/results.json"' in index
     assert main(["run", str(config), "--quiet", "--format", "html"]) == 1  # outputs exist
     assert main(["run", str(config), "--quiet", "--format", "html", "--force"]) == 0
     run = json.loads((base / "tiny0" / "results.json").read_text())["context"]["run"]
@@ -174,6 +177,18 @@ def test_demo_without_openecg(tmp_path, capsys):
         assert str(out / name / "report.html") in printed
     index = (out / "index.html").read_text()
     assert 'href="random-resnet1d/report.html"' in index
+    # every report is listed with its headline number and links that resolve
+    from ecgprobe.report import Report
+    from ecgprobe.report.index import headline
+
+    for name in ("random-resnet1d", "random-resnet1d-vs-handcrafted", "scarcity"):
+        assert headline(Report.load(out / name)) in index.replace("&#x27;", "'")
+        assert f'href="{name}/results.json"' in index
+    import re
+
+    for href in re.findall(r'href="([^"]+)"', index):
+        assert (out / href).is_file(), href
+    assert 'href="scarcity/scarcity.csv"' in index
 
 
 def test_scarcity_study_across_encoders(tmp_path, capsys):

@@ -27,13 +27,6 @@ import ecgprobe
 #: The codec is single-lead and runs once per lead; three leads (frontal axis + anterior
 #: precordial) keep the demo within minutes on a CPU while seeing every synthetic label's cause.
 OPENECG_DEMO_LEADS = "I,II,V2"
-_HTML_INDEX = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>ecgprobe demo</title>
-<style>body{{font-family:system-ui,Arial,"DejaVu Sans",sans-serif;max-width:760px;margin:2rem auto;padding:0 1rem;line-height:1.5;color:#1d2330}}
-a{{color:#2457a6}} li{{margin:.3rem 0}} code{{background:#f5f7fa;padding:0 .2rem}}</style></head>
-<body><h1>ecgprobe demo</h1><p>{n} generated 12-lead ECGs (seed {seed}); encoders: {encoders}.</p><ul>
-{items}</ul><p>Re-render any report from its saved numbers: <code>ecgprobe report --from FOLDER --force</code>.</p></body></html>
-"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -167,14 +160,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     write_scarcity_csv(study, folders["scarcity"] / "scarcity.csv")
     written["data-scarcity study"] = folders["scarcity"]
 
-    items = "\n".join(
-        f'<li><a href="{folder.name}/report.html">{title}</a> — {folder.name}/</li>'
-        for title, folder in written.items()
-    )
-    from html import escape
+    from ecgprobe.report.index import render_index
 
-    index = _HTML_INDEX.format(
-        n=len(records), seed=args.seed, encoders=escape(", ".join(n for n, _ in encoders)), items=items
+    index = render_index(
+        "ecgprobe demo",
+        f"{len(records)} generated 12-lead ECGs (seed {args.seed}); encoders: {', '.join(n for n, _ in encoders)}.",
+        list(written.items()),
+        args.out,
     )
     atomic_write(args.out / "index.html", index.encode())
     if not args.quiet:

@@ -251,7 +251,9 @@ class Report:
         if "html" in formats:
             from ecgprobe.report.html import render_html
 
-            written["html"] = atomic_write(out / OUTPUT_FILES["html"], render_html(self, sections).encode())
+            written["html"] = atomic_write(
+                out / OUTPUT_FILES["html"], render_html(self, sections, with_pdf="pdf" in formats).encode()
+            )
         if "pdf" in formats:
             from ecgprobe.report.pdf import render_pdf
 

@@ -20,7 +20,7 @@ from ecgprobe.report.blocks import Section
 if TYPE_CHECKING:
     from ecgprobe.report.document import Report
 
-__all__ = ["MODE_LABELS", "render_html", "subtitle"]
+__all__ = ["MODE_LABELS", "provenance_line", "render_html", "subtitle"]
 
 MODE_LABELS = {
     "model": "model report",
@@ -67,8 +67,29 @@ def subtitle(report: Report) -> str:
     return " · ".join(parts)
 
 
-def render_html(report: Report, sections: list[Section]) -> str:
-    """The HTML document for ``sections`` of ``report`` (deterministic for the same input)."""
+def provenance_line(report: Report) -> str:
+    """One line of provenance under the title (the full record is the appendix): ecgprobe
+    version, creation time, seed, and short hashes of the weights and of the record ids."""
+    parts = [f"ecgprobe {__version__}"]
+    created = str(report.context.get("created", ""))[:16].replace("T", " ")
+    if created:
+        parts.append(f"created {created} UTC")
+    seed = report.context.get("run", {}).get("seed")
+    if seed is not None:
+        parts.append(f"seed {seed}")
+    for subject, enc in (report.context.get("encoders") or {}).items():
+        sha = enc.get("weights_sha256") if isinstance(enc, dict) else None
+        if sha:
+            parts.append(f"{subject} weights {str(sha)[:12]}")
+    ids = (report.context.get("dataset") or {}).get("ids_sha256")
+    if ids:
+        parts.append(f"record ids {str(ids)[:12]}")
+    return " · ".join(parts) + " — full provenance in the appendix"
+
+
+def render_html(report: Report, sections: list[Section], with_pdf: bool = True) -> str:
+    """The HTML document for ``sections`` of ``report`` (deterministic for the same input);
+    its header links the report's own ``results.json`` and, ``with_pdf``, its PDF."""
     from markupsafe import Markup
 
     env = _environment()
@@ -78,6 +99,8 @@ def render_html(report: Report, sections: list[Section]) -> str:
     return env.get_template("report.html.j2").render(
         title=report.title,
         subtitle=subtitle(report),
+        provenance=provenance_line(report),
+        files=[("PDF", "report.pdf")] * with_pdf + [("results.json", "results.json")],
         mode_label=MODE_LABELS[report.mode],
         sections=sections,
         css=Markup(css),

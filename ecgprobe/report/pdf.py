@@ -21,7 +21,7 @@ from ecgprobe import __version__
 from ecgprobe.exceptions import DependencyError
 from ecgprobe.report._paginate import MIN_ROWS, MIN_TAIL, Unit, page_heights, paginate
 from ecgprobe.report.blocks import Bullets, Figure, Heading, KeyValues, Note, Paragraph, Section, Table
-from ecgprobe.report.html import MODE_LABELS, subtitle
+from ecgprobe.report.html import MODE_LABELS, provenance_line, subtitle
 
 if TYPE_CHECKING:
     from ecgprobe.report.document import Report
@@ -168,6 +168,7 @@ class _Writer:
         sub = subtitle(self.report)
         if sub:
             _text(pdf, sub, 10, color=_MUTED)
+        _text(pdf, breakable(provenance_line(self.report)), 8, color=_MUTED, h=4.2)
         pdf.set_draw_color(*_ACCENT)
         pdf.set_line_width(0.8)
         pdf.line(pdf.l_margin, pdf.y + 2, pdf.l_margin + self.width, pdf.y + 2)

@@ -203,6 +203,9 @@ def run_study(
     from ecgprobe.report.pipeline import model_report, resolve_analyses
 
     resolve_analyses(study.analyses, profile=study.profile)  # fail on bad settings before any work
+    index_file = study.out / "index.html"
+    if index_file.exists() and not force:
+        raise ConfigError(f"{index_file} exists; pass --force to overwrite it (or choose another out:)")
     written: list[Path] = []
     want_layers = "all" if "compare" in study.reports and study.compare_layers == "all" else None
     for ds in study.datasets:
@@ -293,4 +296,13 @@ def run_study(
                 )
                 rep.write(base / f"{a}-vs-{b}", force=force, formats=formats)
                 written.append(base / f"{a}-vs-{b}")
+    if written:
+        from ecgprobe._io import atomic_write
+        from ecgprobe.report.index import render_index
+
+        entries = [(p.relative_to(study.out).as_posix(), p) for p in written]
+        intro = f"Study {study.name}: {len(written)} reports (seed {study.seed}, profile {study.profile})."
+        atomic_write(
+            index_file, render_index(f"ecgprobe study {study.name}", intro, entries, study.out).encode()
+        )
     return written

@@ -31,16 +31,16 @@ def test_every_section_of_a_model_report_is_present(computed):
     ids = re.findall(r'<section id="([^"]+)"', (computed.model_dir / "report.html").read_text())
     assert ids == [
         "summary",
-        "provenance",
         "accuracy",
         "calibration",
         "scarcity",
         "geometry",
         "attribution",
         "subgroups",
+        "provenance",  # results first, provenance as the appendix
     ]
     cmp_ids = re.findall(r'<section id="([^"]+)"', (computed.compare_dir / "report.html").read_text())
-    assert cmp_ids == ["summary", "provenance", "paired", "similarity", "maps", "scarcity_compare"]
+    assert cmp_ids == ["summary", "paired", "similarity", "maps", "scarcity_compare", "provenance"]
 
 
 def test_numbers_in_the_report_come_from_results_json(computed):

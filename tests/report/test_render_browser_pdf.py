@@ -30,6 +30,11 @@ def test_html_in_headless_chromium(computed, chromium, which, tmp_path):
     # self-contained: no request can leave the file
     text = html.read_text()
     assert not re.search(r'(src|href)="(https?:)?//', text)
+    # the report links its own PDF and results.json, and they resolve beside it
+    files = re.findall(r'<a href="([^"#][^"]*)"', text)
+    assert {"report.pdf", "results.json"} <= set(files)
+    assert all((folder / f).is_file() for f in files), files
+    assert 'class="provenance-line"' in text and "full provenance in the appendix" in text
 
 
 @pytest.mark.parametrize("which", ["model", "compare"])

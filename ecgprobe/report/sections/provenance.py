@@ -161,8 +161,8 @@ def versions_rows(report: Report) -> list[tuple[str, str]]:
 
 @section(
     "provenance",
-    title="Provenance",
-    order=10,
+    title="Appendix: provenance",
+    order=900,
     modes=("model", "compare", "scarcity"),
     lead="What was measured: the model and its weights, its input contract, the data, the seeds and the software.",
 )
