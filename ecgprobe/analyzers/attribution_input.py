@@ -11,9 +11,10 @@ attributed to every input sample:
 - ``gradshap``: GradientSHAP (Lundberg & Lee 2017; captum), expected gradients on random points
   between baseline and a noisy copy of the input.
 - ``kernelshap``: for encoders without gradients (``encoder.differentiable is False``) — and as
-  a cross-check for any — exact Shapley values of the 12 (or L) leads as players, a lead being
-  "absent" when replaced by its baseline: all ``2**L`` coalitions are evaluated (4096 for 12
-  leads), so the values are exact, not a KernelSHAP regression estimate, and satisfy efficiency.
+  a cross-check for any — Shapley values of the 12 (or L) leads as players, a lead being
+  "absent" when replaced by its baseline. Exact (all ``2**L`` coalitions) when that is cheap
+  (L ≤ 8); otherwise estimated from ``n_permutations`` antithetic permutations, each satisfying
+  efficiency exactly, with a standard error per value (``lead_attribution_se``).
 
 Baselines (the reference input): ``zeros``; ``mean`` — each lead's mean over the window;
 ``smooth`` — a low-pass copy (``smooth_hz``). Aggregates for the report: the lead importance of
@@ -101,11 +102,8 @@ class InputAttribution(Analyzer):
         probe: a fitted ``LinearProbe`` result, a dict of ``LinearProbe`` settings to fit one, or
             ``None`` (fit with defaults).
         labels: labels to explain (default: all the probe fitted).
-        method: ``"ig"``, ``"gradshap"``, ``"kernelshap"`` (exact lead Shapley values) or
-            ``"auto"`` (``ig`` for differentiable encoders, else ``kernelshap``). ``kernelshap``
-            costs ``2**L`` encoder evaluations per distinct example record (4096 for 12 leads;
-            on one CPU core about 0.3 s for ``tiny-test`` and 30 s for ``handcrafted`` on 10 s at
-            500 Hz), shared by all labels of that record.
+        method: ``"ig"``, ``"gradshap"``, ``"kernelshap"`` (lead Shapley values) or
+            ``"auto"`` (``ig`` for differentiable encoders, else ``kernelshap``).
         baseline: ``"zeros"``, ``"mean"`` or ``"smooth"`` (see the module docstring).
         n_examples: example records per label (attribution is expensive; 8 by default).
         split: split the examples come from.
@@ -120,7 +118,12 @@ class InputAttribution(Analyzer):
             for each of 71 labels the maps take about 140 MB).
         batch_size: inputs per forward pass (IG steps, lead coalitions); lower it for large
             models on long inputs (the IG backward pass holds the activations of a batch).
-        seed: seed of example selection, GradientSHAP sampling and the randomisation.
+        seed: seed of example selection, GradientSHAP sampling, permutations and the randomisation.
+        lead_shapley: ``"auto"`` (exact when ``2**L`` coalitions cost no more than the sampled
+            estimate, else sampled), ``"exact"`` (4096 encoder evaluations per example record for
+            12 leads: ~30 s for ``handcrafted`` on one core) or ``"sampled"``.
+        n_permutations: permutations of the sampled estimate (antithetic pairs); with 32 about
+            350 coalitions per record for 12 leads, ~12x fewer than exact.
 
     Raises:
         ConfigError: bad settings, or a gradient method for a non-differentiable encoder.
@@ -152,6 +155,8 @@ class InputAttribution(Analyzer):
         store_maps: bool = True,
         batch_size: int = 64,
         seed: int = 0,
+        lead_shapley: str = "auto",
+        n_permutations: int = 32,
     ) -> None:
         self.encoder = encoder
         self.probe = probe
@@ -169,6 +174,8 @@ class InputAttribution(Analyzer):
         self.store_maps = store_maps
         self.batch_size = batch_size
         self.seed = seed
+        self.lead_shapley = lead_shapley
+        self.n_permutations = n_permutations
 
     def _validate(self) -> None:
         if self.method not in METHODS:
@@ -177,7 +184,11 @@ class InputAttribution(Analyzer):
             raise ConfigError(f"baseline {self.baseline!r} is not one of {list(am.BASELINES)}")
         if self.split not in SPLITS:
             raise ConfigError(f"split {self.split!r} is not one of {list(SPLITS)}")
-        for name in ("n_examples", "n_steps", "n_samples", "batch_size"):
+        if self.lead_shapley not in ("auto", "exact", "sampled"):
+            raise ConfigError(
+                f"lead_shapley {self.lead_shapley!r} is not one of ['auto', 'exact', 'sampled']"
+            )
+        for name in ("n_examples", "n_steps", "n_samples", "batch_size", "n_permutations"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
@@ -233,6 +244,8 @@ class InputAttribution(Analyzer):
             "baseline_logit": blogit,
             "convergence_delta": attr.delta,
         }
+        if attr.se is not None:
+            arrays["lead_attribution_se"] = attr.se
         n_beats = np.zeros(K, dtype=np.int64)
         if attr.maps is not None:
             offsets = am.beat_offsets(fs, self.beat_window_ms)
@@ -281,6 +294,9 @@ class InputAttribution(Analyzer):
             "n_records": len(ex.pos),
             "examples_per_label": np.bincount(ex.label, minlength=C).tolist(),
             "max_abs_convergence_delta": float(np.nanmax(np.abs(attr.delta))),
+            "lead_shapley": attr.how if method == "kernelshap" else None,
+            "lead_shapley_permutations": self.n_permutations if attr.how == "sampled" else None,
+            "lead_shapley_max_se": float(np.nanmax(attr.se)) if attr.se is not None else None,
             "median_relative_delta": float(np.nanmedian(rel)) if np.isfinite(rel).any() else None,
             "top_lead": {
                 lab: leads[int(np.nanargmax(importance[c]))]
@@ -363,11 +379,16 @@ class InputAttribution(Analyzer):
         K = len(ex.record)
         if method == "kernelshap":
             lead, delta = np.empty((K, ex.x.shape[1])), np.empty(K)
+            se, how = np.full((K, ex.x.shape[1]), np.nan), "exact"
             for r in np.unique(ex.record):
-                phi, gap = self._lead_shapley(encoder, head, ex.x[r], ex.base[r])
+                phi, gap, phi_se, how = self._lead_shapley(encoder, head, ex.x[r], ex.base[r], int(r))
                 for k in np.flatnonzero(ex.record == r):
                     lead[k], delta[k] = phi[:, ex.label[k]], gap[ex.label[k]]
-            return _Attribution(lead=lead, maps=None, delta=delta)
+                    if phi_se is not None:
+                        se[k] = phi_se[:, ex.label[k]]
+            return _Attribution(
+                lead=lead, maps=None, delta=delta, se=se if how == "sampled" else None, how=how
+            )
         maps = np.empty((K, *ex.x.shape[1:]), dtype=np.float32)
         delta = np.empty(K)
         with am.attribution_mode(encoder):
@@ -397,22 +418,33 @@ class InputAttribution(Analyzer):
         return _Attribution(lead=maps.sum(axis=-1, dtype=np.float64), maps=maps, delta=delta)
 
     def _lead_shapley(
-        self, encoder: Any, head: LinearHead, x: np.ndarray, base: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact lead Shapley values ``(L, C)`` of one record and the efficiency gap ``(C,)``."""
+        self, encoder: Any, head: LinearHead, x: np.ndarray, base: np.ndarray, r: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
+        """Lead Shapley values ``(L, C)`` of one record (exact, or sampled with standard errors:
+        see :func:`._attribution_methods.lead_shapley`), the efficiency gap ``(C,)``, the SEs
+        and how they were computed."""
 
         def value(batch: np.ndarray) -> np.ndarray:
             with torch.no_grad():
                 return head.logits(encoder.embed(batch).detach().cpu().numpy())
 
-        v = am.lead_coalition_values(value, x, base, self.batch_size)
-        if not np.isfinite(v).all():
+        try:
+            phi, se, how = am.lead_shapley(
+                value,
+                x,
+                base,
+                mode=self.lead_shapley,
+                n_permutations=self.n_permutations,
+                seed=self.seed + r,
+                batch_size=self.batch_size,
+            )
+        except FloatingPointError:
             raise AnalysisError(
                 f"encoder {encoder.name!r} gives non-finite outputs when leads are replaced by the "
                 f"{self.baseline!r} baseline; try baseline='smooth' or 'mean'"
-            )
-        phi = am.shapley_from_values(v, x.shape[0])
-        return phi, phi.sum(axis=0) - (v[-1] - v[0])
+            ) from None
+        ends = value(np.stack([x, base]))
+        return phi, phi.sum(axis=0) - (ends[0] - ends[1]), se, how
 
     def _sanity(
         self,
@@ -480,6 +512,8 @@ class _Attribution:
     lead: np.ndarray  # (K, L) signed per-lead attribution
     maps: np.ndarray | None  # (K, L, n) for gradient methods
     delta: np.ndarray  # (K,) completeness / efficiency gap
+    se: np.ndarray | None = None  # (K, L) standard errors of sampled lead Shapley values
+    how: str = ""  # "exact" / "sampled" for lead Shapley values
 
     def lead_abs(self) -> np.ndarray:
         return np.abs(self.maps).mean(axis=-1) if self.maps is not None else np.abs(self.lead)

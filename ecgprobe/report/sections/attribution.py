@@ -26,7 +26,7 @@ N_EXAMPLE_ECGS = 3
 _METHODS = {
     "ig": "Integrated Gradients",
     "gradshap": "GradientSHAP",
-    "kernelshap": "exact lead Shapley values (all lead coalitions)",
+    "kernelshap": "lead Shapley values (exact over all lead coalitions, or sampled with a stated standard error)",
 }
 
 
@@ -110,6 +110,18 @@ def _shap_table(res: Result) -> Table:
     kinds=("input_attribution", "probe_shap"),
     lead="What in the ECG drives the probe's decisions: which leads, which part of the beat, which embedding dimensions?",
 )
+def _shapley_note(m: dict[str, Any]) -> str:
+    if m.get("lead_shapley") == "sampled":
+        return (
+            f" Lead Shapley values are estimated from {fmt(m.get('lead_shapley_permutations'))} antithetic permutations "
+            f"per record (efficiency holds exactly); the largest standard error of a value is "
+            f"{fmt(m.get('lead_shapley_max_se'))} logit units."
+        )
+    if m.get("lead_shapley") == "exact":
+        return " Lead Shapley values are exact (every lead coalition evaluated)."
+    return ""
+
+
 def render(report: Report) -> list[Block]:
     blocks: list[Block] = []
     ia = report.get("input_attribution")
@@ -121,6 +133,7 @@ def render(report: Report) -> list[Block]:
                 f"(baseline: {ia.metrics.get('baseline', ia.params.get('baseline'))}), on {fmt(ia.metrics.get('n_examples'))} "
                 f"test examples ({fmt(ia.params.get('n_examples'))} per label, positives drawn with the seed). A lead's importance is "
                 "its share of the absolute attribution, averaged over the label's examples."
+                + _shapley_note(ia.metrics)
             )
         )
         n_labels = len(ia.metrics["labels"])
