@@ -145,7 +145,10 @@ compare_layers: embedding
     assert csv[0].startswith("encoder,mode,x,") and len(csv) == 1 + 2 * 3
     index = (tmp_path / "out" / "index.html").read_text()
     for name in ("tiny0", "tiny1", "scarcity", "tiny0-vs-tiny1"):
-        assert f'href="synthetic/{name}/report.html"' in index and f'href="synthetic/{name}/results.json"' in index
+        assert (
+            f'href="synthetic/{name}/report.html"' in index
+            and f'href="synthetic/{name}/results.json"' in index
+        )
     assert main(["run", str(config), "--quiet", "--format", "html"]) == 1  # outputs exist
     assert main(["run", str(config), "--quiet", "--format", "html", "--force"]) == 0
     run = json.loads((base / "tiny0" / "results.json").read_text())["context"]["run"]
