@@ -25,7 +25,7 @@ STYLE: dict[str, Any] = {
     "axes.grid": True,
     "grid.color": "#e5e5e5",
     "grid.linewidth": 0.6,
-    "legend.fontsize": 8,
+    "legend.fontsize": 9,
     "legend.frameon": False,
     "xtick.labelsize": 8,
     "ytick.labelsize": 8,

@@ -152,7 +152,14 @@ def plot_reliability(
         widths = np.array([r["bin_high"] - r["bin_low"] for r in rows])
         hist.bar(lows, count, width=widths, align="edge", color=color, alpha=0.25)
         hist.set_yscale("log")
-        hist.axis("off")
+        hist.patch.set_alpha(0)
+        hist.tick_params(axis="x", bottom=False, labelbottom=False)
+        hist.yaxis.tick_right()
+        hist.yaxis.set_label_position("right")
+        hist.tick_params(axis="y", labelsize=7)
+        hist.set_ylabel("records\nper bin", fontsize=7)
+        for side in ("top", "left", "bottom"):
+            hist.spines[side].set_visible(False)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_aspect("equal")
@@ -204,10 +211,20 @@ def plot_scarcity(results: Any, *, ax: Any = None, colors: Sequence[str] | None 
         else "positives per label (train)"
     )
     ax.set_ylabel("test macro AUROC")
-    if mode == "fraction":
-        from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    # every grid value gets its own labelled tick (a log axis would label only the decades)
+    ticks = sorted(
+        {
+            float(r["x"]) * (100.0 if mode == "fraction" else 1.0)
+            for res in named.values()
+            for r in res.tables.get("curve", [])
+        }
+    )
+    if ticks:
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
     if any(named):
         ax.legend(loc="lower right")
     return ax
@@ -262,14 +279,16 @@ def plot_projection(result: Any, *, color_by: str = "label", ax: Any = None, max
             if v not in ("none", "other", "multiple", "unknown", "nan", "")
         ]
         order += [v for v in ("multiple", "other", "none", "unknown", "nan", "") if v in values]
+        # the residual classes are greys told apart by marker as well as shade
         grey = {
-            "none": "#d0d0d0",
-            "other": "#a0a0a0",
-            "multiple": "#555555",
-            "unknown": "#e0e0e0",
-            "nan": "#e0e0e0",
-            "": "#e0e0e0",
+            "none": "#c4c4c4",
+            "other": "#7f7f7f",
+            "multiple": "#262626",
+            "unknown": "#dcdcdc",
+            "nan": "#dcdcdc",
+            "": "#dcdcdc",
         }
+        marker = {"other": "^", "multiple": "s"}
         colors = dict(zip([v for v in order if v not in grey], _categorical(len(order))))
         for v in order:
             m = cats == v
@@ -278,9 +297,17 @@ def plot_projection(result: Any, *, color_by: str = "label", ax: Any = None, max
                 xy[m, 1],
                 color=grey.get(v, colors.get(v)),
                 label=f"{v or 'unknown'} ({int(m.sum())})",
+                marker=marker.get(v, "o"),
                 **kw,
             )
-        ax.legend(markerscale=max(1.0, 12.0 / size) ** 0.5 * 1.5, loc="best", fontsize=7)
+        ax.legend(  # beside the map, never over its points
+            markerscale=max(1.0, 12.0 / size) ** 0.5 * 1.5,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.01),
+            ncol=2,
+            fontsize=9,
+            frameon=False,
+        )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
@@ -336,7 +363,7 @@ def plot_lead_importance(result: Any, *, ax: Any = None) -> Any:
     )
     im = ax.imshow(imp, aspect="auto", cmap="RdBu_r", norm=norm)
     ax.set_xticks(range(len(leads)))
-    ax.set_xticklabels(leads)
+    ax.set_xticklabels(leads, fontsize=9)
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels(labels)
     ax.grid(False)
@@ -345,7 +372,7 @@ def plot_lead_importance(result: Any, *, ax: Any = None) -> Any:
             for j in range(imp.shape[1]):
                 shade = float(norm(imp[i, j]))
                 ink = "white" if shade < 0.15 or shade > 0.85 else "#111"
-                ax.text(j, i, f"{imp[i, j]:.2f}", ha="center", va="center", fontsize=6.5, color=ink)
+                ax.text(j, i, f"{imp[i, j]:.2f}", ha="center", va="center", fontsize=7.5, color=ink)
     ax.figure.colorbar(im, ax=ax, shrink=0.8, label=f"share of |attribution| (white: 1/{len(leads)})")
     return ax
 
@@ -363,7 +390,7 @@ def plot_beat_saliency(result: Any, *, ax: Any = None, labels: Sequence[str] | N
     ax.axhline(1, color="#bbb", lw=0.6)
     ax.set_xlabel("time from R peak (ms)")
     ax.set_ylabel("relative saliency (1 = record mean)")
-    ax.legend(loc="upper right", fontsize=7)
+    ax.legend(loc="upper right", fontsize=9)
     return ax
 
 

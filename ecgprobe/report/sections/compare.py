@@ -262,7 +262,7 @@ def render_maps(report: Report) -> list[Block] | None:
 
     blocks: list[Block] = [
         Figure(
-            render_png(draw, size=(4.6 * len(maps), 4.4)),
+            render_png(draw, size=(4.6 * len(maps), 5.6)),
             caption="UMAP of each encoder's embeddings, coloured by label (single positive label; grey: none, other or several).",
             alt="Side-by-side UMAP scatter plots of " + " and ".join(maps),
         )

@@ -30,7 +30,7 @@ def maps_figure(res: Result, caption: str) -> Figure:
             plots.plot_projection(res, color_by=how, ax=ax)
 
     return Figure(
-        render_png(draw, size=(3.6 * len(options), 3.9)),
+        render_png(draw, size=(3.6 * len(options), 5.2)),
         caption=caption,
         alt="UMAP scatter plots coloured by " + ", ".join(options),
     )
