@@ -15,6 +15,7 @@ from ecgprobe.report.blocks import Block, Figure, Heading, Note, Paragraph, Tabl
 from ecgprobe.report.claims import ci_of
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
+from ecgprobe.report.glossary import explain
 from ecgprobe.report.sections.provenance import encoder_identity
 
 #: Median Spearman correlation between trained- and randomised-encoder maps above which the
@@ -147,6 +148,7 @@ def render(report: Report) -> list[Block]:
                 alt="Heatmap of lead importance per label",
             )
         )
+        blocks.append(explain("lead_share"))
         if "beat_saliency_label" in ia.arrays and np.isfinite(ia.arrays["beat_saliency_label"]).any():
             blocks.append(
                 Figure(
@@ -172,11 +174,13 @@ def render(report: Report) -> list[Block]:
                     caption="Sanity check (model randomisation): low ρ means the attributions depend on what the encoder learned",
                 )
             )
+            blocks.append(explain("spearman"))
         blocks += [Note(n) for n in ia.notes]
     ps = report.get("probe_shap")
     if ps is not None and ps.tables.get("labels"):
         blocks.append(Heading("Embedding dimensions"))
         blocks.append(_shap_table(ps))
+        blocks.append(explain("gini", "effective_dims"))
         blocks += [Note(n) for n in ps.notes]
     return blocks
 

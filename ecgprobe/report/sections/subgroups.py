@@ -20,6 +20,7 @@ from ecgprobe.report.claims import (
 )
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
+from ecgprobe.report.glossary import explain
 from ecgprobe.report.subgroups import describe
 
 
@@ -97,6 +98,7 @@ def render(report: Report) -> list[Block]:
                 ),
             )
         )
+    blocks.append(explain("gap"))
     blocks += [Note(n) for n in res.notes]
     return blocks
 
