@@ -45,6 +45,7 @@ __all__ = [
 MODEL_ANALYSES: tuple[str, ...] = (
     "linear_probe",
     "knn_probe",
+    "operating_points",
     "scarcity",
     "projection",
     "probe_shap",
@@ -76,6 +77,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "scarcity": {"n_seeds": 2, "n_resamples": 100, "fractions": (0.02, 0.05, 0.1, 0.25, 0.5, 1.0)},
         "projection": {"n_eval": 1000},
         "probe_shap": {"n_bootstrap": 100},
+        "operating_points": {"n_resamples": 300},
         "input_attribution": {"n_examples": 2, "max_labels": 3, "n_steps": 16, "batch_size": 16},
         "subgroups": {"n_resamples": 300},
         "cka": {"n_boot": 50},
@@ -168,7 +170,7 @@ def _attribution_labels(probe: Result, n: int) -> list[str]:
 
 
 #: Analyses that read the linear probe's result (they run after it).
-_NEEDS_PROBE = ("probe_shap", "input_attribution", "subgroups")
+_NEEDS_PROBE = ("probe_shap", "input_attribution", "subgroups", "operating_points")
 
 
 def run_model_analyses(
@@ -246,8 +248,8 @@ def run_model_analyses(
             bar.update()
         futures.update({n: pool.submit(run_one, n) for n in later})
         for name in [n for n in names if n in futures]:
+            bar.set_postfix_str(f"running {name}")  # the one waited on is the one still running
             done[name] = futures[name].result()
-            bar.set_postfix_str(name)
             bar.update()
     bar.close()
     for name in names:
