@@ -48,6 +48,7 @@ MODEL_ANALYSES: tuple[str, ...] = (
     "operating_points",
     "scarcity",
     "projection",
+    "neighbour_gallery",
     "probe_shap",
     "input_attribution",
     "subgroups",

@@ -21,6 +21,7 @@ __all__ = [
     "plot_cka",
     "plot_ecg",
     "plot_forest",
+    "plot_gallery",
     "plot_label_metric",
     "plot_lead_importance",
     "plot_projection",
@@ -458,3 +459,38 @@ def plot_cka(result: Any, *, ax: Any = None, name_a: str = "A", name_b: str = "B
                 )
     ax.figure.colorbar(im, ax=ax, shrink=0.8, label="linear CKA")
     return ax
+
+
+# ------------------------------------------------------------------------- neighbours
+def plot_gallery(result: Any, *, axes: Any) -> Any:
+    """A ``neighbour_gallery`` result on a ``(queries, k + 1)`` grid of Axes: each row a test
+    record (left, framed) and its nearest training ECGs, one lead in mV, with labels and distance.
+    """
+    sig = np.asarray(result.arrays["signals"], dtype=float)
+    fs = float(result.metrics.get("fs", 100.0))
+    rows = result.tables.get("neighbours", [])
+    by = {(r["query_id"], r["rank"]): r for r in rows}
+    queries = list(dict.fromkeys(r["query_id"] for r in rows))
+    axes = np.atleast_2d(axes)
+    lo, hi = np.nanpercentile(sig, 0.5), np.nanpercentile(sig, 99.5)
+    t = np.arange(sig.shape[-1]) / fs
+    for a, qid in enumerate(queries):
+        for rank in range(sig.shape[1]):
+            ax = axes[a, rank]
+            r = by.get((qid, rank), {})
+            ax.plot(t, sig[a, rank], color="#1d2330" if rank == 0 else PALETTE[0], lw=0.6)
+            ax.set_ylim(lo - 0.1, hi + 0.1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(rank == 0)
+                side.set_color("#1d2330")
+            head = "test record" if rank == 0 else f"#{rank}  d = {r.get('distance', float('nan')):.3f}"
+            color = "#1d2330" if rank == 0 or r.get("shared_label") else PALETTE[1]
+            import textwrap
+
+            labels = textwrap.shorten(str(r.get("labels", "")), width=44, placeholder=" …")
+            labels = "\n".join(textwrap.wrap(labels, width=22)[:2])
+            ax.set_title(f"{head}\n{labels}", fontsize=7.5, loc="left", color=color)
+    axes[0, 0].set_ylabel(f"{result.metrics.get('lead', '')} (mV)", fontsize=8)
+    return axes
