@@ -67,6 +67,20 @@ def subtitle(report: Report) -> str:
     return " · ".join(parts)
 
 
+#: The report's only script (ours, inline, no network): click a data-table header to sort by it.
+#: Cells sort by their first number when every cell of the column has one, else as text.
+SORT_SCRIPT = (
+    "document.querySelectorAll('table.data thead th').forEach(function(th){"
+    "th.style.cursor='pointer';th.title='sort';th.addEventListener('click',function(){"
+    "var t=th.closest('table'),b=t.tBodies[0],i=Array.prototype.indexOf.call(th.parentNode.children,th),"
+    "rows=Array.prototype.slice.call(b.rows),num=function(r){var m=(r.cells[i]||{}).textContent.match(/[-\u2212]?\\d+(\\.\\d+)?/);"
+    "return m?parseFloat(m[0].replace('\u2212','-')):NaN;},n=rows.every(function(r){return !isNaN(num(r));}),"
+    "d=th.dataset.dir==='asc'?-1:1;th.dataset.dir=d>0?'asc':'desc';"
+    "rows.sort(function(x,y){return n?d*(num(x)-num(y)):d*x.cells[i].textContent.localeCompare(y.cells[i].textContent);});"
+    "rows.forEach(function(r){b.appendChild(r);});});});"
+)
+
+
 def provenance_line(report: Report) -> str:
     """One line of provenance under the title (the full record is the appendix): ecgprobe
     version, creation time, seed, and short hashes of the weights and of the record ids."""
@@ -100,6 +114,7 @@ def render_html(report: Report, sections: list[Section], with_pdf: bool = True) 
         title=report.title,
         subtitle=subtitle(report),
         provenance=provenance_line(report),
+        sort_script=Markup(SORT_SCRIPT),
         files=[("PDF", "report.pdf")] * with_pdf + [("results.json", "results.json")],
         mode_label=MODE_LABELS[report.mode],
         sections=sections,

@@ -104,13 +104,6 @@ def _shap_table(res: Result) -> Table:
     )
 
 
-@section(
-    "attribution",
-    title="Attributions",
-    order=60,
-    kinds=("input_attribution", "probe_shap"),
-    lead="What in the ECG drives the probe's decisions: which leads, which part of the beat, which embedding dimensions?",
-)
 def _shapley_note(m: dict[str, Any]) -> str:
     if m.get("lead_shapley") == "sampled":
         return (
@@ -123,6 +116,13 @@ def _shapley_note(m: dict[str, Any]) -> str:
     return ""
 
 
+@section(
+    "attribution",
+    title="Attributions",
+    order=60,
+    kinds=("input_attribution", "probe_shap"),
+    lead="What in the ECG drives the probe's decisions: which leads, which part of the beat, which embedding dimensions?",
+)
 def render(report: Report) -> list[Block]:
     blocks: list[Block] = []
     ia = report.get("input_attribution")
