@@ -82,7 +82,9 @@ class RecordCrops:
         if self.rule == "spaced" and self.n < 2:
             raise ConfigError(f"RecordCrops(rule='spaced') needs n >= 2 windows, got n={self.n}")
         if self.rule != "spaced" and self.n != 1:
-            raise ConfigError(f"RecordCrops.n applies to rule='spaced' only, got n={self.n} for {self.rule!r}")
+            raise ConfigError(
+                f"RecordCrops.n applies to rule='spaced' only, got n={self.n} for {self.rule!r}"
+            )
         if self.reduce != "mean":
             raise ConfigError(f"RecordCrops.reduce must be 'mean', got {self.reduce!r}")
 
@@ -98,8 +100,10 @@ class RecordCrops:
         if self.rule == "first":
             text = "the first window"
         else:
-            what = f"{self.n} equally spaced windows" if self.rule == "spaced" else (
-                "every full non-overlapping window (a partial tail dropped)"
+            what = (
+                f"{self.n} equally spaced windows"
+                if self.rule == "spaced"
+                else ("every full non-overlapping window (a partial tail dropped)")
             )
             text = f"{self.reduce} over {what}"
             if n_samples and fs:
@@ -345,7 +349,9 @@ class Encoder(ABC):
         if window == "sliding" and hop is not None and hop < 1:
             raise ConfigError(f"hop must be >= 1 sample, got {hop}")
         if window == "official" and hop is not None:
-            raise ConfigError("hop applies to window='sliding'; window='official' takes its windows from the contract")
+            raise ConfigError(
+                "hop applies to window='sliding'; window='official' takes its windows from the contract"
+            )
         x = pp.select_leads(x, leads, self.spec.leads)
         if self.spec.clip_mv is not None:
             x = np.clip(x, -self.spec.clip_mv, self.spec.clip_mv)

@@ -337,7 +337,9 @@ def create_ecg_cpc(
     if not window_seconds > 0:
         raise ConfigError(f"window_seconds must be > 0, got {window_seconds}")
     if clip_mv is not None and not clip_mv > 0:
-        raise ConfigError(f"clip_mv must be > 0 mV (3 for the official MIMIC-IV-ECG inputs) or None, got {clip_mv}")
+        raise ConfigError(
+            f"clip_mv must be > 0 mV (3 for the official MIMIC-IV-ECG inputs) or None, got {clip_mv}"
+        )
     cfg = read_yaml_config(checkpoint, config, family=FAMILY)
     obj = load_lightning_checkpoint(checkpoint, family=FAMILY)
     sd = convert_state_dict(extract_state_dict(obj, ["state_dict"], path=checkpoint, family=FAMILY))

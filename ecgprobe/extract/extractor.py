@@ -78,6 +78,7 @@ def _resolve_layers(encoder: Encoder, layers: str | Sequence[str] | None) -> lis
 def _provenance(
     encoder: Encoder, records: RecordSet, window: str, hop: int | None, precision: str
 ) -> dict[str, Any]:
+    window = _resolve_window(encoder, window)
     return {
         "code_version": EXTRACTION_CODE_VERSION,
         "encoder": encoder.identity(),
@@ -101,7 +102,9 @@ def _window_note(encoder: Encoder, records: RecordSet, window: str) -> str | Non
         return None
     dur = records.duration_s
     if window == "official":
-        n_win = len(spec.crops.starts(int(records.n_samples * spec.fs / records.fs), int(spec.n_samples or 0)))
+        n_win = len(
+            spec.crops.starts(int(records.n_samples * spec.fs / records.fs), int(spec.n_samples or 0))
+        )
         return (
             f"window='official' averages {encoder.name}'s embeddings over {n_win} window(s) of {win:g} s per "
             f"{dur:g} s record: {spec.crops.describe()} (its official evaluation; window='fit' for the first only)"
@@ -336,7 +339,9 @@ def extract(
     """
     _check_args(records, batch_size, overwrite, window, precision, shard_size)
     if hop is not None and window != "sliding":
-        raise ConfigError(f"hop applies to window='sliding' only (got window={window!r}); drop hop or use 'sliding'")
+        raise ConfigError(
+            f"hop applies to window='sliding' only (got window={window!r}); drop hop or use 'sliding'"
+        )
     window = _resolve_window(encoder, window)
     if window == "sliding" and encoder.spec.n_samples is None:
         raise ConfigError(
