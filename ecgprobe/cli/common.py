@@ -106,9 +106,10 @@ def add_extraction_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     g.add_argument(
         "--window",
-        choices=("fit", "sliding"),
-        default="fit",
-        help="fit: crop/pad each record to the model's window; sliding: average over windows covering the record",
+        choices=("official", "fit", "sliding"),
+        default="official",
+        help="official (default): the model's own record-level windows, averaged (see encoders --details); "
+        "fit: crop/pad each record to the model's window; sliding: average over windows covering the record",
     )
     g.add_argument(
         "--hop",

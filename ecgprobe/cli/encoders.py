@@ -136,6 +136,13 @@ def _details(name: str) -> dict[str, Any]:
     out["input_contract"] = spec.describe() if hasattr(spec, "describe") else compact_spec(spec)
     if hasattr(spec, "notes") and spec.notes:
         out["contract_source"] = spec.notes
+    crops = getattr(spec, "crops", None)
+    if crops is not None and getattr(spec, "n_samples", None) is not None:
+        protocol = crops.describe(spec.n_samples, spec.fs)
+        out["record_level"] = (
+            f"{protocol} (default window='official'; window='fit' for the first window only)"
+            + (f"; source: {crops.source}" if crops.source else "")
+        )
     if info.get("layers"):
         out["layers"] = list(info["layers"])
     out["options"] = _options(entry.obj)

@@ -19,7 +19,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -29,9 +29,18 @@ from torch import nn
 
 from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import canonical_leads
+from ecgprobe.encoders.crops import RecordCrops
 from ecgprobe.exceptions import ConfigError, IncompatibleInputError
 
-__all__ = ["FINAL_LAYER", "Encoder", "InputSpec", "TorchEncoder", "file_sha256", "resolve_device"]
+__all__ = [
+    "FINAL_LAYER",
+    "Encoder",
+    "InputSpec",
+    "RecordCrops",
+    "TorchEncoder",
+    "file_sha256",
+    "resolve_device",
+]
 
 #: Name of the encoder's official embedding among its layers.
 FINAL_LAYER = "embedding"
@@ -57,6 +66,10 @@ class InputSpec:
         units: amplitude units the model expects (``"mV"``, ``"uV"``, ``"V"``); applied after
             normalisation only when ``normalization == "none"``.
         notes: free text describing the source of the contract (official code, paper).
+        clip_mv: amplitude limit in mV applied to the records at their own rate, before any
+            other step (``np.clip(x, -clip_mv, clip_mv)``), or ``None``.
+        crops: the official record-level protocol (:class:`RecordCrops`), which windows
+            ``extract(window="official")`` embeds and averages.
     """
 
     fs: float
@@ -69,9 +82,15 @@ class InputSpec:
     normalization: str = "none"
     units: str = "mV"
     notes: str = ""
+    clip_mv: float | None = None
+    crops: RecordCrops = field(default_factory=RecordCrops)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "leads", canonical_leads(list(self.leads)))
+        if isinstance(self.crops, dict):
+            object.__setattr__(self, "crops", RecordCrops(**self.crops))
+        if self.clip_mv is not None and not self.clip_mv > 0:
+            raise ConfigError(f"InputSpec.clip_mv must be > 0 mV or None, got {self.clip_mv}")
         object.__setattr__(self, "fs", float(self.fs))
         if self.bandpass is not None:
             object.__setattr__(self, "bandpass", tuple(self.bandpass))
@@ -95,10 +114,15 @@ class InputSpec:
         return None if self.n_samples is None else self.n_samples / self.fs
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (part of every cache key and result's provenance)."""
+        """JSON-serialisable form (part of every cache key and result's provenance); ``clip_mv``
+        and ``crops`` appear only when set, so contracts without them keep their earlier keys."""
         d = asdict(self)
         d["leads"] = list(self.leads)
         d["bandpass"] = list(self.bandpass) if self.bandpass is not None else None
+        if self.clip_mv is None:
+            del d["clip_mv"]
+        if self.crops == RecordCrops():
+            del d["crops"]
         return d
 
     @classmethod
@@ -126,6 +150,10 @@ class InputSpec:
         parts.append(f"normalisation {self.normalization}")
         if self.normalization == "none":
             parts.append(f"units {self.units}")
+        if self.clip_mv is not None:
+            parts.insert(0, f"clipped to +/-{self.clip_mv:g} mV")
+        if self.crops.rule != "first":
+            parts.append(f"record level: {self.crops.describe(self.n_samples, self.fs)}")
         return ", ".join(parts)
 
 
@@ -230,30 +258,53 @@ class Encoder(ABC):
         fs: float,
         leads: Sequence[str],
         *,
-        window: Literal["fit", "sliding"] = "fit",
+        window: Literal["fit", "sliding", "official"] = "fit",
         hop: int | None = None,
     ) -> np.ndarray:
         """Raw records ``(N, L, T)`` in mV -> model-ready ``(N, L', n)`` float32 (``"fit"``) or
-        ``(N, W, L', n)`` windows (``"sliding"``), by this encoder's input contract.
+        ``(N, W, L', n)`` windows (``"sliding"``, ``"official"``), by this encoder's input contract.
 
-        The shape, ``window`` and ``hop`` are checked and the contract's leads selected (limb
-        leads derived where possible) here; the rest is :meth:`_prepare`, which families with
-        an official pipeline of their own override.
+        The shape, ``window`` and ``hop`` are checked, the contract's leads selected (limb leads
+        derived where possible) and its amplitude clip applied here; the rest is
+        :meth:`_prepare`, which families with an official pipeline of their own override.
+        ``"official"`` is the contract's record-level protocol (``spec.crops``): the windows it
+        names, cut by the family's own ``"sliding"`` path.
 
         Raises:
-            ConfigError: signals not ``(records, leads, samples)``, an unknown ``window`` or a
-                ``hop`` below one sample.
+            ConfigError: signals not ``(records, leads, samples)``, an unknown ``window``, a
+                ``hop`` below one sample or a ``hop`` given with ``"official"``.
             IncompatibleInputError: leads missing and not derivable, or a sampling rate so low
                 that the model's band cannot be represented.
         """
         x = np.asarray(signals, dtype=np.float32)
         if x.ndim != 3:
             raise ConfigError(f"signals must be (records, leads, samples), got shape {x.shape}")
-        if window not in ("fit", "sliding"):
-            raise ConfigError(f"window must be 'fit' or 'sliding', got {window!r}")
+        if window not in ("fit", "sliding", "official"):
+            raise ConfigError(f"window must be 'fit', 'sliding' or 'official', got {window!r}")
         if window == "sliding" and hop is not None and hop < 1:
             raise ConfigError(f"hop must be >= 1 sample, got {hop}")
-        return self._prepare(pp.select_leads(x, leads, self.spec.leads), float(fs), window, hop)
+        if window == "official" and hop is not None:
+            raise ConfigError(
+                "hop applies to window='sliding'; window='official' takes its windows from the contract"
+            )
+        x = pp.select_leads(x, leads, self.spec.leads)
+        if self.spec.clip_mv is not None:
+            x = np.clip(x, -self.spec.clip_mv, self.spec.clip_mv)
+        if window != "official":
+            return self._prepare(x, float(fs), window, hop)
+        return self._official_windows(x, float(fs))
+
+    def _official_windows(self, x: np.ndarray, fs: float) -> np.ndarray:
+        """The windows of ``spec.crops`` ``(N, W, L', n)``: their starts form ``range(0, ., step)``,
+        so they are the family's ``"sliding"`` windows with that hop (``"chunks"``: its default
+        non-overlapping hop, cut at whatever rate the family windows), first ``W`` kept."""
+        spec = self.spec
+        t_model = int(x.shape[-1] * spec.fs / fs)  # the length the resamplers produce
+        starts = [0] if spec.n_samples is None else spec.crops.starts(t_model, spec.n_samples)
+        if len(starts) == 1:
+            return self._prepare(x, fs, "fit", None)[:, None]
+        hop = None if spec.crops.rule == "chunks" else starts[1] - starts[0]
+        return self._prepare(x, fs, "sliding", hop)[:, : len(starts)]
 
     def _prepare(self, x: np.ndarray, fs: float, window: str, hop: int | None) -> np.ndarray:
         """The generic chain on lead-selected records ``(N, L', T)`` at ``fs``: resampled ->

@@ -12,6 +12,13 @@ ReLU per layer), ``clinical_ts/ts/s4.py`` + ``ts/s4_modules/s4_model.py`` + ``ts
 at 240 Hz, no ``--normalize``), ``clinical_ts/data/time_series_dataset_transforms.py``
 (``Resample``: ``resampy.resample`` on each 2.5 s chunk cut at the data's rate), and the
 notebook ``preprocess_ecg_dataset.ipynb`` (leads in the canonical order I..V6, no filtering).
+
+Amplitude clipping: ``clinical_ts/utils/ecg_utils.py`` clips to +/-3 mV only in
+``process_ecg_file_heedb`` (HEEDB, the pre-training data) and ``prepare_mimicecg`` (the MIMIC-IV-ECG
+downstream set); ``prepare_data_ptb_xl`` and the other downstream preparations (PTB, Ningbo,
+CPSC2018, CPSC-Extra, Georgia, Chapman, SPH, CODE-15%, EchoNext, ZZU pECG) do not clip. The default
+contract therefore does not clip; option ``clip_mv=3`` reproduces the MIMIC-IV-ECG / HEEDB inputs
+(clipped at the records' rate, before chunking and resampling, as there).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from ecgprobe.encoders import checkpoint as _ckpt
 from ecgprobe.encoders._lightning import load_lightning_checkpoint, read_yaml_config
 from ecgprobe.encoders._resample import resample_kaiser_best, windows_then_resample
 from ecgprobe.encoders._s4 import S4Block, fft_nodes
-from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
+from ecgprobe.encoders.base import InputSpec, RecordCrops, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import extract_state_dict, load_strict, random_state_dict, rename_keys
 from ecgprobe.encoders.registry import ENCODERS
 from ecgprobe.exceptions import CheckpointError, ConfigError
@@ -50,18 +57,34 @@ PUBLISHED_CONFIG: dict[str, Any] = {
     },
 }
 _DEFAULT_WINDOW_S = 2.5  # run.sh: --input-size 2.5 --fs-model 240 for the downstream evaluation
+#: The official evaluation's chunks and their aggregation (the record-level protocol).
+CROPS = RecordCrops(
+    "chunks",
+    source="code/main_lite.py Main_Lite.setup (val/test: chunkify_valtest=True, chunk_length = stride = "
+    "input_size * fs_data, min_chunk_length = input_size * fs_data), clinical_ts/data/time_series_dataset.py "
+    "TimeSeriesDataset.__init__ (chunk starts range(start_idx, data_length, stride), final chunks shorter than "
+    "min_chunk_length removed), Main_Lite.on_valtest_epoch_eval (aggregate_predictions(..., aggregate_fn=np.mean))",
+)
 
 
-def _spec(window_s: float) -> InputSpec:
+def _spec(window_s: float, clip_mv: float | None = None) -> InputSpec:
+    clip = (
+        f"amplitudes clipped to +/-{clip_mv:g} mV first (ecg_utils.py prepare_mimicecg / process_ecg_file_heedb); "
+        if clip_mv is not None
+        else "no amplitude clipping (ecg_utils.py prepare_data_ptb_xl and the other downstream sets; only "
+        "prepare_mimicecg and the HEEDB pre-training data clip to +/-3 mV: option clip_mv=3); "
+    )
     return InputSpec(
         fs=_FS,
         leads=LEADS_12,
         n_samples=int(round(window_s * _FS)),
         normalization="none",
         units="mV",
+        clip_mv=clip_mv,
+        crops=CROPS,
         notes=(
-            f"ECG-CPC official downstream evaluation (run.sh, main_lite.py): {window_s:g} s windows cut at the "
-            "record's rate, each resampled to 240 Hz with resampy's kaiser_best sinc filter; 12 leads I..V6; "
+            f"ECG-CPC official downstream evaluation (run.sh, main_lite.py): {clip}{window_s:g} s windows cut at "
+            "the record's rate, each resampled to 240 Hz with resampy's kaiser_best sinc filter; 12 leads I..V6; "
             "no filtering, no normalisation, millivolts (pre-training used 10 s windows of HEEDB at 240 Hz)."
         ),
     )
@@ -239,8 +262,8 @@ class ECGCPCEncoder(TorchEncoder):
 
     def _prepare(self, x: np.ndarray, fs: float, window: str, hop: int | None) -> np.ndarray:
         """Windows of the contract's length cut at the records' rate, each resampled to 240 Hz
-        (official chunking then ``Resample``); ``"sliding"`` with the default hop is the official
-        non-overlapping evaluation chunks (whose predictions the authors average)."""
+        (official chunking then ``Resample``); the official evaluation chunks (non-overlapping,
+        predictions averaged) are ``window="official"``."""
         spec = self.spec
         return windows_then_resample(
             x, fs, spec.fs, spec.n_samples, resample_kaiser_best, window=window, hop=hop
@@ -258,11 +281,15 @@ def _details() -> str:
         "kernels 3,1,1,1, strides 2,1,1,1 (120 tokens/s); predictor: 4 causal S4 layers (NPLR kernel, state 8, "
         "d_model 512, GELU, 1x1 linear + GLU, post-norm residual with LayerNorm). Embedding: mean over time of the "
         "predictor output (CPCWrapper linear evaluation). Input contract: "
-        f"{SPEC.notes} Option window_seconds (default 2.5, the official downstream window; up to 10, the "
-        "pre-training window and the stored kernel length). Strides and dilations come from the hydra YAML "
-        "(option config, or the one YAML beside the checkpoint), else the published config. Layers conv0..conv3 "
-        "(time means) and s4_0..s4_3 (time means after each residual LayerNorm). The issue's table gives no window "
-        "length: the official evaluation uses 2.5 s chunks, averaged over the record."
+        f"{SPEC.notes} Record level (the default, window='official'): the mean of the embeddings of every full "
+        "non-overlapping 2.5 s chunk, a partial tail dropped (4 chunks of a 10 s record); the authors average the "
+        "chunks' predictions (record level below for the source). window='fit' embeds only the first chunk. Option "
+        "window_seconds (default 2.5, the official downstream window; up to 10, the pre-training window and the "
+        "stored kernel length). Option clip_mv (default none, as the official PTB-XL and Challenge-set "
+        "evaluations; 3 as their MIMIC-IV-ECG evaluation and the HEEDB pre-training data). Strides and dilations "
+        "come from the hydra YAML (option config, or the one YAML beside the checkpoint), else the published "
+        "config. Layers conv0..conv3 (time means) and s4_0..s4_3 (time means after each residual LayerNorm), "
+        "averaged over the same chunks."
     )
 
 
@@ -282,7 +309,11 @@ def _details() -> str:
     make_test_checkpoint=lambda path, seed: make_test_checkpoint(path, seed),
 )
 def create_ecg_cpc(
-    checkpoint: str | Path, *, config: str | Path | None = None, window_seconds: float = _DEFAULT_WINDOW_S
+    checkpoint: str | Path,
+    *,
+    config: str | Path | None = None,
+    window_seconds: float = _DEFAULT_WINDOW_S,
+    clip_mv: float | None = None,
 ) -> ECGCPCEncoder:
     """Load ECG-CPC from its published Lightning checkpoint.
 
@@ -290,22 +321,30 @@ def create_ecg_cpc(
         checkpoint: the ``.ckpt`` from the ECG-CPC zip.
         config: its hydra YAML (default: the YAML beside the checkpoint naming it, or the only one).
         window_seconds: model window in seconds (official downstream 2.5; at most the stored kernel).
+        clip_mv: clip amplitudes to +/- this many mV before anything else (``3``: the official
+            MIMIC-IV-ECG and HEEDB preparation; default ``None``: the official PTB-XL and
+            Challenge-set preparation, which does not clip).
 
     Raises:
         CheckpointError: unreadable, unsafe or mismatching checkpoint.
-        ConfigError: a window longer than the stored S4 kernel, or an unreadable config.
+        ConfigError: a window longer than the stored S4 kernel, a non-positive clip, or an
+            unreadable config.
 
     Example:
         >>> enc = ecgprobe.create_encoder("ecg-cpc", checkpoint="last_11597276.ckpt")  # doctest: +SKIP
-        >>> emb = ecgprobe.extract(enc, records, window="sliding")  # official 2.5 s chunks  # doctest: +SKIP
+        >>> emb = ecgprobe.extract(enc, records)  # mean over the official 2.5 s chunks  # doctest: +SKIP
     """
     if not window_seconds > 0:
         raise ConfigError(f"window_seconds must be > 0, got {window_seconds}")
+    if clip_mv is not None and not clip_mv > 0:
+        raise ConfigError(
+            f"clip_mv must be > 0 mV (3 for the official MIMIC-IV-ECG inputs) or None, got {clip_mv}"
+        )
     cfg = read_yaml_config(checkpoint, config, family=FAMILY)
     obj = load_lightning_checkpoint(checkpoint, family=FAMILY)
     sd = convert_state_dict(extract_state_dict(obj, ["state_dict"], path=checkpoint, family=FAMILY))
     arch = _arch_from(sd, ((cfg.get("ts") or {}).get("enc") or {}), checkpoint)
-    spec = _spec(window_seconds)
+    spec = _spec(window_seconds, None if clip_mv is None else float(clip_mv))
     if arch.in_channels != len(LEADS_12):
         raise CheckpointError(
             f"{FAMILY} checkpoint {checkpoint} takes {arch.in_channels} channels, expected 12"
@@ -326,6 +365,8 @@ def create_ecg_cpc(
     options: dict[str, Any] = (
         {"window_seconds": window_seconds} if window_seconds != _DEFAULT_WINDOW_S else {}
     )
+    if clip_mv is not None:
+        options["clip_mv"] = float(clip_mv)
     if config is not None:
         options["config"] = str(config)
     return ECGCPCEncoder(

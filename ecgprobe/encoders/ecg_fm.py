@@ -38,7 +38,7 @@ from ecgprobe.encoders._transformer import (
     parse_conv_layers,
 )
 from ecgprobe.encoders._zoo import cut_window
-from ecgprobe.encoders.base import InputSpec, file_sha256
+from ecgprobe.encoders.base import InputSpec, RecordCrops, file_sha256
 from ecgprobe.encoders.checkpoint import (
     extract_state_dict,
     load_checkpoint,
@@ -70,6 +70,13 @@ SPEC = InputSpec(
     notes=(
         "ECG-FM inference quickstart (ecg-transform 0.1.3): linear-interpolation resampling to 500 Hz, "
         "constant leads zeroed, per-lead (x - mean) / (std + 1e-8) over the whole record, then 5 s segments"
+    ),
+    crops=RecordCrops(
+        "chunks",
+        source="bowang-lab/ECG-FM notebooks/infer_quickstart.ipynb (SegmentNonoverlapping(segment_length=2500), "
+        "then 'same-sample prediction aggregation' pred.groupby(pred.index).agg(AGG_METHODS): mean for 12 of the "
+        "17 labels, max for 5); Jwoo5/fairseq-signals scripts/preprocess/ecg/preprocess.py segment_mat "
+        "(n_segments = T // segment_size: a partial tail dropped)",
     ),
 )
 
@@ -311,7 +318,10 @@ def load_ecg_fm(checkpoint: str | Path) -> tuple[ECGFMNet, dict[str, str]]:
         "summed over tokens / count of non-zero entries (scripts/embs.py). Input: 12 leads I..V6, 500 Hz, 5 s "
         "(2500 samples); preprocessing as the released quickstart: linear-interpolation resampling, constant "
         "leads zeroed, per-lead standardisation over the whole record (not per window), non-overlapping 5 s "
-        "segments. Layers: features, layer_1..layer_12 (mean over tokens). Pretraining-only keys (mask_emb, "
+        "segments. Record level (the default, window='official'): the mean of the embeddings of every full "
+        "non-overlapping 5 s segment (2 of a 10 s record), as the quickstart averages its segments' predictions "
+        "(record level below for the source); window='fit' embeds only the first 5 s. "
+        "Layers: features, layer_1..layer_12 (mean over tokens). Pretraining-only keys (mask_emb, "
         "quantizer, project_q, final_proj) and a finetuned head (proj) are dropped by name."
     ),
     make_test_checkpoint=lambda path, seed: make_test_checkpoint(path, seed),

@@ -28,7 +28,7 @@ from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders._resample import resample_fft
 from ecgprobe.encoders._vit import Block
 from ecgprobe.encoders._zoo import cut_window
-from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
+from ecgprobe.encoders.base import InputSpec, RecordCrops, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import (
     extract_state_dict,
     load_checkpoint,
@@ -62,10 +62,15 @@ SPEC = InputSpec(
         "zero-phase sosfiltfilt passes, scipy's default padding); each window standardised over all leads and "
         "samples together (zero where the std is 0). Leads I..V6 in the standard order."
     ),
+    crops=RecordCrops(
+        "spaced",
+        n=3,
+        source="configs/downstream/st_mem.yaml eval_transforms n_crop (crop_length 2250, num_segments 3); "
+        "util/transforms.py NCrop.__call__ (starts np.arange(0, T - 2250 + 1, (T - 2250) // 2)); "
+        "engine_downstream.py evaluate (samples.ndim == 4: the model on each crop, logits and outputs "
+        "averaged over the crops)",
+    ),
 )
-
-# The official eval transform NCrop(2250, 3) on a 10 s record: windows at 0, 125, 250.
-_NCROP_HOP = 125
 
 
 class _STMEMNet(nn.Module):
@@ -175,8 +180,8 @@ class STMEMEncoder(TorchEncoder):
 
     def _prepare(self, x: np.ndarray, fs: float, window: str, hop: int | None) -> np.ndarray:
         """Official evaluation transforms: FFT resampling to 250 Hz, the window, then per window
-        the 0.67-40 Hz filters and standardisation; ``window="sliding", hop=125`` on 10 s records
-        gives the official three crops (``NCrop(2250, 3)``, whose logits the authors average)."""
+        the 0.67-40 Hz filters and standardisation (the official three ``NCrop(2250, 3)`` crops
+        are ``window="official"``, cut here as sliding windows of their spacing)."""
         x = resample_fft(x, fs, self.spec.fs)
         return _filter_and_standardise(cut_window(x, _N_SAMPLES, window=window, hop=hop), self.spec.fs)
 
@@ -192,11 +197,13 @@ def _details() -> str:
         "per-lead patches of 75 samples with a SEP token at both ends of each lead and a learned lead embedding. "
         "Embedding: mean over the non-SEP tokens of the last block, then the final LayerNorm (official "
         f"forward_encoding; the linear probe reads it). Input contract: {SPEC.notes} "
-        "Official evaluation averages the logits of three crops at 0, 125, 250 of a 10 s record: on 10 s "
-        "records window='sliding' with hop=125 gives exactly those crops (a linear head makes it the mean "
-        "embedding); "
-        "window='fit' is the first crop. Layers block0..block11: the same SEP-free token means (without the "
-        "final LayerNorm). Accepts the encoder checkpoint and the full encoder+decoder checkpoint. "
+        "Record level (the default, window='official'): the mean of the embeddings of the three official "
+        "evaluation crops, 2,250 samples at 250 Hz starting at 0, (T-2250)//2 and 2(T-2250)//2 (0, 125, 250 of a "
+        "10 s record; record level below for the source). The authors average the crops' logits, which for a linear "
+        "probe is the probe of the mean embedding; records no longer than 9 s give one zero-padded crop (the "
+        "official NCrop refuses them). window='fit' embeds only the first crop. Layers block0..block11: the same "
+        "SEP-free token means (without the final LayerNorm), averaged over the same crops. Accepts the encoder "
+        "checkpoint and the full encoder+decoder checkpoint. "
         "The issue's table says '0.67-40 Hz filtering, standardised': precisely two separate 5th-order "
         "Butterworth filters per window and one mean/std over all 12 leads."
     )
@@ -225,7 +232,7 @@ def create_st_mem(checkpoint: str | Path) -> STMEMEncoder:
 
     Example:
         >>> enc = ecgprobe.create_encoder("st-mem", checkpoint="st_mem_vit_base.pth")  # doctest: +SKIP
-        >>> emb = ecgprobe.extract(enc, records, window="sliding", hop=125)  # official 3 crops  # doctest: +SKIP
+        >>> emb = ecgprobe.extract(enc, records)  # mean over the official 3 crops  # doctest: +SKIP
     """
     obj = load_checkpoint(checkpoint, family=FAMILY)
     sd, drop = convert_state_dict(extract_state_dict(obj, ["model"], path=checkpoint, family=FAMILY))

@@ -84,7 +84,7 @@ def extract_distributed(
     n_workers: int | None = None,
     gpus_per_worker: float = 0.0,
     batch_size: int = 64,
-    window: str = "fit",
+    window: str = "official",
     hop: int | None = None,
     precision: str = "fp32",
     shard_size: int = 512,

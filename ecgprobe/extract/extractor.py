@@ -32,6 +32,7 @@ from ecgprobe.extract.embeddings import Embeddings
 __all__ = ["extract"]
 
 Overwrite = Literal["missing", "always", "never"]
+Window = Literal["official", "fit", "sliding"]
 Precision = Literal["fp32", "bf16", "fp16"]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -49,9 +50,10 @@ def _check_args(
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     if overwrite not in ("missing", "always", "never"):
         raise ConfigError(f"overwrite must be 'missing', 'always' or 'never', got {overwrite!r}")
-    if window not in ("fit", "sliding"):
+    if window not in ("official", "fit", "sliding"):
         raise ConfigError(
-            f"window must be 'fit' (crop/pad to the model's window) or 'sliding', got {window!r}"
+            f"window must be 'official' (the model's record-level protocol), 'fit' (crop/pad to the model's "
+            f"window) or 'sliding', got {window!r}"
         )
     if precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(f"precision must be 'fp32', 'bf16' or 'fp16', got {precision!r}")
@@ -76,6 +78,7 @@ def _resolve_layers(encoder: Encoder, layers: str | Sequence[str] | None) -> lis
 def _provenance(
     encoder: Encoder, records: RecordSet, window: str, hop: int | None, precision: str
 ) -> dict[str, Any]:
+    window = _resolve_window(encoder, window)
     return {
         "code_version": EXTRACTION_CODE_VERSION,
         "encoder": encoder.identity(),
@@ -86,12 +89,26 @@ def _provenance(
     }
 
 
+def _resolve_window(encoder: Encoder, window: str) -> str:
+    """``"official"`` for a contract whose protocol is its first window is ``"fit"`` (same numbers, same key)."""
+    first = encoder.spec.crops.rule == "first" or encoder.spec.n_samples is None
+    return "fit" if window == "official" and first else window
+
+
 def _window_note(encoder: Encoder, records: RecordSet, window: str) -> str | None:
-    """Say when the 'fit' policy leaves part of each record unused or pads it."""
-    win = encoder.spec.window_s
-    if win is None or window != "fit":
+    """Say which windows the record-level protocol embeds, or that 'fit' leaves part of each record unused."""
+    spec, win = encoder.spec, encoder.spec.window_s
+    if win is None or window == "sliding":
         return None
     dur = records.duration_s
+    if window == "official":
+        n_win = len(
+            spec.crops.starts(int(records.n_samples * spec.fs / records.fs), int(spec.n_samples or 0))
+        )
+        return (
+            f"window='official' averages {encoder.name}'s embeddings over {n_win} window(s) of {win:g} s per "
+            f"{dur:g} s record: {spec.crops.describe()} (its official evaluation; window='fit' for the first only)"
+        )
     if dur > win + 1e-9:
         return (
             f"window='fit' uses the first {win:g} s of each {dur:g} s record ({100 * win / dur:.0f}% of it); "
@@ -132,7 +149,7 @@ class _Batches:
 def _forward(
     encoder: Encoder, x: np.ndarray, layers: list[str], device: torch.device, precision: str
 ) -> dict[str, np.ndarray]:
-    windows = x.ndim == 4  # (B, W, L, n) under window="sliding"
+    windows = x.ndim == 4  # (B, W, L, n) under window="sliding" or "official"
     flat = x.reshape(-1, *x.shape[-2:]) if windows else x
     t = torch.from_numpy(np.ascontiguousarray(flat))
     if device.type == "cuda":
@@ -225,7 +242,7 @@ def _compute(
     n_todo = sum(min((s + 1) * shard, n) - s * shard for s in todo)
     bar = _progress(progress and bool(todo), total=n_todo, desc=encoder.name)
     per_pass = batch_size
-    if window == "sliding" and todo:
+    if window != "fit" and todo:
         n_win = encoder.preprocess(
             records.read([0]), records.fs, records.leads, window=window, hop=hop
         ).shape[1]
@@ -273,7 +290,7 @@ def extract(
     device: str | torch.device = "auto",
     cache_dir: str | Path | None = None,
     overwrite: Overwrite = "missing",
-    window: Literal["fit", "sliding"] = "fit",
+    window: Window = "official",
     hop: int | None = None,
     precision: Precision = "fp32",
     shard_size: int = 512,
@@ -292,11 +309,13 @@ def extract(
         overwrite: ``"missing"`` computes what the cache lacks (resuming interrupted runs);
             ``"always"`` recomputes everything; ``"never"`` only reads the cache and fails if
             anything is missing.
-        window: ``"fit"`` crops (first samples) or zero-pads each record to the model's window;
-            ``"sliding"`` cuts the record into windows of the model's length every ``hop`` samples
-            (default: no overlap; a partial tail is zero-padded) and averages their embeddings (the
-            protocol of the ECG-FM benchmarking paper).
-        hop: window step in samples at the model's rate, for ``"sliding"``.
+        window: ``"official"`` embeds the windows of the model's official record-level protocol
+            (``encoder.spec.crops``: e.g. ST-MEM's three spaced crops, ECG-CPC's 2.5 s chunks) and
+            averages them; for most models that is the first window, i.e. ``"fit"``. ``"fit"``
+            crops (first samples) or zero-pads each record to the model's window; ``"sliding"``
+            cuts the record into windows of the model's length every ``hop`` samples (default: no
+            overlap; a partial tail is zero-padded) and averages their embeddings.
+        hop: window step in samples at the model's rate, for ``"sliding"`` only.
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast (GPU; bf16 also runs on CPU).
         shard_size: records per cache shard (the unit of resumption).
         progress: show a progress bar with records/s and print a summary line (stderr).
@@ -319,6 +338,11 @@ def extract(
         (8, 16)
     """
     _check_args(records, batch_size, overwrite, window, precision, shard_size)
+    if hop is not None and window != "sliding":
+        raise ConfigError(
+            f"hop applies to window='sliding' only (got window={window!r}); drop hop or use 'sliding'"
+        )
+    window = _resolve_window(encoder, window)
     if window == "sliding" and encoder.spec.n_samples is None:
         raise ConfigError(
             f"{encoder.name} takes records of any length; window='sliding' does not apply, use 'fit'"

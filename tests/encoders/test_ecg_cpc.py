@@ -15,6 +15,7 @@ The official S4 kernel there ran its keops formula through a torch stand-in for
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import sys
 import types
@@ -32,7 +33,7 @@ from ecgprobe.encoders._resample import resample_kaiser_best
 from ecgprobe.encoders._s4 import fft_nodes
 from ecgprobe.encoders.checkpoint import load_strict
 from ecgprobe.exceptions import CheckpointError, ConfigError
-from tests.encoders.zoo_reference import FIX, TOL, input_500hz, rel_err
+from tests.encoders.zoo_reference import FIX, TOL, input_500hz, records_of, rel_err
 
 REF = np.load(FIX / "ecg-cpc" / "reference.npz")
 
@@ -151,6 +152,74 @@ def test_strides_come_from_the_yaml(tmp_path, ckpt):
         assert enc1.module.encoder(torch.zeros(1, 12, 600)).shape[-1] == 600
     with pytest.raises(ConfigError, match="does not exist"):
         ecgprobe.create_encoder("ecg-cpc", checkpoint=ckpt, device="cpu", config=tmp_path / "none.yaml")
+
+
+def test_record_level_default_is_the_mean_over_the_official_chunks(enc, x500):
+    records = records_of(x500)
+    emb = ecgprobe.extract(enc, records, batch_size=8, device="cpu", progress=False)  # window="official"
+    # the official evaluation averages over the record's four 2.5 s chunks (aggregate_predictions, np.mean)
+    assert rel_err(emb.X, REF["embedding_per_chunk"].mean(axis=1)) < TOL
+    first = ecgprobe.extract(enc, records, window="fit", batch_size=8, device="cpu", progress=False)
+    assert rel_err(first.X, REF["embedding_per_chunk"][:, 0]) < TOL and rel_err(first.X, emb.X) > 1e-3
+    # a 9.2 s record: chunks at 0, 1250, 2500 samples; the 850-sample tail is below min_chunk_length
+    short = enc.preprocess(x500[..., :4600], 500.0, LEADS_12, window="official")
+    assert short.shape == (2, 3, 12, 600)
+    np.testing.assert_array_equal(short, enc.preprocess(x500, 500.0, LEADS_12, window="official")[:, :3])
+
+
+def _resample(chunk: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    """``resampy.resample(chunk, fs_in, fs_out, axis=0)`` (clinical_ts Resample); where resampy is not
+    installed, ecgprobe's kaiser_best reimplementation, checked against resampy by the fixtures above."""
+    if importlib.util.find_spec("resampy") is not None:
+        import resampy
+
+        return resampy.resample(chunk, fs_in, fs_out, axis=0)
+    return resample_kaiser_best(chunk.T, fs_in, fs_out).T
+
+
+def official_downstream_input(sig: np.ndarray, fs: float, clip_amp: float) -> np.ndarray:
+    """The official steps, from ecg-fm-benchmarking ``code/``, on a WFDB signal ``(T, 12)`` in mV:
+
+    ``clinical_ts/utils/ecg_utils.py`` -- ``prepare_mimicecg`` (and ``process_ecg_file_heedb``): with
+    no NaNs, ``np.clip(sigbufs, a_max=clip_amp, a_min=-clip_amp)`` when ``clip_amp > 0``;
+    ``prepare_data_ptb_xl`` has no clip (``clip_amp=0`` here); then ``resample_data`` to 500 Hz
+    (``resampy`` returns a copy at equal rates). ``main_lite.py`` ``Main_Lite.setup`` + ``TimeSeriesDataset``:
+    val/test chunks of ``input_size * fs_data`` samples at that stride, final chunks shorter than
+    ``min_chunk_length`` removed; per chunk the ``Resample(fs_data, 240)`` transform.
+    Returns ``(chunks, 12, 600)``.
+    """
+    if clip_amp > 0:
+        sig = np.clip(sig, a_max=clip_amp, a_min=-clip_amp)
+    n = int(2.5 * fs)
+    starts = [i for i in range(0, len(sig), n) if min(i + n, len(sig)) - i >= n]
+    return np.stack([_resample(sig[i : i + n], fs, 240.0).T for i in starts])
+
+
+def test_clipping_follows_the_official_path_on_a_record_above_3_mv(enc, ckpt, ptbxl_root):
+    import wfdb
+
+    sig, header = wfdb.rdsamp(str(ptbxl_root / "records500" / "00000" / "00085_hr"))  # PTB-XL ecg_id 85
+    assert header["fs"] == 500 and np.abs(sig).max() > 4.5 and (np.abs(sig) > 3).sum() > 100
+    x = sig.T[None].astype(np.float32)
+    # default: the PTB-XL downstream preparation (prepare_data_ptb_xl) does not clip
+    ours = enc.preprocess(x, 500.0, header["sig_name"], window="official")[0]
+    reference = official_downstream_input(sig, 500.0, clip_amp=0)
+    assert ours.shape == reference.shape == (4, 12, 600) and rel_err(ours, reference) < TOL
+    # clip_mv=3: the MIMIC-IV-ECG / HEEDB preparation (clip at the data's rate, then chunk and resample)
+    clipped_enc = ecgprobe.create_encoder("ecg-cpc", checkpoint=ckpt, device="cpu", clip_mv=3)
+    assert clipped_enc.spec.clip_mv == 3.0 and clipped_enc.options == {"clip_mv": 3.0}
+    clipped = clipped_enc.preprocess(x, 500.0, header["sig_name"], window="official")[0]
+    clipped_reference = official_downstream_input(sig, 500.0, clip_amp=3)
+    assert rel_err(clipped, clipped_reference) < TOL
+    # the two official paths give visibly different model inputs on this record ...
+    assert rel_err(ours, clipped_reference) > 0.2
+    # ... and the order matters: clipping after resampling is not the official input
+    late = np.clip(ours, -3, 3)
+    assert rel_err(late, clipped_reference) > 10 * TOL
+    emb = ecgprobe.extract(clipped_enc, records_of(x), device="cpu", progress=False)
+    assert emb.provenance["encoder"]["spec"]["clip_mv"] == 3.0
+    with pytest.raises(ConfigError, match="clip_mv must be > 0"):
+        ecgprobe.create_encoder("ecg-cpc", checkpoint=ckpt, device="cpu", clip_mv=0)
 
 
 def test_end_to_end_on_ptbxl(enc, ptbxl100):

@@ -22,7 +22,7 @@ from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders import ecg_fm
 from ecgprobe.encoders.checkpoint import load_strict, weight_norm_to_parametrizations
 from ecgprobe.exceptions import CheckpointError
-from tests.encoders.zoo_reference import FIX, TOL, input_500hz, rel_err
+from tests.encoders.zoo_reference import FIX, TOL, input_500hz, records_of, rel_err
 
 REF = np.load(FIX / "ecg-fm" / "reference.npz")
 
@@ -79,6 +79,23 @@ def test_whole_record_standardisation_and_sliding(enc):
     flat = x.copy()
     flat[0, 3] = 0.7  # a constant lead becomes zero
     assert np.all(enc.preprocess(flat, 500.0, LEADS_12)[0, 3] == 0)
+
+
+def test_record_level_default_is_the_mean_over_the_5_s_segments(enc):
+    x10 = input_500hz()[0]
+    x = np.concatenate([x10, x10[..., :1000]], axis=-1)  # 12 s: two full 5 s segments and a 2 s tail
+    segments = enc.preprocess(x, 500.0, LEADS_12, window="official")
+    sliding = enc.preprocess(x, 500.0, LEADS_12, window="sliding")
+    assert segments.shape == (2, 2, 12, 2500) and sliding.shape[1] == 3  # segment_mat drops the tail
+    np.testing.assert_array_equal(segments, sliding[:, :2])
+    records = records_of(x)
+    emb = ecgprobe.extract(enc, records, batch_size=4, device="cpu", progress=False)  # window="official"
+    with torch.no_grad():  # each segment embedded by hand, then averaged (the quickstart's 'mean' labels)
+        per_segment = [enc.embed(segments[:, i]).numpy() for i in range(2)]
+    np.testing.assert_allclose(emb.X, np.mean(per_segment, axis=0), rtol=1e-5, atol=1e-6)
+    first = ecgprobe.extract(enc, records, window="fit", batch_size=4, device="cpu", progress=False)
+    np.testing.assert_allclose(first.X, per_segment[0], rtol=1e-5, atol=1e-6)
+    assert emb.provenance["encoder"]["spec"]["crops"]["rule"] == "chunks"
 
 
 def test_end_to_end_on_ptbxl(enc, ptbxl100):

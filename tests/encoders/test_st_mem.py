@@ -23,9 +23,10 @@ import torch
 import ecgprobe
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders import st_mem
+from ecgprobe.encoders._resample import resample_fft
 from ecgprobe.encoders.checkpoint import load_strict
 from ecgprobe.exceptions import CheckpointError
-from tests.encoders.zoo_reference import FIX, TOL, input_500hz, rel_err
+from tests.encoders.zoo_reference import FIX, TOL, input_500hz, records_of, rel_err
 
 REF = np.load(FIX / "st-mem" / "reference.npz")
 KEYS = json.loads((FIX / "st-mem" / "keys.json").read_text())
@@ -85,6 +86,47 @@ def test_embedding_and_layers_match_the_official_model(enc, x500):
     assert rel_err(out["embedding"].numpy(), np.stack([ref[0, 0], ref[1, 2]])) < TOL
     for name in ("block0", "block11"):
         assert rel_err(out[name].numpy()[0], REF[f"layer_{name}_crop0"][0]) < TOL, name
+
+
+def test_record_level_default_is_the_mean_of_the_three_official_crops(enc, x500):
+    records = records_of(x500)
+    emb = ecgprobe.extract(enc, records, batch_size=2, device="cpu", progress=False)  # window="official"
+    # the official evaluation: the model on each NCrop crop, averaged (engine_downstream.evaluate)
+    assert rel_err(emb.X, REF["embedding_per_crop"].mean(axis=1)) < TOL
+    crops = enc.preprocess(x500, 500.0, LEADS_12, window="official")
+    assert crops.shape == (2, 3, 12, 2250)
+    with torch.no_grad():  # the three crops embedded one by one, by hand
+        per_crop = [enc.embed(crops[:, i]).numpy() for i in range(3)]
+    np.testing.assert_allclose(emb.X, np.mean(per_crop, axis=0), rtol=1e-5, atol=1e-6)
+    first = ecgprobe.extract(enc, records, window="fit", batch_size=2, device="cpu", progress=False)
+    np.testing.assert_allclose(first.X, per_crop[0], rtol=1e-5, atol=1e-6)  # override: the first crop only
+    assert rel_err(first.X, emb.X) > 1e-3
+    assert emb.provenance["encoder"]["spec"]["crops"] == {
+        "rule": "spaced",
+        "n": 3,
+        "reduce": "mean",
+        "source": st_mem.SPEC.crops.source,
+    }
+
+
+@pytest.mark.parametrize("t", [2250, 2251, 2252, 2253, 2254, 2499, 2500, 3001, 5000])
+def test_crop_starts_are_the_official_ncrop_starts(t):
+    ours = st_mem.SPEC.crops.starts(t, 2250)
+    if t - 2250 >= 2:  # util/transforms.py NCrop.__call__ (its step is 0 below: numpy refuses)
+        assert ours == list(np.arange(0, t - 2250 + 1, (t - 2250) // 2))
+    else:
+        assert ours == [0]
+    assert st_mem.SPEC.crops.starts(2500, 2250) == list(REF["crop_starts"])
+
+
+def test_official_crops_of_a_longer_record_are_cut_after_resampling(enc, x500):
+    x = np.concatenate([x500, x500[..., :1000]], axis=-1)  # 12 s at 500 Hz -> 3,000 samples at 250 Hz
+    crops = enc.preprocess(x, 500.0, LEADS_12, window="official")
+    at_250 = resample_fft(x, 500.0, 250.0)
+    assert crops.shape == (2, 3, 12, 2250)
+    for i, start in enumerate((0, 375, 750)):  # NCrop: range(0, 751, 375)
+        one = at_250[..., start : start + 2250]
+        np.testing.assert_allclose(crops[:, i], st_mem._filter_and_standardise(one, 250.0), atol=1e-5)
 
 
 def test_end_to_end_on_ptbxl(enc, ptbxl100):

@@ -28,3 +28,14 @@ def close(ours, official) -> None:
 def input_500hz() -> tuple[np.ndarray, list[str]]:
     """The fixed input records ``(N, 12, T)`` at 500 Hz and their lead names."""
     return np.load(FIX / "input_500hz.npy"), json.loads((FIX / "input_500hz.json").read_text())["leads"]
+
+
+def records_of(signals: np.ndarray, fs: float = 500.0):
+    """A RecordSet holding ``signals`` ``(N, 12, T)`` (leads I..V6, mV) at ``fs``, for ``extract``."""
+    from dataclasses import replace
+
+    import ecgprobe
+    from ecgprobe.data import ArraySource
+
+    shell = ecgprobe.load_dataset("synthetic", n_records=len(signals), fs=fs, seed=0)
+    return replace(shell, source=ArraySource(np.ascontiguousarray(signals, dtype=np.float32)))

@@ -290,3 +290,107 @@ def test_resume_after_kill_9(tmp_path):
     emb = ecgprobe.extract(enc, rs, cache_dir=tmp_path / "cache", batch_size=8, shard_size=8, progress=False)
     assert TinyTestEncoder.calls - before == 12 - completed
     np.testing.assert_allclose(emb.X, ecgprobe.extract(enc, rs, progress=False).X, rtol=1e-6)
+
+
+# ---- the official record-level protocol (InputSpec.crops) -------------------------------------
+
+
+def _with_crops(enc, crops):
+    from dataclasses import replace
+
+    enc.spec = replace(enc.spec, crops=crops)
+    return enc
+
+
+def test_official_window_embeds_the_declared_crops_and_averages_them(records):
+    from ecgprobe.encoders.base import RecordCrops
+
+    enc = _with_crops(ecgprobe.create_encoder("tiny-test", device="cpu"), RecordCrops("spaced", n=3))
+    # 10 s at 100 Hz, 250-sample windows: starts 0, 375, 750 (range(0, 1000 - 250 + 1, 750 // 2))
+    assert enc.spec.crops.starts(records.n_samples, 250) == [0, 375, 750]
+    emb = ecgprobe.extract(enc, records, batch_size=9, progress=False)  # default: window="official"
+    x = enc.preprocess(records.signals, records.fs, records.leads, window="fit")
+    by_hand = []
+    with torch.no_grad():
+        for start in (0, 375, 750):
+            crop = records.signals[..., start : start + 250]
+            by_hand.append(enc.embed(enc.preprocess(crop, records.fs, records.leads, window="fit")).numpy())
+    np.testing.assert_allclose(emb.X, np.mean(by_hand, axis=0), rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        first = enc.embed(torch.from_numpy(x)).numpy()
+    fit = ecgprobe.extract(enc, records, window="fit", progress=False)
+    np.testing.assert_allclose(fit.X, first, rtol=1e-5, atol=1e-6)  # the user can still override
+    assert not np.allclose(emb.X, fit.X)
+    assert emb.provenance["window"] == "official" and emb.provenance["encoder"]["spec"]["crops"]["n"] == 3
+    assert "3 window(s)" in emb.provenance["note"]
+
+
+def test_chunks_drop_a_partial_tail(records):
+    from dataclasses import replace
+
+    from ecgprobe.data import ArraySource
+    from ecgprobe.encoders.base import RecordCrops
+
+    enc = _with_crops(ecgprobe.create_encoder("tiny-test", device="cpu"), RecordCrops("chunks"))
+    short = replace(
+        records, source=ArraySource(records.signals[..., :900])
+    )  # 3 full 2.5 s chunks + 150 samples
+    windows = enc.preprocess(short.signals, short.fs, short.leads, window="official")
+    sliding = enc.preprocess(short.signals, short.fs, short.leads, window="sliding")
+    assert (
+        windows.shape[1] == 3 and sliding.shape[1] == 4
+    )  # 'sliding' zero-pads the tail, 'official' drops it
+    np.testing.assert_array_equal(windows, sliding[:, :3])
+    tiny = replace(records, source=ArraySource(records.signals[..., :200]))  # shorter than one window
+    one = enc.preprocess(tiny.signals, tiny.fs, tiny.leads, window="official")
+    np.testing.assert_array_equal(one[:, 0], enc.preprocess(tiny.signals, tiny.fs, tiny.leads, window="fit"))
+
+
+def test_official_is_fit_for_first_window_contracts_same_key(enc, records, tmp_path):
+    fit = ecgprobe.extract(enc, records, window="fit", cache_dir=tmp_path, progress=False)
+    before = TinyTestEncoder.calls
+    default = ecgprobe.extract(enc, records, cache_dir=tmp_path, progress=False)
+    assert TinyTestEncoder.calls == before and default.key == fit.key  # same numbers, same cache entry
+    assert default.provenance["window"] == "fit" and "crops" not in default.provenance["encoder"]["spec"]
+
+
+def test_crops_and_clip_are_part_of_the_key(records, tmp_path):
+    from dataclasses import replace
+
+    from ecgprobe.encoders.base import RecordCrops
+
+    plain = ecgprobe.create_encoder("tiny-test", device="cpu")
+    key = ecgprobe.extract(plain, records, cache_dir=tmp_path, progress=False).key
+    spaced = _with_crops(ecgprobe.create_encoder("tiny-test", device="cpu"), RecordCrops("spaced", n=2))
+    assert ecgprobe.extract(spaced, records, cache_dir=tmp_path, progress=False).key != key
+    clipped = ecgprobe.create_encoder("tiny-test", device="cpu")
+    clipped.spec = replace(clipped.spec, clip_mv=0.1)
+    assert ecgprobe.extract(clipped, records, cache_dir=tmp_path, progress=False).key != key
+
+
+def test_clip_is_applied_before_anything_else(records):
+    from dataclasses import replace
+
+    enc = ecgprobe.create_encoder("tiny-test", device="cpu")
+    enc.spec = replace(enc.spec, clip_mv=0.2)
+    x = records.signals[:4]
+    plain = ecgprobe.create_encoder("tiny-test", device="cpu")
+    np.testing.assert_array_equal(
+        enc.preprocess(x, records.fs, records.leads),
+        plain.preprocess(np.clip(x, -0.2, 0.2), records.fs, records.leads),
+    )
+
+
+def test_window_and_crops_misuse_are_clear_errors(enc, records):
+    from ecgprobe.encoders.base import InputSpec, RecordCrops
+
+    with pytest.raises(ConfigError, match="hop applies to window='sliding' only"):
+        ecgprobe.extract(enc, records, hop=10, progress=False)
+    with pytest.raises(ConfigError, match="'official'"):
+        ecgprobe.extract(enc, records, window="crops", progress=False)
+    with pytest.raises(ConfigError, match="n >= 2"):
+        RecordCrops("spaced", n=1)
+    with pytest.raises(ConfigError, match="not in"):
+        RecordCrops("random")
+    with pytest.raises(ConfigError, match="clip_mv must be > 0"):
+        InputSpec(fs=100.0, leads=("I",), n_samples=10, clip_mv=0.0)
