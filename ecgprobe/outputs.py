@@ -44,7 +44,7 @@ def _reason(exc: OSError) -> tuple[str, str]:
     if code == errno.EROFS:
         return "the file system is read-only", "choose a folder on a writable disk"
     if code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        return "no space left on the device (or the disk quota is exceeded)", (
+        return "no space left on the device, or over the disk quota", (
             "free some space or choose a folder on a disk with room"
         )
     if code in (errno.ENOTDIR, errno.EEXIST):
