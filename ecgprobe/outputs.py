@@ -58,6 +58,13 @@ def _reason(exc: OSError) -> tuple[str, str]:
     return (exc.strerror or type(exc).__name__), "check the path and its permissions"
 
 
+def _short(path: object, limit: int = 160) -> str:
+    """A path for a message: whole when reasonable, else its start and end (a 5,000-character
+    path would bury the message)."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-limit // 3 :]}"
+
+
 def describe_os_error(exc: OSError, path: str | Path | None = None) -> str:
     """One line for an operating-system error: the path, what went wrong and the fix.
 
@@ -67,7 +74,7 @@ def describe_os_error(exc: OSError, path: str | Path | None = None) -> str:
     """
     where = exc.filename if exc.filename is not None else path
     why, fix = _reason(exc)
-    return f"{where}: {why}; {fix}" if where is not None else f"{why}; {fix}"
+    return f"{_short(where)}: {why}; {fix}" if where is not None else f"{why}; {fix}"
 
 
 def _missing_parents(folder: Path) -> list[Path]:
@@ -132,7 +139,7 @@ class Output:
         return sorted(found)
 
     def _where(self) -> str:
-        return f"{self.option} {self.folder}"
+        return f"{self.option} {_short(self.folder)}"
 
     def _error(self, exc: OSError, *, staged: Path | None = None, when: str = "") -> OutputError:
         where = None if exc.filename is None else Path(exc.filename)
@@ -141,7 +148,7 @@ class Output:
         if where is not None and where.name.startswith((_PROBE_PREFIX, STAGING_PREFIX)):
             where = None
         why, fix = _reason(exc)
-        what = why if where is None or where == self.folder else f"{where}: {why}"
+        what = why if where is None or where == self.folder else f"{_short(where)}: {why}"
         return OutputError(
             f"cannot write to {self._where()} ({what}){when}; {fix.replace('another folder', 'another ' + self.option)}"
         )
@@ -184,8 +191,13 @@ class Output:
             OutputError: the folder is a file, or lies under one, is read-only, or cannot be
                 created (permission, disk full, path too long).
         """
-        self._check_folder()
-        existing = self.existing()
+        try:
+            self._check_folder()
+            existing = self.existing()
+        except OutputError:
+            raise
+        except OSError as exc:  # e.g. a path too long to even look at
+            raise self._error(exc, when=", checked before any work") from None
         if existing and not self.force:
             shown = ", ".join(existing[:8]) + (f" and {len(existing) - 8} more" if len(existing) > 8 else "")
             raise ConfigError(

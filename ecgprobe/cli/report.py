@@ -112,13 +112,18 @@ def _formats(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _plan(args: argparse.Namespace, default: tuple[str, ...]) -> list[str] | None:
+    """The analyses ``--analyses``/``--skip`` leave, checked (names and profile) before any work."""
+    from ecgprobe.report.pipeline import resolve_analyses
+
     chosen = _csv(args.analyses)
     skip = set(_csv(args.skip) or ())
     if chosen is None and not skip:
-        return None
-    names = [a for a in (chosen or list(default)) if a not in skip]
-    if not names:
-        raise ConfigError("no analysis left to run (check --analyses and --skip)")
+        names = None
+    else:
+        names = [a for a in (chosen or list(default)) if a not in skip]
+        if not names:
+            raise ConfigError("no analysis left to run (check --analyses and --skip)")
+    resolve_analyses(names, profile=args.profile, default=default)
     return names
 
 
@@ -159,8 +164,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.out is None:
         raise ConfigError("pass --out DIR for the report")
     check_output(args, Report.output_names(formats))  # fail before any work
-    records = dataset_from_args(args)
     plan = _plan(args, MODEL_ANALYSES)
+    records = dataset_from_args(args)
     # created once: it extracts, and the input attributions differentiate through it
     encoder = encoder_from_args(args) if args.encoder else None
     t1 = time.perf_counter()
@@ -192,6 +197,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     formats = _formats(args)
     check_output(args, Report.output_names(formats))
+    plan = _plan(args, COMPARE_ANALYSES)
     records = dataset_from_args(args)
     layers: Any = "all" if args.layers == "all" else None if args.layers == "embedding" else _csv(args.layers)
     sides, names, encoders, timings = [], [], [], {}
@@ -212,7 +218,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         names=names,
         encoders=encoders,
         title=args.title,
-        analyses=_plan(args, COMPARE_ANALYSES),
+        analyses=plan,
         profile=args.profile,
         seed=args.seed,
         cache_dir=_cache_root(args),
