@@ -225,3 +225,44 @@ def test_study_encoder_labels_are_sanitised_and_collisions_refused(tmp_path):
         load_study(cfg)
     cfg = _study(tmp_path, "[synthetic]", "[{name: tiny-test, label: 'a/b'}]")
     assert study_outputs(load_study(cfg))[0] == "synthetic/a-b/results.json"
+
+
+_TINY = [*DATA, "--encoder", "tiny-test"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (["extract", *_TINY], "embeddings.conv1.npy"),
+        (["probe", *_TINY, "--kind", "both"], "linear/per_label.csv"),
+        (["probe", *_TINY, "--target", "age"], "per_target.csv"),
+        (["scarcity", *_TINY], "curve.csv"),
+        (["scarcity", *DATA, "--encoders", "tiny-test"], "scarcity.csv"),
+        (["scarcity", *DATA, "--encoders", "tiny-test"], "results.npz"),
+        (["report", *_TINY], "results.npz"),
+        (["report", *_TINY, "--format", "pdf"], "report.pdf"),
+        (["compare", *DATA, "--encoder-a", "tiny-test", "--encoder-b", "tiny-test"], "results.npz"),
+        (["cka", *DATA, "--encoder-a", "tiny-test", "--encoder-b", "tiny-test"], "cka.npz"),
+        (
+            ["cka", *DATA, "--encoder-a", "tiny-test", "--encoder-b", "tiny-test", "--alignment"],
+            "alignment.json",
+        ),
+        (["umap", *_TINY, "--color-by", "label,age"], "projection_age.png"),
+        (["attribute", *_TINY], "linear_probe.npz"),
+        (["demo"], "scarcity/scarcity.csv"),
+        (["demo"], "index.html"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else v[0],
+)
+def test_every_command_refuses_each_file_it_would_write(tmp_path, capsys, argv, name):
+    out = tmp_path / "o"
+    (out / name).parent.mkdir(parents=True, exist_ok=True)
+    (out / name).write_text("mine")
+    before = TinyTestEncoder.calls
+    assert (
+        main([*argv, "--out", str(out), "--no-cache"] if argv[0] != "demo" else [*argv, "--out", str(out)])
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert name in err and "--force" in err and len(err.strip().splitlines()) == 1, err
+    assert (out / name).read_text() == "mine" and TinyTestEncoder.calls == before  # refused before any work
