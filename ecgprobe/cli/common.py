@@ -253,34 +253,33 @@ def out_folder(text: str) -> Path:
     return Path(text)
 
 
+def _number(
+    text: str, cast: Callable[[str], Any], expected: str, ok: Callable[[Any], bool], rule: str
+) -> Any:
+    try:
+        value = cast(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{rule}, got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1 (argparse type)."""
-    value = non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
+    return _number(text, int, "a whole number", lambda v: v >= 1, "must be at least 1")
 
 
 def non_negative_int(text: str) -> int:
     """An integer >= 0 (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
-    return value
+    return _number(text, int, "a whole number", lambda v: v >= 0, "must not be negative")
 
 
 def open_interval(text: str) -> float:
     """A number strictly between 0 and 1, e.g. a confidence level (argparse type)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text!r}")
-    return value
+    return _number(
+        text, float, "a number between 0 and 1", lambda v: 0 < v < 1, "must lie strictly between 0 and 1"
+    )
 
 
 def add_output_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
