@@ -36,10 +36,12 @@ _PROBE_PREFIX = ".ecgprobe-write-test-"
 _WILDCARDS = ("*", "?", "[")
 
 
-def _reason(exc: OSError) -> tuple[str, str]:
+def _reason(exc: OSError, *, writing: bool = True) -> tuple[str, str]:
     """(what went wrong, how to fix it) for an operating-system error, in words."""
     code = exc.errno
     if code in (errno.EACCES, errno.EPERM):
+        if not writing:
+            return "permission denied", "check its permissions (and those of the folders above it)"
         return "permission denied", "make it writable or choose another folder"
     if code == errno.EROFS:
         return "the file system is read-only", "choose a folder on a writable disk"
@@ -65,15 +67,20 @@ def _short(path: object, limit: int = 160) -> str:
     return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-limit // 3 :]}"
 
 
-def describe_os_error(exc: OSError, path: str | Path | None = None) -> str:
+def describe_os_error(exc: OSError, path: str | Path | None = None, *, writing: bool = False) -> str:
     """One line for an operating-system error: the path, what went wrong and the fix.
+
+    Args:
+        exc: the error.
+        path: the path to name when the error does not carry one.
+        writing: whether the path was being written (the fix differs).
 
     Example:
         >>> describe_os_error(PermissionError(13, "Permission denied", "/data/x"))
-        '/data/x: permission denied; make it writable or choose another folder'
+        '/data/x: permission denied; check its permissions (and those of the folders above it)'
     """
     where = exc.filename if exc.filename is not None else path
-    why, fix = _reason(exc)
+    why, fix = _reason(exc, writing=writing)
     return f"{_short(where)}: {why}; {fix}" if where is not None else f"{why}; {fix}"
 
 

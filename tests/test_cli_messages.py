@@ -130,3 +130,18 @@ def test_pickle_refusal_says_what_weights_only_false_risks(tmp_path):
     assert "was refused" in text
     if "weights_only=False" in text:  # advising it is fine only together with what it risks
         assert "runs any code the file contains" in text and "trust" in text
+
+
+def test_an_os_error_from_any_command_is_one_line_exit_1(capsys, monkeypatch):
+    from ecgprobe.cli import data
+
+    def unreadable(args):
+        raise PermissionError(13, "Permission denied", "/data/ptb-xl/ptbxl_database.csv")
+
+    monkeypatch.setattr(data, "cmd_datasets", unreadable)
+    assert main(["datasets"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "ecgprobe datasets: error: /data/ptb-xl/ptbxl_database.csv: permission denied; "
+        "check its permissions (and those of the folders above it)\n"
+    )
