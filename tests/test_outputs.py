@@ -266,3 +266,21 @@ def test_every_command_refuses_each_file_it_would_write(tmp_path, capsys, argv, 
     err = capsys.readouterr().err
     assert name in err and "--force" in err and len(err.strip().splitlines()) == 1, err
     assert (out / name).read_text() == "mine" and TinyTestEncoder.calls == before  # refused before any work
+
+
+def test_report_rerender_on_a_full_disk_keeps_the_complete_report(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "rep"
+    args = ["report", *_TINY, "--analyses", "linear_probe", "--profile", "quick", "--format", "html",
+            "--no-cache", "--quiet", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    before = _tree(out)
+    assert set(before) == {"report.html", "results.json", "results.npz"}
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ecgprobe._io.os, "fsync", full)
+    assert main(["report", "--from", str(out), "--force", "--format", "html", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "no space left" in err and "nothing was written" in err and len(err.strip().splitlines()) == 1, err
+    assert _tree(out) == before

@@ -274,6 +274,12 @@ class Report:
         """Write ``results.json``/``.npz`` and the requested formats into folder ``out``, all or
         nothing (see :class:`ecgprobe.outputs.Output`).
 
+        Args:
+            out: the report folder (created when needed).
+            formats: ``"html"`` and/or ``"pdf"``.
+            force: replace the files of an earlier report instead of refusing.
+            option: how the caller names ``out`` in messages (``"--out"``, a study's ``"out:"``).
+
         Returns:
             ``{"json" | "npz" | "html" | "pdf": path}`` of the files written.
 
