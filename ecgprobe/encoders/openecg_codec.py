@@ -79,10 +79,10 @@ def _import_openecg() -> Any:
         from openecg.stage2 import model_variants
     except ImportError as exc:
         what = "is not installed" if exc.name == "openecg" else f"cannot be imported ({exc})"
-        too_old = sys.version_info < (3, 11)
-        py = f"; openecg needs Python >= 3.11 and this is {sys.version.split()[0]}" if too_old else ""
+        py = "" if sys.version_info >= (3, 11) else f", this is {sys.version.split()[0]}"
         raise DependencyError(
-            f'the openecg-codec encoder needs the openecg package, which {what}: pip install "ecgprobe[openecg]"{py}'
+            f"the openecg-codec encoder needs the openecg package, which {what}: "
+            f'pip install "ecgprobe[openecg]" (needs Python >= 3.11{py})'
         ) from None
     return openecg, model_variants
 
