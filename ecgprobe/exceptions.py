@@ -19,6 +19,7 @@ __all__ = [
     "DependencyError",
     "EcgprobeError",
     "IncompatibleInputError",
+    "OutputError",
     "UnknownNameError",
 ]
 
@@ -60,3 +61,7 @@ class AnalysisError(EcgprobeError, ValueError):
 
 class DependencyError(EcgprobeError, ImportError):
     """An optional dependency needed for a feature is not installed."""
+
+
+class OutputError(EcgprobeError, OSError):
+    """An output folder or file cannot be written: read-only, not a folder, or the disk is full."""

@@ -144,7 +144,8 @@ def _captum() -> Any:
         import captum.attr
     except ImportError:
         raise DependencyError(
-            "gradient attributions need captum: pip install captum (or pip install 'ecgprobe[attribution]')"
+            "gradient attributions need captum, which ecgprobe depends on but is missing from this "
+            "environment: pip install 'captum>=0.7' (or reinstall ecgprobe)"
         ) from None
     return captum.attr
 

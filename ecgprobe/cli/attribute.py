@@ -17,10 +17,12 @@ from ecgprobe.cli.common import (
     add_encoder_args,
     add_extraction_args,
     add_output_args,
+    check_output,
     dataset_from_args,
     embeddings_from_args,
     encoder_from_args,
-    prepare_output,
+    non_negative_int,
+    positive_int,
 )
 from ecgprobe.exceptions import ConfigError
 
@@ -56,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--labels", help="comma-separated labels to explain (default: every label the probe fitted)"
     )
-    g.add_argument("--n-examples", type=int, default=8, help="example records per label (default 8)")
+    g.add_argument("--n-examples", type=positive_int, default=8, help="example records per label (default 8)")
     g.add_argument(
         "--method",
         choices=("auto", "ig", "gradshap", "kernelshap"),
@@ -69,10 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="zeros",
         help="reference input: zeros, each lead's mean, or a low-pass copy (default zeros)",
     )
-    g.add_argument("--n-steps", type=int, default=32, help="Integrated-Gradients steps (default 32)")
+    g.add_argument("--n-steps", type=positive_int, default=32, help="Integrated-Gradients steps (default 32)")
     g.add_argument("--split", default="test", help="split the example records come from (default test)")
     g.add_argument("--no-sanity-check", action="store_true", help="skip the model-randomisation sanity check")
-    g.add_argument("--seed", type=int, default=0, help="seed of example selection and sampling (default 0)")
+    g.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of example selection and sampling (default 0)"
+    )
     add_extraction_args(p)
     add_output_args(p)
     p.set_defaults(handler=cmd_attribute)
@@ -84,7 +88,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     from ecgprobe.analyzers.attribution_input import InputAttribution
     from ecgprobe.analyzers.attribution_probe import ProbeShap
 
-    out = prepare_output(args.out, OUTPUTS, force=args.force)
+    output = check_output(args, OUTPUTS)
     records = dataset_from_args(args)
     probe = None
     if args.probe is not None:
@@ -93,14 +97,13 @@ def cmd_attribute(args: argparse.Namespace) -> int:
             raise ConfigError(f"--probe {args.probe} is a {probe.kind!r} result; pass a linear_probe result")
     encoder = encoder_from_args(args) if args.encoder else None  # created once, used twice
     emb = embeddings_from_args(args, records, encoder=encoder)
-    if probe is None:  # fit once, explain twice; saved so that the explained head is on disk
+    fitted = probe is None
+    if fitted:  # fit once, explain twice; saved so that the explained head is on disk
         from ecgprobe.analyzers.attribution_probe import fit_probe
 
         probe = fit_probe({"seed": args.seed}, emb, records)
-        probe.save(out / "linear_probe")
     labels = [s.strip() for s in args.labels.split(",") if s.strip()] if args.labels else None
     shap_res = ProbeShap(probe=probe, labels=labels, seed=args.seed).run(emb, records)
-    shap_res.save(out / "probe_shap")
     encoder = encoder if encoder is not None else encoder_from_args(args)
     attr = InputAttribution(
         encoder=encoder,
@@ -114,10 +117,14 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         sanity_check=not args.no_sanity_check,
         seed=args.seed,
     ).run(emb, records)
-    attr.save(out / "input_attribution")
+    with output.staged() as tmp:
+        if fitted:
+            probe.save(tmp / "linear_probe")
+        shap_res.save(tmp / "probe_shap")
+        attr.save(tmp / "input_attribution")
     if not args.quiet:
         _print_summary(shap_res, attr)
-        print(f"wrote probe_shap and input_attribution results to {out}", file=sys.stderr)
+        print(f"wrote probe_shap and input_attribution results to {output.folder}", file=sys.stderr)
     return 0
 
 

@@ -12,18 +12,23 @@ from typing import Any
 
 from ecgprobe.data import DATASETS, RecordSet, load_dataset
 from ecgprobe.exceptions import ConfigError
+from ecgprobe.outputs import Output
 
 __all__ = [
     "add_dataset_args",
     "add_encoder_args",
     "add_extraction_args",
     "add_output_args",
+    "check_output",
     "dataset_from_args",
     "default_cache_dir",
     "embeddings_from_args",
     "encoder_from_args",
+    "non_negative_int",
+    "open_interval",
+    "out_folder",
     "parse_options",
-    "prepare_output",
+    "positive_int",
 ]
 
 
@@ -96,7 +101,9 @@ def add_extraction_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N] (default auto)"
     )
-    g.add_argument("--batch-size", type=int, default=64, help="records per forward pass (default 64)")
+    g.add_argument(
+        "--batch-size", type=positive_int, default=64, help="records per forward pass (default 64)"
+    )
     g.add_argument(
         "--cache-dir",
         type=Path,
@@ -113,7 +120,7 @@ def add_extraction_args(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--hop",
-        type=int,
+        type=positive_int,
         default=None,
         help="window step in samples for --window sliding (default: no overlap)",
     )
@@ -240,23 +247,54 @@ def _folder_layers(folder: Path) -> list[str | None]:
     return [p.name[len("embeddings.") : -len(".npy")] for p in files] or [None]
 
 
+def out_folder(text: str) -> Path:
+    """An ``--out`` value: a non-empty path (an empty one would silently mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; pass the output folder, e.g. --out results/")
+    return Path(text)
+
+
+def _number(
+    text: str, cast: Callable[[str], Any], expected: str, ok: Callable[[Any], bool], rule: str
+) -> Any:
+    try:
+        value = cast(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{rule}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (argparse type)."""
+    return _number(text, int, "a whole number", lambda v: v >= 1, "must be at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (argparse type)."""
+    return _number(text, int, "a whole number", lambda v: v >= 0, "must not be negative")
+
+
+def open_interval(text: str) -> float:
+    """A number strictly between 0 and 1, e.g. a confidence level (argparse type)."""
+    return _number(
+        text, float, "a number between 0 and 1", lambda v: 0 < v < 1, "must lie strictly between 0 and 1"
+    )
+
+
 def add_output_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``--out DIR --force``."""
-    parser.add_argument("--out", type=Path, required=required, metavar="DIR", help="output folder")
+    parser.add_argument("--out", type=out_folder, required=required, metavar="DIR", help="output folder")
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs in --out")
 
 
-def prepare_output(out: Path, names: Sequence[str], *, force: bool) -> Path:
-    """Create ``out``; refuse to overwrite any of ``names`` already there unless ``force``.
+def check_output(args: argparse.Namespace, names: Sequence[str]) -> Output:
+    """The files a command writes into ``--out``, checked before any work: existing ones are
+    refused without ``--force``, and the folder must be writable (see :class:`ecgprobe.outputs.Output`).
 
     Raises:
-        ConfigError: naming the files that exist and the fix (``--force`` or another ``--out``).
+        ConfigError: outputs exist and ``--force`` was not passed (they are listed).
+        OutputError: ``--out`` is a file, lies under one, or is not writable.
     """
-    out = Path(out)
-    existing = [n for n in names if (out / n).exists()]
-    if existing and not force:
-        raise ConfigError(
-            f"{out} already holds {existing}; pass --force to overwrite or choose another --out"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    return Output(args.out, names, force=args.force).check()

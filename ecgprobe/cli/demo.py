@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import ecgprobe
+from ecgprobe.cli.common import non_negative_int, out_folder, positive_int
 
 #: The codec is single-lead and runs once per lead; three leads (frontal axis + anterior
 #: precordial) keep the demo within minutes on a CPU while seeing every synthetic label's cause.
@@ -38,12 +39,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--out",
-        type=Path,
+        type=out_folder,
         default=Path("ecgprobe-out/demo"),
         help="output folder (default ecgprobe-out/demo)",
     )
-    p.add_argument("--n-records", type=int, default=400, help="synthetic records to generate (default 400)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data and of every analysis (default 0)")
+    p.add_argument(
+        "--n-records", type=positive_int, default=400, help="synthetic records to generate (default 400)"
+    )
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the data and of every analysis (default 0)"
+    )
     p.add_argument(
         "--profile", choices=("quick", "full"), default="quick", help="analysis settings (default quick)"
     )
@@ -71,9 +76,9 @@ def _say(args: argparse.Namespace, text: str) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the data, extract, analyse and write the three reports and an index."""
     from ecgprobe._io import atomic_write
-    from ecgprobe.cli.common import prepare_output
     from ecgprobe.exceptions import ConfigError
-    from ecgprobe.report import OUTPUT_FILES
+    from ecgprobe.outputs import Output
+    from ecgprobe.report import Report
     from ecgprobe.report.multi import compare_report, scarcity_report, write_scarcity_csv
     from ecgprobe.report.pipeline import model_report
 
@@ -81,19 +86,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     if not formats or set(formats) - {"html", "pdf"}:
         raise ConfigError(f"--format must be html, pdf or html,pdf; got {args.format!r}")
-    names = [OUTPUT_FILES[k] for k in ("json", *formats)]
+    names = Report.output_names(formats)
     encoders = demo_encoders(not args.no_openecg)
     main_name, ref_name = (
         encoders[0][0],
         "random-resnet1d" if encoders[0][0] != "random-resnet1d" else "handcrafted",
     )
-    folders = {
-        "model": args.out / main_name,
-        "compare": args.out / f"{main_name}-vs-{ref_name}",
-        "scarcity": args.out / "scarcity",
-    }
-    for folder in folders.values():  # refuse before any work, not after minutes of it
-        prepare_output(folder, names, force=args.force)
+    folders = {"model": main_name, "compare": f"{main_name}-vs-{ref_name}", "scarcity": "scarcity"}
+    output = Output(  # refuse before any work, not after minutes of it
+        args.out,
+        [*(f"{f}/{n}" for f in folders.values() for n in names), "scarcity/scarcity.csv", "index.html"],
+        force=args.force,
+    ).check()
     if not any(e[0] == "openecg-codec" for e in encoders) and not args.no_openecg:
         _say(
             args,
@@ -130,9 +134,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         extra_timings={"extraction": timings[f"{main_name}: extraction"]},
         **common,
     )
-    model.write(folders["model"], formats=formats, force=args.force)
     written["model report"] = folders["model"]
-    _say(args, f"[demo] model report: {folders['model']}")
 
     cmp = compare_report(
         layers[main_name],
@@ -144,9 +146,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         extra_timings={k: v for k, v in timings.items() if k.split(":")[0] in (main_name, ref_name)},
         **common,
     )
-    cmp.write(folders["compare"], formats=formats, force=args.force)
     written["comparison"] = folders["compare"]
-    _say(args, f"[demo] comparison: {folders['compare']}")
 
     study = scarcity_report(
         {name: layers[name]["embedding"] for name, _ in encoders},
@@ -156,23 +156,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         extra_timings=timings,
         **common,
     )
-    study.write(folders["scarcity"], formats=formats, force=args.force)
-    write_scarcity_csv(study, folders["scarcity"] / "scarcity.csv")
     written["data-scarcity study"] = folders["scarcity"]
 
     from ecgprobe.report.index import render_index
 
-    index = render_index(
-        "ecgprobe demo",
-        f"{len(records)} generated 12-lead ECGs (seed {args.seed}); encoders: {', '.join(n for n, _ in encoders)}.",
-        list(written.items()),
-        args.out,
-    )
-    atomic_write(args.out / "index.html", index.encode())
+    with output.staged() as tmp:  # the three reports and the index together, or nothing
+        for report, folder in zip((model, cmp, study), folders.values()):
+            report.write_files(tmp / folder, formats)
+        write_scarcity_csv(study, tmp / folders["scarcity"] / "scarcity.csv")
+        index = render_index(
+            "ecgprobe demo",
+            f"{len(records)} generated 12-lead ECGs (seed {args.seed}); encoders: {', '.join(n for n, _ in encoders)}.",
+            [(title, tmp / folder) for title, folder in written.items()],
+            tmp,
+        )
+        atomic_write(tmp / "index.html", index.encode())
     if not args.quiet:
         for title, folder in written.items():
-            print(f"{title:20s} {folder / 'report.html'}")
-        print(f"{'index':20s} {args.out / 'index.html'}")
+            print(f"{title:20s} {output.path(folder) / 'report.html'}")
+        print(f"{'index':20s} {output.path('index.html')}")
         print(f"done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return 0
 

@@ -10,10 +10,13 @@ from ecgprobe.cli.common import (
     add_encoder_args,
     add_extraction_args,
     add_output_args,
+    check_output,
     dataset_from_args,
     embeddings_from_args,
-    prepare_output,
 )
+
+#: What ``extract`` writes (one ``embeddings.<layer>.npy`` per layer when there are several).
+OUTPUTS = ("manifest.json", "ids.npy", "embeddings.npy", "embeddings.*.npy")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,11 +46,13 @@ def cmd_extract(args: argparse.Namespace) -> int:
         if args.layers is None
         else ("all" if args.layers == "all" else [s.strip() for s in args.layers.split(",")])
     )
-    prepare_output(args.out, ["manifest.json", "ids.npy", "embeddings.npy"], force=args.force)
+    output = check_output(args, OUTPUTS)  # before the extraction, not after it
     records = dataset_from_args(args)
     result = embeddings_from_args(args, records, layers=layers)
     embs = [result] if not isinstance(result, dict) else list(result.values())
-    folder = save_embeddings(args.out, embs, records=records)
+    with output.staged() as tmp:
+        save_embeddings(tmp, embs, records=records)
+    folder = output.folder
     if not args.quiet:
         dims = ", ".join(f"{e.layer} {e.dim}" for e in embs)
         print(f"wrote {len(embs[0])} x ({dims}) embeddings to {folder}", file=sys.stderr)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from ecgprobe.cli.common import (
@@ -12,9 +11,11 @@ from ecgprobe.cli.common import (
     add_encoder_args,
     add_extraction_args,
     add_output_args,
+    check_output,
     dataset_from_args,
     embeddings_from_args,
-    prepare_output,
+    non_negative_int,
+    positive_int,
 )
 from ecgprobe.exceptions import ConfigError
 
@@ -44,14 +45,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("CKA")
     g.add_argument("--kernel", choices=("linear", "rbf"), default="linear", help="kernel (default linear)")
     g.add_argument("--debiased", action="store_true", help="unbiased HSIC (debiased CKA)")
-    g.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates for the CI (0: none)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    g.add_argument(
+        "--n-boot", type=non_negative_int, default=200, help="bootstrap replicates for the CI (0: none)"
+    )
+    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of the bootstrap (default 0)")
     g.add_argument(
         "--alignment",
         action="store_true",
         help="also compute mutual kNN overlap and Procrustes distance of the official embeddings",
     )
-    g.add_argument("--k", type=int, default=10, help="neighbours for the mutual kNN overlap (default 10)")
+    g.add_argument(
+        "--k", type=positive_int, default=10, help="neighbours for the mutual kNN overlap (default 10)"
+    )
     add_extraction_args(p)
     add_output_args(p)
     p.set_defaults(handler=cmd_cka)
@@ -71,15 +76,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated: label, age, sex (one PNG each; default label)",
     )
     g = p.add_argument_group("UMAP")
-    g.add_argument("--n-neighbors", type=int, default=15, help="UMAP n_neighbors (default 15)")
+    g.add_argument("--n-neighbors", type=positive_int, default=15, help="UMAP n_neighbors (default 15)")
     g.add_argument("--min-dist", type=float, default=0.1, help="UMAP min_dist (default 0.1)")
     g.add_argument("--metric", default="euclidean", help="euclidean (default), cosine, ...")
-    g.add_argument("--seed", type=int, default=0, help="seed (default 0; UMAP then runs on one thread)")
     g.add_argument(
-        "--pca-dims", type=int, default=None, help="PCA to this many dims before UMAP (default: none)"
+        "--seed", type=non_negative_int, default=0, help="seed (default 0; UMAP then runs on one thread)"
     )
     g.add_argument(
-        "--max-records", type=int, default=50_000, help="stratified subsample above this (default 50000)"
+        "--pca-dims",
+        type=positive_int,
+        default=None,
+        help="PCA to this many dims before UMAP (default: none)",
+    )
+    g.add_argument(
+        "--max-records",
+        type=positive_int,
+        default=50_000,
+        help="stratified subsample above this (default 50000)",
     )
     add_extraction_args(p)
     add_output_args(p)
@@ -114,7 +127,7 @@ def cmd_cka(args: argparse.Namespace) -> int:
     from ecgprobe.analyzers.cka import CKA
 
     names = ["cka.json", "cka.npz"] + (["alignment.json", "alignment.npz"] if args.alignment else [])
-    prepare_output(args.out, names, force=args.force)
+    output = check_output(args, names)
     records = dataset_from_args(args) if args.dataset else None
     side_a = embeddings_from_args(args, records, layers=_layers(args.layers_a or args.layers), suffix="-a")
     side_b = embeddings_from_args(args, records, layers=_layers(args.layers_b or args.layers), suffix="-b")
@@ -122,7 +135,15 @@ def cmd_cka(args: argparse.Namespace) -> int:
     res = CKA(kernel=args.kernel, debiased=args.debiased, n_boot=args.n_boot, seed=args.seed).run(
         side_a, side_b, records
     )
-    path = res.save(Path(args.out) / "cka.json")
+    al = None
+    if args.alignment:
+        a = side_a.get("embedding", next(iter(side_a.values()))) if isinstance(side_a, dict) else side_a
+        b = side_b.get("embedding", next(iter(side_b.values()))) if isinstance(side_b, dict) else side_b
+        al = Alignment(k=args.k, n_boot=args.n_boot, seed=args.seed).run(a, b, records)
+    with output.staged() as tmp:
+        res.save(tmp / "cka.json")
+        if al is not None:
+            al.save(tmp / "alignment.json")
     if res.arrays["cka"].shape == (1, 1):
         m = res.metrics
         ci = f" [{m['cka_ci_low']:.3f}, {m['cka_ci_high']:.3f}]" if res.metrics["n_boot"] else ""
@@ -134,17 +155,13 @@ def cmd_cka(args: argparse.Namespace) -> int:
             print(res.matrix.round(3).to_string())
     for note in res.notes:
         print(f"note: {note}", file=sys.stderr)
-    if args.alignment:
-        a = side_a.get("embedding", next(iter(side_a.values()))) if isinstance(side_a, dict) else side_a
-        b = side_b.get("embedding", next(iter(side_b.values()))) if isinstance(side_b, dict) else side_b
-        al = Alignment(k=args.k, n_boot=args.n_boot, seed=args.seed).run(a, b, records)
-        al.save(Path(args.out) / "alignment.json")
+    if al is not None:
         m = al.metrics
         print(
             f"mutual kNN overlap (k={args.k}): {m['mutual_knn']:.3f} (chance {m['mutual_knn_chance']:.3f}); "
             f"Procrustes distance {m['procrustes_distance']:.3f}"
         )
-    print(f"wrote {path}", file=sys.stderr)
+    print(f"wrote {output.path('cka.json')}", file=sys.stderr)
     return 0
 
 
@@ -168,7 +185,7 @@ def cmd_umap(args: argparse.Namespace) -> int:
     if bad or not colours:
         raise ConfigError(f"--color-by takes {list(COLOURS)} (comma-separated), got {args.color_by!r}")
     pngs = [f"projection_{c}.png" for c in colours]
-    prepare_output(args.out, ["projection.json", "projection.npz", *pngs], force=args.force)
+    output = check_output(args, ["projection.json", "projection.npz", *pngs])
     records = dataset_from_args(args)
     emb = embeddings_from_args(args, records, layers=args.layer)
     res = Projection(
@@ -179,13 +196,17 @@ def cmd_umap(args: argparse.Namespace) -> int:
         pca_dims=args.pca_dims,
         max_records=args.max_records,
     ).run(emb, records)
-    path = res.save(Path(args.out) / "projection.json")
-    for colour, png in zip(colours, pngs):
-        fig, ax = plt.subplots(figsize=(7.5, 5.5))
-        plot_projection(res, color_by=colour, ax=ax)
-        fig.tight_layout()
-        fig.savefig(Path(args.out) / png, dpi=130)
-        plt.close(fig)
+    with output.staged() as tmp:
+        res.save(tmp / "projection.json")
+        for colour, png in zip(colours, pngs):
+            fig, ax = plt.subplots(figsize=(7.5, 5.5))
+            try:
+                plot_projection(res, color_by=colour, ax=ax)
+                fig.tight_layout()
+                fig.savefig(tmp / png, dpi=130)
+            finally:
+                plt.close(fig)
+    path = output.path("projection.json")
     m = res.metrics
     print(
         f"{m['n_projected']} records projected; trustworthiness (k={m['trust_k']}) {m['trustworthiness']:.3f}; "

@@ -21,15 +21,29 @@ from ecgprobe.cli.common import (
     add_encoder_args,
     add_extraction_args,
     add_output_args,
+    check_output,
     dataset_from_args,
     embeddings_from_args,
-    prepare_output,
+    non_negative_int,
+    open_interval,
+    positive_int,
 )
 from ecgprobe.exceptions import ConfigError
 
-__all__ = ["register", "write_result"]
+__all__ = ["register", "result_files", "write_result"]
 
 _KINDS = {"linear": "linear_probe", "knn": "knn_probe"}
+#: The tables each analysis may write as ``<table>.csv`` (declared before any work).
+_TABLES = {
+    "classification": ("per_label", "reliability"),
+    "regression": ("per_target",),
+    "scarcity": ("curve", "per_label", "runs"),
+}
+
+
+def result_files(tables: str, prefix: str = "") -> list[str]:
+    """What :func:`write_result` writes for a result with ``_TABLES[tables]``, under ``prefix``."""
+    return [f"{prefix}{n}" for n in ("results.json", "results.npz", *(f"{t}.csv" for t in _TABLES[tables]))]
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -61,9 +75,11 @@ def _common(p: argparse.ArgumentParser) -> None:
         default="per_label",
         help="C per label (default) or shared",
     )
-    g.add_argument("--n-resamples", type=int, default=None, help="bootstrap resamples for the intervals")
-    g.add_argument("--ci-level", type=float, default=0.95, help="confidence level (default 0.95)")
-    g.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
+    g.add_argument(
+        "--n-resamples", type=positive_int, default=None, help="bootstrap resamples for the intervals"
+    )
+    g.add_argument("--ci-level", type=open_interval, default=0.95, help="confidence level (default 0.95)")
+    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of every random step (default 0)")
     add_output_args(p)
 
 
@@ -105,7 +121,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--samples-per-class", type=_ints, default=None, help="minimum positives per label, e.g. 5,10,50"
     )
-    p.add_argument("--seeds", type=int, default=5, help="independent subset draws (default 5)")
+    p.add_argument("--seeds", type=positive_int, default=5, help="independent subset draws (default 5)")
     p.add_argument("--subsample-val", action="store_true", help="subsample the validation split alike")
     g = p.add_argument_group("study across encoders")
     g.add_argument(
@@ -161,13 +177,14 @@ def cmd_probe(args: argparse.Namespace) -> int:
     kinds = ["linear", "knn"] if args.kind == "both" else [args.kind]
     if args.target and "knn" in kinds:
         raise ConfigError("--target (regression) works with --kind linear only")
-    outs = {k: (args.out / k if len(kinds) > 1 else args.out) for k in kinds}
-    for k in kinds:
-        prepare_output(outs[k], ["results.json"], force=args.force)
+    sub = {k: (f"{k}/" if len(kinds) > 1 else "") for k in kinds}
+    tables = "regression" if args.target else "classification"
+    output = check_output(args, [f for k in kinds for f in result_files(tables, sub[k])])
     records, emb = _records_and_embeddings(args, args.target)
     common = {"ci_level": args.ci_level, "seed": args.seed, "device": args.device}
     if args.n_resamples is not None:
         common["n_resamples"] = args.n_resamples
+    results = {}
     for k in kinds:
         opts = dict(common)
         if k == "linear":
@@ -178,8 +195,12 @@ def cmd_probe(args: argparse.Namespace) -> int:
             opts["metric"] = args.metric
             if args.ks:
                 opts["ks"] = args.ks
-        result = ANALYZERS.get(_KINDS[k])(**opts).run(emb, records)
-        path = write_result(result, outs[k])
+        results[k] = ANALYZERS.get(_KINDS[k])(**opts).run(emb, records)
+    with output.staged() as tmp:  # both probes or neither
+        for k, result in results.items():
+            write_result(result, tmp / sub[k])
+    for k, result in results.items():
+        path = output.path(f"{sub[k]}results.json")
         m = result.metrics
         if m.get("task") == "regression":
             line = ", ".join(_fmt_ci(m, key) for key in ("mae", "rmse", "r2"))
@@ -196,7 +217,7 @@ def cmd_scarcity(args: argparse.Namespace) -> int:
     from ecgprobe.analyzers import ANALYZERS
 
     if not args.encoders:
-        prepare_output(args.out, ["results.json"], force=args.force)
+        output = check_output(args, result_files("scarcity"))
         records, emb = _records_and_embeddings(args)
     opts: dict[str, Any] = {
         "n_seeds": args.seeds,
@@ -219,7 +240,9 @@ def cmd_scarcity(args: argparse.Namespace) -> int:
 
         return scarcity_study(args, opts)
     result = ANALYZERS.get("scarcity")(**opts).run(emb, records)
-    path = write_result(result, args.out)
+    with output.staged() as tmp:
+        write_result(result, tmp)
+    path = output.path("results.json")
     m = result.metrics
     for row in result.tables["curve"]:
         print(

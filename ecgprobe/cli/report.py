@@ -14,10 +14,13 @@ from ecgprobe.cli.common import (
     add_encoder_args,
     add_extraction_args,
     add_output_args,
+    check_output,
     dataset_from_args,
     default_cache_dir,
     embeddings_from_args,
     encoder_from_args,
+    non_negative_int,
+    out_folder,
 )
 from ecgprobe.exceptions import ConfigError
 
@@ -38,7 +41,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
         default="full",
         help="analysis settings: full (the analyzers' defaults) or quick (fewer resamples and seeds)",
     )
-    g.add_argument("--seed", type=int, default=0, help="seed of every analysis (default 0)")
+    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of every analysis (default 0)")
     g.add_argument(
         "--analyses",
         default=None,
@@ -92,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run analyses/NAME.yaml: every report it asks for, results cached so that a re-run re-renders.",
     )
     p.add_argument("config", type=Path, help="the study's YAML file (see analyses/)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: the config's out:)")
+    p.add_argument("--out", type=out_folder, default=None, help="output folder (default: the config's out:)")
     p.add_argument("--force", action="store_true", help="overwrite existing reports")
     p.add_argument("--profile", choices=("full", "quick"), default=None, help="override the config's profile")
     p.add_argument("--format", default="html,pdf", help="html, pdf or html,pdf (default both)")
@@ -109,13 +112,18 @@ def _formats(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _plan(args: argparse.Namespace, default: tuple[str, ...]) -> list[str] | None:
+    """The analyses ``--analyses``/``--skip`` leave, checked (names and profile) before any work."""
+    from ecgprobe.report.pipeline import resolve_analyses
+
     chosen = _csv(args.analyses)
     skip = set(_csv(args.skip) or ())
     if chosen is None and not skip:
-        return None
-    names = [a for a in (chosen or list(default)) if a not in skip]
-    if not names:
-        raise ConfigError("no analysis left to run (check --analyses and --skip)")
+        names = None
+    else:
+        names = [a for a in (chosen or list(default)) if a not in skip]
+        if not names:
+            raise ConfigError("no analysis left to run (check --analyses and --skip)")
+    resolve_analyses(names, profile=args.profile, default=default)
     return names
 
 
@@ -155,14 +163,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     if args.out is None:
         raise ConfigError("pass --out DIR for the report")
-    from ecgprobe.cli.common import prepare_output
-    from ecgprobe.report import OUTPUT_FILES
-
-    prepare_output(
-        args.out, [OUTPUT_FILES[k] for k in ("json", *formats)], force=args.force
-    )  # fail before any work
-    records = dataset_from_args(args)
+    check_output(args, Report.output_names(formats))  # fail before any work
     plan = _plan(args, MODEL_ANALYSES)
+    records = dataset_from_args(args)
     # created once: it extracts, and the input attributions differentiate through it
     encoder = encoder_from_args(args) if args.encoder else None
     t1 = time.perf_counter()
@@ -187,14 +190,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare two encoders on the same records."""
-    from ecgprobe.cli.common import prepare_output
-    from ecgprobe.report import OUTPUT_FILES
+    from ecgprobe.report import Report
     from ecgprobe.report.multi import compare_report
     from ecgprobe.report.pipeline import COMPARE_ANALYSES
 
     t0 = time.perf_counter()
     formats = _formats(args)
-    prepare_output(args.out, [OUTPUT_FILES[k] for k in ("json", *formats)], force=args.force)
+    check_output(args, Report.output_names(formats))
+    plan = _plan(args, COMPARE_ANALYSES)
     records = dataset_from_args(args)
     layers: Any = "all" if args.layers == "all" else None if args.layers == "embedding" else _csv(args.layers)
     sides, names, encoders, timings = [], [], [], {}
@@ -215,7 +218,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         names=names,
         encoders=encoders,
         title=args.title,
-        analyses=_plan(args, COMPARE_ANALYSES),
+        analyses=plan,
         profile=args.profile,
         seed=args.seed,
         cache_dir=_cache_root(args),
@@ -247,8 +250,7 @@ def scarcity_study(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     """``ecgprobe scarcity --encoders A,B,...``: one curve per encoder, rendered as a study report."""
     import copy
 
-    from ecgprobe.cli.common import prepare_output
-    from ecgprobe.report import OUTPUT_FILES
+    from ecgprobe.report import Report
     from ecgprobe.report.multi import scarcity_report, write_scarcity_csv
 
     t0 = time.perf_counter()
@@ -260,9 +262,7 @@ def scarcity_study(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     if len(set(names)) != len(names):
         raise ConfigError(f"--encoders lists an encoder twice: {names}")
     formats = _formats(args)
-    prepare_output(
-        args.out, [OUTPUT_FILES[k] for k in ("json", *formats)] + ["scarcity.csv"], force=args.force
-    )
+    output = check_output(args, [*Report.output_names(formats), "scarcity.csv"])
     records = dataset_from_args(args)
     embeddings, timings = {}, {}
     for name in names:
@@ -280,8 +280,10 @@ def scarcity_study(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         progress=not args.quiet,
         extra_timings=timings,
     )
-    written = report.write(args.out, formats=formats, force=args.force)
-    written["csv"] = write_scarcity_csv(report, args.out / "scarcity.csv")
+    with output.staged() as tmp:  # the report and its CSV together, or neither
+        files = report.write_files(tmp, formats)
+        files["csv"] = write_scarcity_csv(report, tmp / "scarcity.csv")
+    written = {kind: output.path(path.name) for kind, path in files.items()}
     if not args.quiet:
         for subject, res in report.by_subject("scarcity").items():
             m = res.metrics

@@ -101,8 +101,11 @@ def load_checkpoint(path: str | Path, *, family: str = "") -> Any:
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{who} {p} was refused: it contains Python objects beyond tensors and plain containers, and "
-            "loading it could execute arbitrary code (torch.load weights_only=True). If you trust the file, "
-            "re-save only its state dict: torch.save(torch.load(f, weights_only=False)['state_dict'], 'clean.pt'). "
+            "loading it could execute arbitrary code (torch.load weights_only=True). Prefer a safetensors or "
+            "state-dict release from the model's authors. Converting it yourself means unpickling it with "
+            "weights_only=False, which runs any code the file contains with your permissions: do that only "
+            "for a file from a source you trust, ideally in a throwaway environment, and keep only the "
+            "tensors: torch.save(torch.load(f, weights_only=False)['state_dict'], 'clean.pt'). "
             f"Detail: {str(exc).splitlines()[0]}"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:

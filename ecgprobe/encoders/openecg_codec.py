@@ -78,10 +78,11 @@ def _import_openecg() -> Any:
         import openecg
         from openecg.stage2 import model_variants
     except ImportError as exc:
-        py = f"Python {sys.version_info.major}.{sys.version_info.minor}"
+        what = "is not installed" if exc.name == "openecg" else f"cannot be imported ({exc})"
+        py = "" if sys.version_info >= (3, 11) else f", this is {sys.version.split()[0]}"
         raise DependencyError(
-            f"the openecg-codec encoder needs the openecg package ({exc}); install it with {_INSTALL}; "
-            f"this is {py}"
+            f"the openecg-codec encoder needs the openecg package, which {what}: "
+            f'pip install "ecgprobe[openecg]" (needs Python >= 3.11{py})'
         ) from None
     return openecg, model_variants
 

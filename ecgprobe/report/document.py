@@ -21,6 +21,7 @@ import numpy as np
 from ecgprobe._io import atomic_write
 from ecgprobe.analyzers.base import Result, to_jsonable
 from ecgprobe.exceptions import ConfigError, DataError
+from ecgprobe.outputs import Output
 from ecgprobe.report.base import FINDINGS, MODES, SECTIONS, Finding
 from ecgprobe.report.blocks import Note, Section
 
@@ -224,26 +225,30 @@ class Report:
             results, title=doc["title"], mode=doc["mode"], subjects=doc["subjects"], context=doc["context"]
         )
 
-    def write(
-        self,
-        out: str | Path,
-        *,
-        formats: Iterable[str] = ("html", "pdf"),
-        force: bool = False,
-    ) -> dict[str, Path]:
-        """Write ``results.json``/``.npz`` and the requested formats into folder ``out``.
+    @staticmethod
+    def output_names(formats: Iterable[str] = ("html", "pdf")) -> list[str]:
+        """The files :meth:`write` produces for ``formats`` (results first), to check before any work.
 
         Raises:
-            ConfigError: outputs exist and ``force`` is false, or an unknown format.
+            ConfigError: an unknown format.
         """
-        from ecgprobe.cli.common import prepare_output
-
         formats = list(formats)
         unknown = [f for f in formats if f not in ("html", "pdf")]
-        if unknown:
-            raise ConfigError(f"unknown report formats {unknown}; use html and/or pdf")
-        names = [OUTPUT_FILES[k] for k in ("json", "npz", *formats)]
-        out = prepare_output(Path(out), names, force=force)
+        if unknown or not formats:
+            raise ConfigError(f"unknown report formats {unknown or formats}; use html and/or pdf")
+        return [OUTPUT_FILES[k] for k in ("json", "npz", *formats)]
+
+    def write_files(self, folder: str | Path, formats: Iterable[str] = ("html", "pdf")) -> dict[str, Path]:
+        """Write the results and the requested formats into ``folder`` as they are, without the
+        checks of :meth:`write`: for a caller that stages the folder itself
+        (:meth:`ecgprobe.outputs.Output.staged`) because it writes more files beside them.
+
+        Returns:
+            ``{"json" | "npz" | "html" | "pdf": path}``.
+        """
+        formats = list(formats)
+        self.output_names(formats)
+        out = Path(folder)
         written = {"json": self.save_results(out)}
         if (out / OUTPUT_FILES["npz"]).exists():
             written["npz"] = out / OUTPUT_FILES["npz"]
@@ -259,3 +264,34 @@ class Report:
 
             written["pdf"] = atomic_write(out / OUTPUT_FILES["pdf"], render_pdf(self, sections))
         return written
+
+    def write(
+        self,
+        out: str | Path,
+        *,
+        formats: Iterable[str] = ("html", "pdf"),
+        force: bool = False,
+        option: str = "--out",
+    ) -> dict[str, Path]:
+        """Write ``results.json``/``.npz`` and the requested formats into folder ``out``, all or
+        nothing (see :class:`ecgprobe.outputs.Output`).
+
+        Args:
+            out: the report folder (created when needed).
+            formats: ``"html"`` and/or ``"pdf"``.
+            force: replace the files of an earlier report instead of refusing.
+            option: how the caller names ``out`` in messages (``"--out"``, a study's ``"out:"``).
+
+        Returns:
+            ``{"json" | "npz" | "html" | "pdf": path}`` of the files written.
+
+        Raises:
+            ConfigError: outputs exist and ``force`` is false, or an unknown format.
+            OutputError: ``out`` is not a writable folder, or the disk filled while writing (then
+                ``out`` holds what it held before).
+        """
+        formats = list(formats)
+        output = Output(out, self.output_names(formats), force=force, option=option)
+        with output.staged() as tmp:
+            written = self.write_files(tmp, formats)
+        return {kind: output.path(path.name) for kind, path in written.items()}

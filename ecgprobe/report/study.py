@@ -40,8 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from ecgprobe.exceptions import ConfigError, EcgprobeError
+from ecgprobe.outputs import Output, safe_name
 
-__all__ = ["Study", "load_study", "run_study"]
+__all__ = ["Study", "load_study", "run_study", "study_outputs"]
 
 _KEYS = {
     "name",
@@ -141,7 +142,8 @@ def load_study(path: str | Path) -> Study:
         sets = d.pop("label_sets", None) or [None]
         for ls in sets:
             entry = _expand({**d, "options": {**(d.get("options") or {}), **({"labels": ls} if ls else {})}})
-            entry["label"] = str(d.get("label") or d["name"]) + (f"-{ls}" if ls else "")
+            label = str(entry.get("label") or entry["name"]) + (f"-{ls}" if ls else "")
+            entry["label"] = safe_name(label, what=f"{p}: datasets[{i}] label")  # it becomes a folder
             datasets.append(entry)
     encoders = []
     for i, e in enumerate(doc["encoders"]):
@@ -151,13 +153,20 @@ def load_study(path: str | Path) -> Study:
             raise ConfigError(
                 f"{p}: encoders[{i}] needs 'name' and accepts checkpoint, options, optional, label, embeddings; got {sorted(e)}"
             )
+        label = safe_name(e.get("label") or e["name"], what=f"{p}: encoders[{i}] label")
         try:
-            encoders.append(_expand(e))
+            encoders.append({**_expand(e), "label": label})
         except ConfigError as exc:  # e.g. the checkpoint's environment variable is not set
             if not e.get("optional"):
                 raise ConfigError(f"{p}: encoders[{i}] ({e['name']}): {exc}") from None
-            encoders.append(
-                {"name": e["name"], "label": e.get("label"), "optional": True, "unavailable": str(exc)}
+            encoders.append({"name": e["name"], "label": label, "optional": True, "unavailable": str(exc)})
+    for kind, entries in (("datasets", datasets), ("encoders", encoders)):
+        labels = [x["label"] for x in entries]
+        twice = sorted({x for x in labels if labels.count(x) > 1})
+        if twice:
+            raise ConfigError(
+                f"{p}: {kind} {twice} appear twice (their reports would share a folder); "
+                "give each a distinct 'label:'"
             )
     reports = tuple(doc.get("reports") or _REPORTS)
     if set(reports) - set(_REPORTS):
@@ -187,6 +196,51 @@ def _say(quiet: bool, text: str) -> None:
         print(text, file=sys.stderr)
 
 
+def _label(entry: Mapping[str, Any], kind: str) -> str:
+    """The folder name of a dataset or encoder entry (sanitised by :func:`load_study` already;
+    again here for studies built in Python)."""
+    return safe_name(entry.get("label") or entry["name"], what=f"{kind} label")
+
+
+def _folders(study: Study) -> dict[str, list[str]]:
+    """``{dataset label: [report folder, ...]}`` of every report the study may write."""
+    labels = [_label(e, "encoder") for e in study.encoders]
+    out = {}
+    for ds in study.datasets:
+        folders = []
+        if "model" in study.reports:
+            folders += labels
+        if "scarcity" in study.reports:
+            folders.append("scarcity")
+        if "compare" in study.reports:
+            folders += [f"{a}-vs-{b}" for a, b in combinations(labels, 2)]
+        twice = sorted({f for f in folders if folders.count(f) > 1})
+        if twice:
+            raise ConfigError(
+                f"study {study.name}: the report folders {twice} of {_label(ds, 'dataset')} would collide; "
+                "rename the encoder labels that cause it"
+            )
+        out[_label(ds, "dataset")] = folders
+    return out
+
+
+def study_outputs(study: Study, formats: tuple[str, ...] = ("html", "pdf")) -> list[str]:
+    """Every file the study may write, relative to ``study.out`` (checked before any work).
+
+    Raises:
+        ConfigError: two reports would share a folder.
+    """
+    from ecgprobe.report.document import Report
+
+    names = Report.output_names(formats)
+    return [
+        f"{ds}/{folder}/{name}"
+        for ds, folders in _folders(study).items()
+        for folder in folders
+        for name in [*names, *(["scarcity.csv"] if folder == "scarcity" else [])]
+    ]
+
+
 def run_study(
     study: Study, *, force: bool = False, quiet: bool = False, formats: tuple[str, ...] = ("html", "pdf")
 ) -> list[Path]:
@@ -204,18 +258,17 @@ def run_study(
 
     resolve_analyses(study.analyses, profile=study.profile)  # fail on bad settings before any work
     index_file = study.out / "index.html"
-    if index_file.exists() and not force:
-        raise ConfigError(f"{index_file} exists; pass --force to overwrite it (or choose another out:)")
+    Output(study.out, [*study_outputs(study, formats), "index.html"], force=force, option="out:").check()
     written: list[Path] = []
     want_layers = "all" if "compare" in study.reports and study.compare_layers == "all" else None
     for ds in study.datasets:
         records = ecgprobe.load_dataset(ds["name"], ds.get("root"), **(ds.get("options") or {}))
-        _say(quiet, f"[{study.name}] {ds['label']}: {len(records)} records")
+        _say(quiet, f"[{study.name}] {_label(ds, 'dataset')}: {len(records)} records")
         layers: dict[str, dict[str, Any]] = {}
         encoders: dict[str, Any] = {}
         timings: dict[str, float] = {}
         for spec in study.encoders:
-            label = str(spec.get("label") or spec["name"]).replace("/", "-")
+            label = _label(spec, "encoder")
             t0 = time.perf_counter()
             if spec.get("unavailable"):
                 _say(quiet, f"[{study.name}] encoder {label} skipped (optional): {spec['unavailable']}")
@@ -260,7 +313,7 @@ def run_study(
             "cache_dir": study.cache_dir,
             "progress": not quiet,
         }
-        base = study.out / ds["label"]
+        base = study.out / _label(ds, "dataset")
         finals = {k: v.get("embedding") or list(v.values())[-1] for k, v in layers.items()}
         if "model" in study.reports:
             for label, emb in finals.items():
@@ -273,15 +326,17 @@ def run_study(
                     extra_timings={f"{label}: extraction": timings.get(f"{label}: extraction", 0.0)},
                     **common,
                 )
-                rep.write(base / label, force=force, formats=formats)
+                rep.write(base / label, force=force, formats=formats, option="out:")
                 written.append(base / label)
         if "scarcity" in study.reports and len(finals) >= 1:
             settings = (study.analyses or {}).get("scarcity") if isinstance(study.analyses, Mapping) else None
             rep = scarcity_report(
                 finals, records, encoders=encoders, settings=settings, extra_timings=timings, **common
             )
-            rep.write(base / "scarcity", force=force, formats=formats)
-            write_scarcity_csv(rep, base / "scarcity" / "scarcity.csv")
+            names = [*rep.output_names(formats), "scarcity.csv"]
+            with Output(base / "scarcity", names, force=force, option="out:").staged() as tmp:
+                rep.write_files(tmp, formats)
+                write_scarcity_csv(rep, tmp / "scarcity.csv")
             written.append(base / "scarcity")
         if "compare" in study.reports:
             for a, b in combinations(list(layers), 2):
@@ -294,7 +349,7 @@ def run_study(
                     extra_timings=timings,
                     **common,
                 )
-                rep.write(base / f"{a}-vs-{b}", force=force, formats=formats)
+                rep.write(base / f"{a}-vs-{b}", force=force, formats=formats, option="out:")
                 written.append(base / f"{a}-vs-{b}")
     if written:
         from ecgprobe._io import atomic_write
