@@ -46,6 +46,16 @@ def test_rank_metrics_equal_sklearn_with_ties(tied):
         np.testing.assert_allclose(thr[1:], h2[1:])
 
 
+def test_roc_curve_of_identical_scores_is_the_diagonal():
+    """Regression (issue 12.3): all-tied scores (a kNN probe's rare label) raised IndexError."""
+    fpr, tpr, thr = roc_curve(np.array([0, 1, 0, 1]), np.full(4, 0.5))
+    assert fpr.tolist() == [0.0, 1.0] and tpr.tolist() == [0.0, 1.0] and thr.tolist() == [np.inf, 0.5]
+    f2, t2, _ = skm.roc_curve([0, 1, 0, 1], np.full(4, 0.5))
+    np.testing.assert_allclose(fpr, f2) and np.testing.assert_allclose(tpr, t2)
+    fpr, tpr, _ = roc_curve(np.array([0, 1, 0, 1]), np.array([0.0, 0.0, 0.5, 0.5]))  # two distinct
+    np.testing.assert_allclose(np.trapezoid(tpr, fpr), 0.5)
+
+
 def test_rank_metrics_degenerate_labels_are_nan():
     y = np.array([[0, 1], [0, 1], [0, 1]])
     auc, ap = rank_metrics(y, np.array([[0.1, 0.2], [0.3, 0.1], [0.2, 0.9]]))
@@ -93,6 +103,20 @@ def test_calibration_matches_sklearn_and_known_answer():
     assert expected_calibration_error(np.ones((2, 1)), np.full((2, 1), 0.5), n_bins=1)[0] == 0.5
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
         reliability(y, p + 1)
+
+
+def test_weighted_ece_equals_ece_of_repeated_records():
+    rng = np.random.default_rng(7)
+    p = rng.random((400, 3))
+    y = (rng.random((400, 3)) < 0.8 * p).astype(int)
+    w = rng.integers(0, 3, size=(5, 400))
+    ece_w = expected_calibration_error(y, p, weights=w, n_bins=8)
+    assert ece_w.shape == (5, 3)
+    for b in range(5):
+        idx = np.repeat(np.arange(400), w[b])
+        np.testing.assert_allclose(ece_w[b], expected_calibration_error(y[idx], p[idx], n_bins=8))
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        expected_calibration_error(y, p + 1, weights=w)
 
 
 def test_regression_metrics_match_sklearn_and_weights():
