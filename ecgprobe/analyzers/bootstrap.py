@@ -280,11 +280,14 @@ class PairedBootstrapResult(Result):
 
     Schema:
         metrics: ``metric`` (``"auroc"``, ``"auprc"``, ``"mae"``, ``"rmse"`` or ``"r2"``),
-            ``value_a``, ``value_b`` (macro over ``labels_compared``), ``difference`` (a - b),
+            ``value_a``, ``value_b`` (macro over ``labels_compared``: the labels evaluable in both
+            with at least ``min_positives`` positive and negative test patients, or all evaluable
+            ones when none has, ``headline_basis`` says which; ``labels_flagged`` lists those left
+            out), ``difference`` (a - b), ``ci_method``,
             ``difference_ci`` [low, high], ``p_value`` (two-sided bootstrap p of no difference:
             ``2 min(P*(d <= 0), P*(d >= 0))``, capped at 1), ``n_resamples``, ``ci_level``,
             ``bootstrap_unit``, ``labels_compared``, ``encoder_a``, ``encoder_b``, ``n_test``.
-        tables: ``per_label``: label, a, b, difference, ci_low, ci_high.
+        tables: ``per_label``: label, a, b, difference, ci_low, ci_high, flagged.
         arrays: ``difference_replicates`` (B,): macro difference per resample.
     """
 
@@ -322,6 +325,8 @@ def paired_bootstrap(
     n_resamples: int = 1000,
     seed: int = 0,
     ci_level: float = 0.95,
+    ci_method: str = "percentile",
+    min_positives: int | None = None,
 ) -> PairedBootstrapResult:
     """Compare two probe results on the same test records by a paired (patient) bootstrap.
 
@@ -337,6 +342,10 @@ def paired_bootstrap(
         n_resamples: bootstrap resamples.
         seed: seed of the resampling.
         ci_level: confidence level of the interval.
+        ci_method: ``"percentile"`` or ``"bca"`` (the jackknife deletes patients from both).
+        min_positives: classification labels with fewer positive (or negative) test patients
+            are left out of the compared macro (listed in ``labels_flagged``); default: result
+            A's setting, else :data:`DEFAULT_MIN_POSITIVES`.
 
     Returns:
         A :class:`PairedBootstrapResult`.
@@ -356,6 +365,9 @@ def paired_bootstrap(
     metric = metric or allowed[0]
     if metric not in allowed:
         raise ConfigError(f"metric {metric!r} does not apply here; use one of {list(allowed)}")
+    if min_positives is None:
+        min_positives = int(result_a.metrics.get("min_positives", DEFAULT_MIN_POSITIVES))
+    check_ci_method(ci_method, min_positives)
     if set(a["ids"]) != set(b["ids"]) or len(a["ids"]) != len(b["ids"]):
         only_a, only_b = sorted(set(a["ids"]) - set(b["ids"])), sorted(set(b["ids"]) - set(a["ids"]))
         raise DataError(
@@ -383,17 +395,34 @@ def paired_bootstrap(
         return auc if metric == "auroc" else ap  # type: ignore[return-value]
 
     point_a, point_b = per_label(pa, ones)[0], per_label(pb, ones)[0]
-    cols = np.flatnonzero(np.isfinite(point_a) & np.isfinite(point_b))
-    if not len(cols):
+    evaluable = np.isfinite(point_a) & np.isfinite(point_b)
+    if not evaluable.any():
         raise DataError(
             f"no label can be evaluated on the test records (each needs both classes for {metric})"
         )
+    flagged = np.zeros(0, dtype=np.int64)
+    basis = "all_evaluated"
+    if a["regression"]:
+        cols = np.flatnonzero(evaluable)
+    else:
+        cols, flagged, basis = headline_columns(evaluable, *class_patients(ya, a["groups"]), int(min_positives))
     rep_a, rep_b = per_label(pa, weights), per_label(pb, weights)
     diff_lab = rep_a - rep_b
     diff = macro_replicates(rep_a, cols) - macro_replicates(rep_b, cols)
     finite = diff[np.isfinite(diff)]
     p_value = min(1.0, 2 * min(np.mean(finite <= 0), np.mean(finite >= 0))) if len(finite) else float("nan")
-    lab_ci = percentile_ci(diff_lab, ci_level)
+    value_a, value_b = float(np.mean(point_a[cols])), float(np.mean(point_b[cols]))
+    jack_lab = jack_diff = None
+    if ci_method == "bca":
+        jw = jackknife_weights(a["groups"], seed=seed)
+        ja, jb = per_label(pa, jw), per_label(pb, jw)
+        jack_lab, jack_diff = ja - jb, macro_replicates(ja, cols) - macro_replicates(jb, cols)
+    lab_ci = confidence_interval(
+        diff_lab, ci_level, method=ci_method, point=point_a - point_b, jackknife=jack_lab
+    )
+    diff_ci = confidence_interval(
+        diff, ci_level, method=ci_method, point=np.asarray(value_a - value_b), jackknife=jack_diff
+    )
     table = [
         {
             "label": labels[j],
@@ -402,10 +431,10 @@ def paired_bootstrap(
             "difference": point_a[j] - point_b[j],
             "ci_low": lab_ci[j, 0],
             "ci_high": lab_ci[j, 1],
+            "flagged": bool(j in set(flagged.tolist())),
         }
         for j in range(len(labels))
     ]
-    value_a, value_b = float(np.mean(point_a[cols])), float(np.mean(point_b[cols]))
     enc = [r.provenance.get("embeddings", {}).get("encoder", {}) for r in (result_a, result_b)]
     return PairedBootstrapResult(
         kind=PairedBootstrapResult.KIND,
@@ -414,19 +443,30 @@ def paired_bootstrap(
             "value_a": value_a,
             "value_b": value_b,
             "difference": value_a - value_b,
-            "difference_ci": percentile_ci(diff, ci_level).tolist(),
+            "difference_ci": diff_ci.tolist(),
             "p_value": p_value,
             "n_resamples": int(n_resamples),
             "ci_level": ci_level,
             "bootstrap_unit": bootstrap_unit(a["groups"], a["ids"]),
             "labels_compared": [labels[j] for j in cols],
+            "labels_flagged": [labels[j] for j in flagged],
+            "headline_basis": basis,
+            "min_positives": int(min_positives),
+            "ci_method": ci_method,
             "encoder_a": enc[0].get("encoder", result_a.kind) if isinstance(enc[0], dict) else str(enc[0]),
             "encoder_b": enc[1].get("encoder", result_b.kind) if isinstance(enc[1], dict) else str(enc[1]),
             "n_test": len(ya),
         },
         tables={"per_label": table},
         arrays={"difference_replicates": diff.astype(np.float64)},
-        params={"metric": metric, "n_resamples": n_resamples, "seed": seed, "ci_level": ci_level},
+        params={
+            "metric": metric,
+            "n_resamples": n_resamples,
+            "seed": seed,
+            "ci_level": ci_level,
+            "ci_method": ci_method,
+            "min_positives": int(min_positives),
+        },
         seed=seed,
         provenance={"a": result_a.provenance, "b": result_b.provenance},
     )
