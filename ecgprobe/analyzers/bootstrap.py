@@ -405,7 +405,9 @@ def paired_bootstrap(
     if a["regression"]:
         cols = np.flatnonzero(evaluable)
     else:
-        cols, flagged, basis = headline_columns(evaluable, *class_patients(ya, a["groups"]), int(min_positives))
+        cols, flagged, basis = headline_columns(
+            evaluable, *class_patients(ya, a["groups"]), int(min_positives)
+        )
     rep_a, rep_b = per_label(pa, weights), per_label(pb, weights)
     diff_lab = rep_a - rep_b
     diff = macro_replicates(rep_a, cols) - macro_replicates(rep_b, cols)

@@ -209,7 +209,9 @@ class _Intervals:
         point = float(np.nanmean(self.point[key][cols])) if len(cols) else float("nan")
         reps = macro_replicates(self.reps[key], cols)
         jack = None if self.jack is None else macro_replicates(self.jack[key], cols)
-        ci = confidence_interval(reps, self.level, method=self.method, point=np.asarray(point), jackknife=jack)
+        ci = confidence_interval(
+            reps, self.level, method=self.method, point=np.asarray(point), jackknife=jack
+        )
         return point, ci.tolist(), reps
 
 
