@@ -1,4 +1,5 @@
-"""Coverage of the probes' AUROC intervals: percentile vs BCa, per label and for the macro average.
+"""Coverage of the probes' AUROC intervals (percentile vs BCa, per label and for the macro
+average) and of their ECE interval (percentile vs basic).
 
 A seeded simulation with a known answer. Each simulated test set has ``--n-neg`` negatives shared
 by all labels and, for each positive count in ``--positives`` (default 7, 10, 20, 50), one label
@@ -14,6 +15,11 @@ Printed and written to ``benchmarks/results/coverage_auroc.json``: coverage, mea
 misses below/above the truth per method and positive count, and for the macro over all labels
 (``macro_all``) and over the labels with at least ``--min-positives`` positives (``macro_headline``,
 what the reports headline).
+
+ECE section: probabilities ``p ~ U(0, 1)``, outcomes ``y ~ Bernoulli(p^1.5)`` (overconfident), 10
+equal-width bins; the true binned ECE (0.100) is computed from 4 million draws. For each test-set
+size in ``--ece-records`` the percentile and the basic bootstrap intervals of
+:func:`expected_calibration_error` are checked against it (``--ece-sims`` test sets).
 
 Usage: python benchmarks/coverage_auroc.py [--sims 2000] [--resamples 1000] [--positives 7,10,20,50]
        [--n-neg 150] [--auroc 0.8] [--min-positives 10] [--seed 0] [--out benchmarks/results/coverage_auroc.json]
@@ -40,7 +46,7 @@ from ecgprobe.analyzers.bootstrap import (  # noqa: E402
     macro_replicates,
     resample_weights,
 )
-from ecgprobe.analyzers.metrics import rank_metrics  # noqa: E402
+from ecgprobe.analyzers.metrics import expected_calibration_error, rank_metrics  # noqa: E402
 
 
 def simulate(
@@ -124,6 +130,49 @@ def simulate(
     return {"settings": settings, "coverage": coverage}
 
 
+def simulate_ece(
+    records: tuple[int, ...] = (45, 200, 1000),
+    *,
+    sims: int = 1000,
+    resamples: int = 1000,
+    level: float = 0.95,
+    n_bins: int = 10,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Coverage of the ECE intervals (see the module docstring): ``{"true_ece", "coverage":
+    {method: {"n_<records>": {"coverage", "width", "miss_low", "miss_high"}}}}``."""
+    rng = np.random.default_rng(seed)
+    p = rng.random(4_000_000)
+    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    gap = np.bincount(bins, weights=p - p**1.5, minlength=n_bins)  # per bin: sum of (p - E[y | p])
+    truth = float(np.abs(gap).sum() / len(p))
+    out: dict[str, dict[str, dict[str, float]]] = {"percentile": {}, "basic": {}}
+    for n in records:
+        got = {m: np.zeros((sims, 2)) for m in out}
+        for sim in range(sims):
+            q = rng.random(n)[:, None]
+            y = (rng.random((n, 1)) < q**1.5).astype(np.uint8)
+            w = resample_weights(np.arange(n).astype(str), resamples, seed=seed * 100_003 + sim)
+            point = expected_calibration_error(y, q, n_bins=n_bins)
+            reps = expected_calibration_error(y, q, n_bins=n_bins, weights=w)
+            for m in out:
+                got[m][sim] = confidence_interval(reps, level, method=m, point=point)[0]
+        for m, a in got.items():
+            out[m][f"n_{n}"] = {
+                "coverage": float(np.mean((a[:, 0] <= truth) & (truth <= a[:, 1]))),
+                "width": float(np.mean(a[:, 1] - a[:, 0])),
+                "miss_low": float(np.mean(a[:, 1] < truth)),
+                "miss_high": float(np.mean(a[:, 0] > truth)),
+            }
+    return {
+        "true_ece": truth,
+        "records": list(records),
+        "sims": sims,
+        "resamples": resamples,
+        "coverage": out,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sims", type=int, default=2000)
@@ -133,6 +182,8 @@ def main() -> None:
     ap.add_argument("--auroc", type=float, default=0.8)
     ap.add_argument("--min-positives", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ece-records", default="45,200,1000")
+    ap.add_argument("--ece-sims", type=int, default=1000)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "coverage_auroc.json"))
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -145,6 +196,12 @@ def main() -> None:
         min_positives=args.min_positives,
         seed=args.seed,
     )
+    res["ece"] = simulate_ece(
+        tuple(int(n) for n in args.ece_records.split(",")),
+        sims=args.ece_sims,
+        resamples=args.resamples,
+        seed=args.seed,
+    )
     res["seconds"] = round(time.perf_counter() - t0, 1)
     s = res["settings"]
     print(f"AUROC {s['true_auroc']}, {s['n_neg']} negatives, {s['sims']} simulations x {s['resamples']} resamples "
@@ -154,6 +211,15 @@ def main() -> None:
         cells = "".join(
             f"{100 * res['coverage'][m][t]['coverage']:>17.1f}%{res['coverage'][m][t]['width']:>16.3f}"
             for m in CI_METHODS
+        )
+        print(f"{t:<16}{cells}")
+    e = res["ece"]
+    print(f"ECE, true {e['true_ece']:.3f}, {e['sims']} simulations:")
+    print(f"{'records':<16}" + "".join(f"{m + ' cover':>18}{m + ' width':>16}" for m in e["coverage"]))
+    for t in e["coverage"]["percentile"]:
+        cells = "".join(
+            f"{100 * e['coverage'][m][t]['coverage']:>17.1f}%{e['coverage'][m][t]['width']:>16.3f}"
+            for m in e["coverage"]
         )
         print(f"{t:<16}{cells}")
     out = Path(args.out)

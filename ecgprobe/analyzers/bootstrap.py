@@ -205,13 +205,27 @@ def confidence_interval(
     point: np.ndarray | None = None,
     jackknife: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The interval of ``method``: :func:`percentile_ci`, or :func:`bca_ci` (needs point, jackknife).
+    """The interval of ``method``: :func:`percentile_ci`, :func:`bca_ci` (needs point and
+    jackknife) or ``"basic"`` (needs point): ``[2 t - q_high, 2 t - q_low]``, floored at 0.
+
+    The basic interval is what the probes use for ECE, whatever ``ci_method``: ECE is biased
+    upwards in small samples, and its bootstrap replicates are biased upwards again, so the
+    percentile interval can miss far above the truth; reflecting the replicates around the
+    estimate corrects that bias (and can place the interval below the estimate). Coverage of the
+    95 % interval from ``benchmarks/coverage_auroc.py`` (true binned ECE 0.10, 10 bins, 1000
+    simulated test sets) with 45 / 200 / 1000 records: basic 83.7 / 85.5 / 91.4 %, percentile
+    11.6 / 82.2 / 95.2 %. It stays below nominal with a few hundred records or fewer: an
+    approximate interval, which the reports say.
 
     Raises:
-        ConfigError: an unknown method, or ``"bca"`` without ``point`` and ``jackknife``.
+        ConfigError: an unknown method, or ``"bca"``/``"basic"`` without what they need.
     """
     if method == "percentile":
         return percentile_ci(replicates, level)
+    if method == "basic" and point is not None:
+        t = np.asarray(point, dtype=np.float64)[..., None]
+        lohi = percentile_ci(replicates, level)
+        return np.maximum(2 * t - lohi[..., ::-1], 0.0)
     if method != "bca" or point is None or jackknife is None:
         raise ConfigError(f"ci_method {method!r} needs one of {list(CI_METHODS)} (bca: point and jackknife)")
     return bca_ci(replicates, point, jackknife, level)

@@ -194,12 +194,15 @@ class _Intervals:
         self.jack = compute(jackknife_weights(groups, seed=seed)) if ci_method == "bca" else None
         self.level, self.method = ci_level, ci_method
 
+    def _method(self, key: str) -> str:
+        return "basic" if key == "ece" else self.method  # ECE: see confidence_interval
+
     def per_label(self, key: str) -> np.ndarray:
         """``(C, 2)`` intervals of every label."""
         return confidence_interval(
             self.reps[key],
             self.level,
-            method=self.method,
+            method=self._method(key),
             point=self.point[key],
             jackknife=None if self.jack is None else self.jack[key],
         )
@@ -210,7 +213,7 @@ class _Intervals:
         reps = macro_replicates(self.reps[key], cols)
         jack = None if self.jack is None else macro_replicates(self.jack[key], cols)
         ci = confidence_interval(
-            reps, self.level, method=self.method, point=np.asarray(point), jackknife=jack
+            reps, self.level, method=self._method(key), point=np.asarray(point), jackknife=jack
         )
         return point, ci.tolist(), reps
 

@@ -9,7 +9,13 @@ from scipy.stats import norm
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
-from ecgprobe.analyzers.bootstrap import percentile_ci, resample_weights
+from ecgprobe.analyzers.bootstrap import (
+    bca_ci,
+    confidence_interval,
+    jackknife_weights,
+    percentile_ci,
+    resample_weights,
+)
 from ecgprobe.analyzers.metrics import (
     auroc,
     average_precision,
@@ -183,6 +189,26 @@ def test_bootstrap_ci_coverage_is_nominal_on_binormal_scores():
     coverage = hits / n_sim
     assert 0.90 <= coverage <= 0.985, coverage
     assert 0.08 < np.mean(widths) < 0.2
+
+
+def test_bca_and_basic_intervals_known_answers():
+    rng = np.random.default_rng(8)
+    reps = rng.normal(0.7, 0.05, size=(4000, 2))
+    point = np.array([0.7, 0.7])
+    flat = np.zeros((50, 2))  # no jackknife spread: acceleration 0
+    # replicates centred on the estimate: BCa reduces to the percentile interval
+    np.testing.assert_allclose(bca_ci(reps, point, flat), percentile_ci(reps), atol=3e-3)
+    # replicates shifted up from the estimate: BCa shifts the interval down (bias correction)
+    shifted = bca_ci(reps + 0.03, point, flat)
+    assert (shifted[:, 0] < percentile_ci(reps + 0.03)[:, 0]).all()
+    basic = confidence_interval(reps + 0.03, method="basic", point=point)
+    np.testing.assert_allclose(basic, 2 * 0.7 - percentile_ci(reps + 0.03)[:, ::-1])
+    assert np.isnan(bca_ci(np.full((10, 1), np.nan), np.array([0.5]), np.zeros((3, 1)))).all()
+    with pytest.raises(ConfigError, match="ci_method"):
+        confidence_interval(reps, method="bca")  # needs the point and the jackknife
+    jk = jackknife_weights(np.array(["a", "a", "b", "c"]))
+    assert jk.tolist() == [[0, 0, 1, 1], [1, 1, 0, 1], [1, 1, 1, 0]]
+    assert jackknife_weights(np.arange(2500).astype(str)).shape == (1000, 2500)  # blocks of patients
 
 
 def test_percentile_ci_ignores_nan_and_checks_level():
