@@ -17,6 +17,8 @@ _NAMES = {"linear_probe": "linear probe", "knn_probe": "kNN probe"}
 #: Calibration rule thresholds (macro expected calibration error).
 ECE_GOOD, ECE_BAD = 0.05, 0.10
 N_ROC_LABELS = 6
+#: Marks a label with too few positive (or negative) test patients for a reliable interval.
+FLAG = "†"
 
 
 def ci(metrics: dict[str, Any], key: str, digits: int = 3) -> str:
@@ -35,6 +37,42 @@ def evaluated_rows(result: Result) -> list[dict[str, Any]]:
     return [
         r for r in result.tables.get("per_label", []) if r.get("evaluated") and r.get("auroc") is not None
     ]
+
+
+def flagged(row: dict[str, Any]) -> bool:
+    """Whether a label has too few test patients for the headline (False in older results)."""
+    return bool(row.get("flagged", False))
+
+
+def label_cell(row: dict[str, Any]) -> str:
+    """The label's name, with :data:`FLAG` when it is flagged."""
+    return f"{row['label']} {FLAG}" if flagged(row) else str(row["label"])
+
+
+def headline_kind(m: dict[str, Any]) -> str:
+    """What the headline macros average, in words (results without the fields: every label)."""
+    n_all = m.get("n_labels_evaluated", len(m.get("labels_evaluated", [])))
+    n_head = m.get("n_labels_headline", n_all)
+    k = m.get("min_positives")
+    if k is None:
+        return f"{n_all} labels"
+    if m.get("headline_basis") == "all_evaluated":
+        return f"all {n_all} labels (descriptive: none has {k} positive and {k} negative test patients)"
+    return f"{n_head} labels with at least {k} positive and {k} negative test patients"
+
+
+def flag_legend(res: Result) -> Note | None:
+    """The note explaining :data:`FLAG`, when some label of ``res`` carries it."""
+    rows = [r for r in evaluated_rows(res) if flagged(r)]
+    if not rows:
+        return None
+    k = res.metrics.get("min_positives")
+    return Note(
+        f"{FLAG} fewer than {k} positive (or negative) test patients: shown, but left out of the headline "
+        f"macro averages, and its interval undercovers (a coverage simulation in benchmarks/coverage_auroc.py): "
+        + ", ".join(f"{r['label']} ({fmt(r.get('n_test_pos_patients'))})" for r in rows)
+        + "."
+    )
 
 
 def _protocol(report: Report) -> str:
@@ -58,8 +96,10 @@ def _protocol(report: Report) -> str:
         )
     parts.append(
         f"Both are evaluated once on the test split ({fmt(m.get('n_test'))} records, {fmt(m.get('n_test_patients'))} patients); "
-        f"intervals are {fmt(100 * float(m.get('ci_level', 0.95)), 0)}% percentile intervals over {fmt(m.get('n_resamples'))} "
-        f"{m.get('bootstrap_unit', 'patient')}-level bootstrap resamples."
+        f"intervals are {fmt(100 * float(m.get('ci_level', 0.95)), 0)}% "
+        f"{'BCa' if m.get('ci_method') == 'bca' else 'percentile'} intervals over {fmt(m.get('n_resamples'))} "
+        f"{m.get('bootstrap_unit', 'patient')}-level bootstrap resamples. Headline macro averages use {headline_kind(m)}; "
+        f"labels with fewer ({FLAG}) are listed but their intervals undercover."
     )
     return " ".join(parts)
 
@@ -71,22 +111,22 @@ def _headline(report: Report) -> Table:
         if res is None:
             continue
         m = res.metrics
-        rows.append(
-            (
-                _NAMES[kind],
-                ci(m, "macro_auroc"),
-                ci(m, "macro_auprc"),
-                ci(m, "macro_f1"),
-                ci(m, "macro_brier"),
-                fmt(m.get("macro_ece")),
-                f"{len(m.get('labels_evaluated', []))}",
-            )
-        )
+        n_all = m.get("n_labels_evaluated", len(m.get("labels_evaluated", [])))
+        fallback = m.get("headline_basis") == "all_evaluated"
+        head = f"{_NAMES[kind]} (all labels, descriptive)" if fallback else _NAMES[kind]
+        rows.append((head, *_macro_cells(m, ""), f"{m.get('n_labels_headline', n_all)} of {n_all}"))
+        if m.get("labels_flagged") and not fallback and "macro_auroc_all" in m:
+            rows.append((f"{_NAMES[kind]}, all labels (incl. {FLAG})", *_macro_cells(m, "_all"), f"{n_all}"))
     return Table(
         ("probe", "macro AUROC", "macro AUPRC", "macro F1", "macro Brier", "macro ECE", "labels"),
         tuple(rows),
         caption="Macro averages over the labels evaluated on test (95% CI)",
     )
+
+
+def _macro_cells(m: dict[str, Any], suffix: str) -> tuple[str, ...]:
+    keys = ("macro_auroc", "macro_auprc", "macro_f1", "macro_brier", "macro_ece")
+    return tuple(ci(m, key + suffix) for key in keys)
 
 
 def _label_table(report: Report) -> Table:
@@ -95,14 +135,14 @@ def _label_table(report: Report) -> Table:
     knn = {r["label"]: r for r in (evaluated_rows(kp) if kp else [])}
     rows = []
     for r in sorted(evaluated_rows(ref), key=lambda r: -r["auroc"]):
-        cells = [r["label"], fmt(r.get("n_test_pos"))]
+        cells = [label_cell(r), fmt(r.get("n_test_pos")), fmt(r.get("n_test_pos_patients"))]
         if lp:
             cells += [row_ci(r, "auroc"), row_ci(r, "auprc"), row_ci(r, "f1")]
         if kp:
             k = knn.get(r["label"], {})
             cells.append(row_ci(k, "auroc") if k else "–")
         rows.append(tuple(cells))
-    cols = ["label", "test positives"]
+    cols = ["label", "test positives", "positive patients"]
     if lp:
         cols += ["linear AUROC", "linear AUPRC", "linear F1"]
     if kp:
@@ -185,6 +225,9 @@ def render_accuracy(report: Report) -> list[Block]:
     if roc is not None:
         blocks.append(roc)
     blocks.append(_label_table(report))
+    legend = flag_legend(ref)
+    if legend is not None:
+        blocks.append(legend)
     for kind in PROBES:
         res = report.get(kind)
         if res is None:
@@ -222,7 +265,8 @@ def render_calibration(report: Report) -> list[Block] | None:
         Paragraph(
             f"Predicted probabilities of every evaluated label and test record are pooled into {fmt(m0.get('ece_bins'))} "
             "equal-width bins; a calibrated probe lies on the diagonal. The expected calibration error (ECE) is the "
-            "count-weighted mean gap between predicted and observed frequency, per label, averaged over labels."
+            "count-weighted mean gap between predicted and observed frequency, per label, averaged over the headline "
+            "labels, with a patient-bootstrap interval (ECE is biased upwards when bins hold few records)."
         ),
         Figure(
             render_png(draw, size=(5.0, 5.0)),
@@ -237,9 +281,9 @@ def render_calibration(report: Report) -> list[Block] | None:
         rows.append(
             (
                 _NAMES[res.kind],
-                fmt(res.metrics.get("macro_ece")),
+                ci(res.metrics, "macro_ece"),
                 ci(res.metrics, "macro_brier"),
-                ", ".join(f"{r['label']} ({fmt(r.get('ece'))})" for r in worst),
+                ", ".join(f"{label_cell(r)} ({fmt(r.get('ece'))})" for r in worst),
             )
         )
     blocks.append(Table(("probe", "macro ECE", "macro Brier (95% CI)", "largest ECE"), tuple(rows)))
@@ -265,9 +309,12 @@ def rule_macro(report: Report) -> Iterator[Finding]:
             "linear_probe.metrics.mae",
         )
         return
+    raw = ""
+    if m.get("labels_flagged") and m.get("headline_basis") != "all_evaluated" and "macro_auroc_all" in m:
+        raw = f" (over all {m.get('n_labels_evaluated')} evaluated labels, {FLAG} included: {ci(m, 'macro_auroc_all')})"
     yield Finding(
-        f"The linear probe reaches a macro AUROC of {ci(m, 'macro_auroc')} over {len(m.get('labels_evaluated', []))} labels "
-        f"on {fmt(m.get('n_test'))} test records.",
+        f"The linear probe reaches a macro AUROC of {ci(m, 'macro_auroc')} over {headline_kind(m)} "
+        f"on {fmt(m.get('n_test'))} test records{raw}.",
         "info",
         "probe_macro",
         "linear_probe.metrics.macro_auroc",
@@ -277,10 +324,12 @@ def rule_macro(report: Report) -> Iterator[Finding]:
 @finding("probe_best_worst", kinds=("linear_probe",), order=21)
 def rule_best_worst(report: Report) -> Iterator[Finding]:
     rows = sorted(evaluated_rows(_lp(report)), key=lambda r: -r["auroc"])
+    reliable = [r for r in rows if not flagged(r)]  # a flagged label's ranking is mostly noise
+    rows = reliable if len(reliable) >= 2 else rows
     if len(rows) < 2:
         return
     k = min(3, len(rows) // 2)
-    fmt_rows = lambda rs: ", ".join(f"{r['label']} ({row_ci(r, 'auroc')})" for r in rs)  # noqa: E731
+    fmt_rows = lambda rs: ", ".join(f"{label_cell(r)} ({row_ci(r, 'auroc')})" for r in rs)  # noqa: E731
     yield Finding(
         f"Best-predicted labels: {fmt_rows(rows[:k])}.",
         "good",
@@ -306,11 +355,13 @@ def rule_chance(report: Report) -> Iterator[Finding]:
         if r.get("auroc_ci_low") is not None and r["auroc_ci_low"] <= 0.5 <= r["auroc_ci_high"]
     ]
     if near:
-        names = ", ".join(r["label"] for r in near[:10]) + (
+        names = ", ".join(label_cell(r) for r in near[:10]) + (
             f" and {len(near) - 10} more" if len(near) > 10 else ""
         )
+        n_flag = sum(flagged(r) for r in near)
+        few = f" ({n_flag} of them {FLAG}: too few test patients to tell)" if n_flag else ""
         yield Finding(
-            f"{len(near)} of {len(rows)} labels are not distinguishable from chance (their AUROC interval includes 0.5): {names}.",
+            f"{len(near)} of {len(rows)} labels are not distinguishable from chance (their AUROC interval includes 0.5){few}: {names}.",
             "bad",
             "probe_chance",
             "linear_probe.tables.per_label",
@@ -341,26 +392,28 @@ def rule_knn(report: Report) -> Iterator[Finding]:
 
 @finding("calibration", kinds=("linear_probe",), order=30)
 def rule_calibration(report: Report) -> Iterator[Finding]:
-    ece = _lp(report).metrics.get("macro_ece")
+    m = _lp(report).metrics
+    ece = m.get("macro_ece")
     if ece is None:
         return
+    shown = ci(m, "macro_ece")  # with its interval where the result has one
     if ece <= ECE_GOOD:
         yield Finding(
-            f"The linear probe is well calibrated (macro ECE {fmt(ece)} ≤ {ECE_GOOD}).",
+            f"The linear probe is well calibrated (macro ECE {shown} ≤ {ECE_GOOD}).",
             "good",
             "calibration",
             "linear_probe.metrics.macro_ece",
         )
     elif ece > ECE_BAD:
         yield Finding(
-            f"The linear probe is poorly calibrated (macro ECE {fmt(ece)} > {ECE_BAD}).",
+            f"The linear probe is poorly calibrated (macro ECE {shown} > {ECE_BAD}).",
             "bad",
             "calibration",
             "linear_probe.metrics.macro_ece",
         )
     else:
         yield Finding(
-            f"The linear probe's macro ECE is {fmt(ece)}.",
+            f"The linear probe's macro ECE is {shown}.",
             "info",
             "calibration",
             "linear_probe.metrics.macro_ece",
