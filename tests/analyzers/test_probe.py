@@ -366,3 +366,44 @@ def test_interval_with_three_copies_per_patient_is_as_wide_as_with_one(probe):
     width = lambda m: m["macro_auroc_ci"][1] - m["macro_auroc_ci"][0]  # noqa: E731
     assert three["bootstrap_unit"] == "patient" and three["n_test_patients"] == one["n_test"]
     assert 0.85 < width(three) / width(one) < 1.2
+
+
+def test_accuracy_section_flags_labels_and_reads_old_results(rare):
+    """The tables show positive patients and † with its legend; the headline says which labels it
+    averages; a result saved before these fields existed still renders (every label headline)."""
+    from ecgprobe.report import Report
+    from ecgprobe.report.blocks import Note, Table, fmt
+    from ecgprobe.report.sections.probes import FLAG, render_accuracy, rule_macro
+
+    emb, records = rare
+    res = LinearProbe(**FAST).run(emb, records)
+    report = Report({"linear_probe": res}, title="t")
+    blocks = render_accuracy(report)
+    tables = [b for b in blocks if isinstance(b, Table)]
+    headline, labels = tables[0], tables[-1]
+    assert [r[0] for r in headline.rows] == ["linear probe", f"linear probe, all labels (incl. {FLAG})"]
+    assert (
+        headline.rows[0][1].startswith(fmt(res.metrics["macro_auroc"])) and headline.rows[0][-1] == "3 of 4"
+    )
+    assert headline.rows[1][1].startswith(fmt(res.metrics["macro_auroc_all"]))
+    assert "positive patients" in labels.columns and f"L3 {FLAG}" in [r[0] for r in labels.rows]
+    assert any(isinstance(b, Note) and b.text.startswith(FLAG) for b in blocks)
+    text = next(iter(rule_macro(report))).text
+    assert "3 labels with at least 10 positive" in text and fmt(res.metrics["macro_auroc_all"]) in text
+    new_keys = {"labels_headline", "labels_flagged", "n_labels_headline", "n_labels_evaluated"}
+    new_keys |= {"headline_basis", "min_positives", "ci_method"}
+    old = LinearProbeResult(
+        kind="linear_probe",
+        metrics={k: v for k, v in res.metrics.items() if k not in new_keys and "_all" not in k},
+        tables={
+            "per_label": [
+                {k: v for k, v in r.items() if k not in ("flagged", "n_test_pos_patients")}
+                for r in res.tables["per_label"]
+            ]
+        },
+        arrays=dict(res.arrays),
+    )
+    blocks = render_accuracy(Report({"linear_probe": old}, title="old"))
+    headline = next(b for b in blocks if isinstance(b, Table))
+    assert [r[0] for r in headline.rows] == ["linear probe"] and FLAG not in str(blocks)
+    assert "over 4 labels" in next(iter(rule_macro(Report({"linear_probe": old}, title="old")))).text

@@ -185,3 +185,26 @@ def test_settings_and_inputs_are_checked(problem):
         ScarcityCurve(n_seeds=0).run(emb, records)
     with pytest.raises(AnalysisError, match="multi-label"):
         ScarcityCurve().run(emb, records.with_labels(("a",), np.zeros(len(records)), "regression"))
+
+
+def test_scarcity_section_shows_the_label_set_and_flags(curve):
+    from ecgprobe.report import Report
+    from ecgprobe.report.blocks import KeyValues, Table
+    from ecgprobe.report.sections.scarcity import headline_text, label_table, render
+
+    blocks = render(Report({"scarcity": curve}, title="t"))
+    kv = dict(next(b for b in blocks if isinstance(b, KeyValues)).rows)
+    assert kv["labels in the macro"] == "2, the same at every point: L1, L2"
+    tables = [b for b in blocks if isinstance(b, Table)]
+    assert [r[0] for r in tables[-1].rows] == ["L0 †", "L1", "L2"] and tables[-1].rows[0][2] == "no"
+    assert all(r[4] == "2" for r in tables[0].rows)  # the curve: labels averaged at each point
+    old = ScarcityResult(
+        kind="scarcity",
+        metrics={k: v for k, v in curve.metrics.items() if k not in ("headline_basis", "labels_headline")},
+        tables={
+            "per_label": [
+                {k: v for k, v in r.items() if k != "in_headline"} for r in curve.tables["per_label"]
+            ]
+        },
+    )
+    assert label_table(old) is None and headline_text(old).startswith("not recorded")

@@ -98,9 +98,14 @@ def _protocol(report: Report) -> str:
         f"Both are evaluated once on the test split ({fmt(m.get('n_test'))} records, {fmt(m.get('n_test_patients'))} patients); "
         f"intervals are {fmt(100 * float(m.get('ci_level', 0.95)), 0)}% "
         f"{'BCa' if m.get('ci_method') == 'bca' else 'percentile'} intervals over {fmt(m.get('n_resamples'))} "
-        f"{m.get('bootstrap_unit', 'patient')}-level bootstrap resamples. Headline macro averages use {headline_kind(m)}; "
-        f"labels with fewer ({FLAG}) are listed but their intervals undercover."
+        f"{m.get('bootstrap_unit', 'patient')}-level bootstrap resamples (ECE: the bias-correcting basic interval, "
+        "approximate with few records)."
     )
+    if m.get("min_positives") is not None:
+        parts.append(
+            f"Headline macro averages use {headline_kind(m)}; labels with fewer ({FLAG}) are listed, "
+            "but their intervals undercover."
+        )
     return " ".join(parts)
 
 
@@ -266,7 +271,8 @@ def render_calibration(report: Report) -> list[Block] | None:
             f"Predicted probabilities of every evaluated label and test record are pooled into {fmt(m0.get('ece_bins'))} "
             "equal-width bins; a calibrated probe lies on the diagonal. The expected calibration error (ECE) is the "
             "count-weighted mean gap between predicted and observed frequency, per label, averaged over the headline "
-            "labels, with a patient-bootstrap interval (ECE is biased upwards when bins hold few records)."
+            "labels, with a patient-bootstrap interval (ECE is biased upwards when bins hold few records; the basic "
+            "interval corrects for that and can lie below the estimate)."
         ),
         Figure(
             render_png(draw, size=(5.0, 5.0)),
