@@ -49,6 +49,17 @@ from ecgprobe.analyzers.bootstrap import (  # noqa: E402
 from ecgprobe.analyzers.metrics import expected_calibration_error, rank_metrics  # noqa: E402
 
 
+def _coverage(intervals: np.ndarray, truth: float) -> dict[str, float]:
+    """Share of ``(sims, 2)`` intervals holding ``truth``, mean width, and misses on either side."""
+    lo, hi = intervals[:, 0], intervals[:, 1]
+    return {
+        "coverage": float(np.mean((lo <= truth) & (truth <= hi))),
+        "width": float(np.mean(hi - lo)),
+        "miss_low": float(np.mean(hi < truth)),  # interval entirely below the truth
+        "miss_high": float(np.mean(lo > truth)),
+    }
+
+
 def simulate(
     positives: tuple[int, ...] = (7, 10, 20, 50),
     *,
@@ -73,7 +84,7 @@ def simulate(
     n = n_neg + int(pos.max())
     headline = np.flatnonzero(pos >= min_positives)
     targets = [f"pos_{p}" for p in pos] + ["macro_all"] + (["macro_headline"] if len(headline) else [])
-    hits = {m: {t: np.zeros((sims, 3)) for t in targets} for m in CI_METHODS}  # low, high, hit
+    hits = {m: {t: np.zeros((sims, 2)) for t in targets} for m in CI_METHODS}  # low, high
     rng = np.random.default_rng(seed)
     ids = np.arange(n).astype(str)
     jk = jackknife_weights(ids)
@@ -103,19 +114,8 @@ def simulate(
         for method in CI_METHODS:
             for t, (r, pt, jj) in series.items():
                 lo, hi = confidence_interval(r, level, method=method, point=np.asarray(pt), jackknife=jj)
-                hits[method][t][sim] = lo, hi, lo <= true_auroc <= hi
-    coverage = {
-        m: {
-            t: {
-                "coverage": float(a[:, 2].mean()),
-                "width": float(np.mean(a[:, 1] - a[:, 0])),
-                "miss_low": float(np.mean(a[:, 1] < true_auroc)),  # interval entirely below the truth
-                "miss_high": float(np.mean(a[:, 0] > true_auroc)),
-            }
-            for t, a in per.items()
-        }
-        for m, per in hits.items()
-    }
+                hits[method][t][sim] = lo, hi
+    coverage = {m: {t: _coverage(a[:, :2], true_auroc) for t, a in per.items()} for m, per in hits.items()}
     settings = {
         "positives": [int(p) for p in pos],
         "n_neg": n_neg,
@@ -158,12 +158,7 @@ def simulate_ece(
             for m in out:
                 got[m][sim] = confidence_interval(reps, level, method=m, point=point)[0]
         for m, a in got.items():
-            out[m][f"n_{n}"] = {
-                "coverage": float(np.mean((a[:, 0] <= truth) & (truth <= a[:, 1]))),
-                "width": float(np.mean(a[:, 1] - a[:, 0])),
-                "miss_low": float(np.mean(a[:, 1] < truth)),
-                "miss_high": float(np.mean(a[:, 0] > truth)),
-            }
+            out[m][f"n_{n}"] = _coverage(a, truth)
     return {
         "true_ece": truth,
         "records": list(records),

@@ -243,3 +243,13 @@ def test_auroc_interval_coverage_simulation_fast():
         assert 0.88 <= method["pos_50"]["coverage"] <= 0.99
         assert 0.88 <= method["macro_all"]["coverage"] <= 0.99
         assert method["macro_headline"] == method["pos_50"]  # the headline leaves out the 7-positive label
+
+
+def test_ece_interval_coverage_simulation_fast():
+    """The fast ECE section of benchmarks/coverage_auroc.py: with 45 records the percentile interval
+    of the (upward-biased) ECE almost never holds the truth; the basic interval mostly does."""
+    res = _coverage_benchmark().simulate_ece((45,), sims=150, resamples=300, seed=1)
+    assert res["true_ece"] == pytest.approx(0.1, abs=0.002)
+    cov = res["coverage"]
+    assert cov["percentile"]["n_45"]["coverage"] < 0.3 and cov["percentile"]["n_45"]["miss_high"] > 0.7
+    assert cov["basic"]["n_45"]["coverage"] > 0.75
