@@ -115,3 +115,18 @@ def test_scarcity_extracts_once_and_writes_the_curve(tmp_path, capsys):
     before = TinyTestEncoder.calls
     assert main([*args[:-1], str(tmp_path / "s2")]) == 0
     assert TinyTestEncoder.calls == before  # the cache serves the second run
+
+
+def test_probe_interval_method_and_small_sample_threshold(emb_dir, tmp_path, capsys):
+    """--ci-method and --min-positives reach the probe; the printed headline says how many labels
+    it averages."""
+    base = ["probe", *DATA, "--embeddings", str(emb_dir), "--kind", "linear", "--n-resamples", "100"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--ci-method", "bca", "--min-positives", "0"]) == 0
+    m = Result.load(tmp_path / "a" / "results.json").metrics
+    n = len(m["labels_evaluated"])
+    assert m["ci_method"] == "bca" and m["min_positives"] == 0 and m["labels_flagged"] == []
+    assert f"over {n} of {n} labels" in capsys.readouterr().out
+    assert main([*base, "--out", str(tmp_path / "b"), "--min-positives", "1000"]) == 0
+    m = Result.load(tmp_path / "b" / "results.json").metrics
+    assert m["headline_basis"] == "all_evaluated" and len(m["labels_flagged"]) == n
+    assert main([*base, "--out", str(tmp_path / "c"), "--ci-method", "normal"]) == 1  # one-line usage error

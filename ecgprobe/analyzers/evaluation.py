@@ -14,10 +14,15 @@ from typing import Any
 import numpy as np
 
 from ecgprobe.analyzers.bootstrap import (
+    DEFAULT_MIN_POSITIVES,
     bootstrap_unit,
+    check_ci_method,
+    class_patients,
     classification_replicates,
+    confidence_interval,
+    headline_columns,
+    jackknife_weights,
     macro_replicates,
-    percentile_ci,
     resample_weights,
 )
 from ecgprobe.analyzers.metrics import (
@@ -136,12 +141,19 @@ def check_grid(values: Any, name: str, *, allow_zero: bool = False) -> tuple[flo
     return tuple(sorted(set(grid)))
 
 
-def check_common(n_resamples: int, ci_level: float, n_bins: int) -> None:
+def check_common(
+    n_resamples: int,
+    ci_level: float,
+    n_bins: int,
+    ci_method: str = "percentile",
+    min_positives: int = DEFAULT_MIN_POSITIVES,
+) -> None:
     """Validate the evaluation settings shared by the probes.
 
     Raises:
         ConfigError: naming the bad setting.
     """
+    check_ci_method(ci_method, min_positives)
     if int(n_resamples) < 1:
         raise ConfigError(f"n_resamples must be >= 1, got {n_resamples}")
     if not 0 < float(ci_level) < 1:
@@ -164,6 +176,48 @@ def _ci_fields(name: str, point: float, ci: np.ndarray) -> dict[str, float]:
     return {name: point, f"{name}_ci_low": float(ci[0]), f"{name}_ci_high": float(ci[1])}
 
 
+class _Intervals:
+    """Replicates (bootstrap, and the jackknife for BCa) of per-label metrics and their intervals."""
+
+    def __init__(
+        self,
+        compute: Any,
+        groups: np.ndarray,
+        *,
+        n_resamples: int,
+        seed: int,
+        ci_level: float,
+        ci_method: str,
+    ) -> None:
+        self.point = compute(None)
+        self.reps = compute(resample_weights(groups, n_resamples, seed))
+        self.jack = compute(jackknife_weights(groups, seed=seed)) if ci_method == "bca" else None
+        self.level, self.method = ci_level, ci_method
+
+    def _method(self, key: str) -> str:
+        return "basic" if key == "ece" else self.method  # ECE: see confidence_interval
+
+    def per_label(self, key: str) -> np.ndarray:
+        """``(C, 2)`` intervals of every label."""
+        return confidence_interval(
+            self.reps[key],
+            self.level,
+            method=self._method(key),
+            point=self.point[key],
+            jackknife=None if self.jack is None else self.jack[key],
+        )
+
+    def macro(self, key: str, cols: np.ndarray) -> tuple[float, list[float], np.ndarray]:
+        """Macro point estimate over ``cols``, its interval, and its bootstrap replicates."""
+        point = float(np.nanmean(self.point[key][cols])) if len(cols) else float("nan")
+        reps = macro_replicates(self.reps[key], cols)
+        jack = None if self.jack is None else macro_replicates(self.jack[key], cols)
+        ci = confidence_interval(
+            reps, self.level, method=self._method(key), point=np.asarray(point), jackknife=jack
+        )
+        return point, ci.tolist(), reps
+
+
 def evaluate_multilabel(
     label_names: Sequence[str],
     y_val: np.ndarray,
@@ -177,8 +231,15 @@ def evaluate_multilabel(
     seed: int,
     ci_level: float,
     n_bins: int,
+    min_positives: int = DEFAULT_MIN_POSITIVES,
+    ci_method: str = "percentile",
 ) -> Evaluation:
-    """Evaluate probabilities ``p_test`` of the fitted labels (thresholds for F1 chosen on val)."""
+    """Evaluate probabilities ``p_test`` of the fitted labels (thresholds for F1 chosen on val).
+
+    Headline macros (``macro_<metric>``) average the labels with at least ``min_positives``
+    positive and negative test patients; ``macro_<metric>_all`` average every evaluated label
+    (see :func:`ecgprobe.analyzers.bootstrap.headline_columns`).
+    """
     names = list(label_names)
     thresholds = best_f1_thresholds(y_val, p_val)
     notes = []
@@ -187,7 +248,7 @@ def evaluate_multilabel(
         notes.append(f"F1 threshold 0.5 (no validation positive) for: {', '.join(no_val_pos)}")
     n_pos = np.asarray(y_test).sum(0)
     evaluable = (n_pos > 0) & (n_pos < len(y_test))
-    cols = np.flatnonzero(evaluable)
+    all_cols = np.flatnonzero(evaluable)
     not_evaluated = {
         names[j]: ("no positive" if n_pos[j] == 0 else "no negative") + " in the test split"
         for j in np.flatnonzero(~evaluable)
@@ -197,28 +258,40 @@ def evaluate_multilabel(
             f"{len(not_evaluated)} labels not evaluated (a class missing in test): "
             + ", ".join(not_evaluated)
         )
-    if not len(cols):
+    if not len(all_cols):
         raise AnalysisError(
             f"no fitted label has both classes in the test split ({len(y_test)} records); "
             "AUROC is undefined — use a larger test split"
         )
-    ones = np.ones((1, len(y_test)))
-    point = {k: v[0] for k, v in classification_replicates(y_test, p_test, ones, thresholds).items()}
-    ece = expected_calibration_error(y_test, p_test, n_bins=n_bins)
-    weights = resample_weights(test_groups, n_resamples, seed)
-    reps = classification_replicates(y_test, p_test, weights, thresholds)
-    del weights
+    pos_pat, neg_pat = class_patients(y_test, test_groups)
+    cols, flagged, basis = headline_columns(evaluable, pos_pat, neg_pat, int(min_positives))
+
+    def compute(w: np.ndarray | None) -> dict[str, np.ndarray]:
+        ww = np.ones((1, len(y_test))) if w is None else w
+        out = classification_replicates(y_test, p_test, ww, thresholds)
+        out["ece"] = expected_calibration_error(y_test, p_test, n_bins=n_bins, weights=ww)
+        return {k: v[0] for k, v in out.items()} if w is None else out
+
+    iv = _Intervals(
+        compute, test_groups, n_resamples=n_resamples, seed=seed, ci_level=ci_level, ci_method=ci_method
+    )
+    point = iv.point
+    label_ci = {k: iv.per_label(k) for k in point}
     metrics: dict[str, Any] = {}
-    label_ci = {k: percentile_ci(v, ci_level) for k, v in reps.items()}
     macro_reps = {}
-    for key in ("auroc", "auprc", "f1", "brier"):
-        macro_reps[key] = macro_replicates(reps[key], cols)
-        metrics[f"macro_{key}"] = float(np.nanmean(point[key][cols]))
-        metrics[f"macro_{key}_ci"] = percentile_ci(macro_reps[key], ci_level).tolist()
-    metrics["macro_ece"] = float(np.mean(ece[cols]))
+    for key in ("auroc", "auprc", "f1", "brier", "ece"):
+        metrics[f"macro_{key}"], metrics[f"macro_{key}_ci"], macro_reps[key] = iv.macro(key, cols)
+        metrics[f"macro_{key}_all"], metrics[f"macro_{key}_all_ci"], _ = iv.macro(key, all_cols)
     metrics.update(
-        labels_evaluated=[names[j] for j in cols],
+        labels_evaluated=[names[j] for j in all_cols],
         labels_not_evaluated=not_evaluated,
+        labels_headline=[names[j] for j in cols],
+        labels_flagged=[names[j] for j in flagged],
+        n_labels_headline=len(cols),
+        n_labels_evaluated=len(all_cols),
+        headline_basis=basis,
+        min_positives=int(min_positives),
+        ci_method=ci_method,
         n_test=len(y_test),
         n_test_patients=len(set(test_groups)),
         bootstrap_unit=bootstrap_unit(test_groups, test_ids),
@@ -226,12 +299,20 @@ def evaluate_multilabel(
         ci_level=ci_level,
         ece_bins=n_bins,
     )
+    notes += _flag_notes(names, flagged, pos_pat, neg_pat, basis, metrics)
     rows = []
     for j, name in enumerate(names):
-        row: dict[str, Any] = {"label": name, "n_test_pos": int(n_pos[j]), "evaluated": bool(evaluable[j])}
-        for key in ("auroc", "auprc", "f1", "brier"):
+        row: dict[str, Any] = {
+            "label": name,
+            "n_test_pos": int(n_pos[j]),
+            "n_test_pos_patients": int(pos_pat[j]),
+            "n_test_neg_patients": int(neg_pat[j]),
+            "evaluated": bool(evaluable[j]),
+            "flagged": bool(j in set(flagged.tolist())),
+        }
+        for key in ("auroc", "auprc", "f1", "brier", "ece"):
             row.update(_ci_fields(key, float(point[key][j]), label_ci[key][j]))
-        row.update(threshold=float(thresholds[j]), ece=float(ece[j]))
+        row["threshold"] = float(thresholds[j])
         rows.append(row)
     mean_pred, frac_pos, count = reliability(y_test, p_test, n_bins=n_bins)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -272,6 +353,33 @@ def evaluate_multilabel(
     return Evaluation(metrics, {"per_label": rows, "reliability": rel_rows}, arrays, notes)
 
 
+def _flag_notes(
+    names: list[str],
+    flagged: np.ndarray,
+    pos_pat: np.ndarray,
+    neg_pat: np.ndarray,
+    basis: str,
+    metrics: dict[str, Any],
+) -> list[str]:
+    """The notes that say which labels are flagged and what the headline macros average."""
+    if not len(flagged):
+        return []
+    k = metrics["min_positives"]
+    counts = ", ".join(f"{names[j]} ({int(pos_pat[j])}+/{int(neg_pat[j])}-)" for j in flagged)
+    lo, hi = metrics["macro_auroc_all_ci"]
+    raw = f"macro AUROC over all {metrics['n_labels_evaluated']} evaluated labels {metrics['macro_auroc_all']:.3f} [{lo:.3f}, {hi:.3f}]"
+    if basis == "all_evaluated":
+        return [
+            f"no evaluated label has {k} positive and {k} negative test patients (min_positives={k}): the macro "
+            f"averages use all of them and are descriptive, their intervals undercover ({raw}); "
+            f"positive/negative test patients: {counts}"
+        ]
+    return [
+        f"{len(flagged)} labels with fewer than {k} positive (or negative) test patients are flagged and left out "
+        f"of the headline macro averages (min_positives={k}; their intervals undercover): {counts}; {raw}"
+    ]
+
+
 def evaluate_regression(
     target_names: Sequence[str],
     y_test: np.ndarray,
@@ -282,24 +390,31 @@ def evaluate_regression(
     n_resamples: int,
     seed: int,
     ci_level: float,
+    ci_method: str = "percentile",
 ) -> Evaluation:
     """MAE, RMSE and R² per target with patient-bootstrap CIs; headline = mean over targets."""
     names = list(target_names)
-    point = {k: v[0] for k, v in regression_metrics(y_test, pred_test).items()}
-    weights = resample_weights(test_groups, n_resamples, seed)
-    reps = regression_metrics(y_test, pred_test, weights)
+
+    def compute(w: np.ndarray | None) -> dict[str, np.ndarray]:
+        out = regression_metrics(y_test, pred_test, w)
+        return {k: v[0] for k, v in out.items()} if w is None else out
+
+    iv = _Intervals(
+        compute, test_groups, n_resamples=n_resamples, seed=seed, ci_level=ci_level, ci_method=ci_method
+    )
+    point, everything = iv.point, np.arange(len(names))
     metrics: dict[str, Any] = {}
     for key in ("mae", "rmse", "r2"):
-        metrics[key] = float(np.mean(point[key]))
-        metrics[f"{key}_ci"] = percentile_ci(reps[key].mean(1), ci_level).tolist()
+        metrics[key], metrics[f"{key}_ci"], _ = iv.macro(key, everything)
     metrics.update(
         n_test=len(y_test),
         n_test_patients=len(set(test_groups)),
         bootstrap_unit=bootstrap_unit(test_groups, test_ids),
         n_resamples=int(n_resamples),
         ci_level=ci_level,
+        ci_method=ci_method,
     )
-    ci = {k: percentile_ci(v, ci_level) for k, v in reps.items()}
+    ci = {k: iv.per_label(k) for k in point}
     rows = []
     for j, name in enumerate(names):
         row: dict[str, Any] = {"target": name}

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
+from ecgprobe.analyzers.bootstrap import DEFAULT_MIN_POSITIVES
 from ecgprobe.analyzers.evaluation import (
     check_common,
     evaluate_multilabel,
@@ -127,6 +128,11 @@ class KNNProbe(Analyzer):
         standardize: z-score dimensions with train statistics first (changes euclidean geometry).
         n_resamples: bootstrap resamples for the confidence intervals.
         ci_level: confidence level.
+        ci_method: ``"percentile"`` (default) or ``"bca"`` (bias-corrected and accelerated, with
+            a patient jackknife: better coverage with few positives, see
+            :mod:`ecgprobe.analyzers.bootstrap`).
+        min_positives: labels with fewer positive (or negative) test patients are flagged and
+            left out of the headline macro averages (reported beside them over all labels).
         n_bins: bins of the calibration error and reliability diagram.
         seed: seed of the bootstrap.
         chunk_size: queries per similarity chunk (default: bounded to 64 MiB).
@@ -145,6 +151,8 @@ class KNNProbe(Analyzer):
         standardize: bool = False,
         n_resamples: int = 1000,
         ci_level: float = 0.95,
+        ci_method: str = "percentile",
+        min_positives: int = DEFAULT_MIN_POSITIVES,
         n_bins: int = 10,
         seed: int = 0,
         chunk_size: int | None = None,
@@ -155,6 +163,8 @@ class KNNProbe(Analyzer):
         self.standardize = standardize
         self.n_resamples = n_resamples
         self.ci_level = ci_level
+        self.ci_method = ci_method
+        self.min_positives = min_positives
         self.n_bins = n_bins
         self.seed = seed
         self.chunk_size = chunk_size
@@ -172,7 +182,7 @@ class KNNProbe(Analyzer):
             raise ConfigError(f"metric must be one of {list(METRICS)}, got {self.metric!r}")
         if self.chunk_size is not None and int(self.chunk_size) < 1:
             raise ConfigError(f"chunk_size must be >= 1, got {self.chunk_size}")
-        check_common(self.n_resamples, self.ci_level, self.n_bins)
+        check_common(self.n_resamples, self.ci_level, self.n_bins, self.ci_method, self.min_positives)
 
     def _run(self, emb: Embeddings, records: RecordSet) -> Result:
         if records.task != "multilabel":
@@ -216,6 +226,8 @@ class KNNProbe(Analyzer):
             seed=int(self.seed),
             ci_level=float(self.ci_level),
             n_bins=int(self.n_bins),
+            min_positives=int(self.min_positives),
+            ci_method=self.ci_method,
         )
         for j, row in enumerate(ev.tables["per_label"]):
             row.update(

@@ -169,9 +169,15 @@ def roc_curve(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """ROC points of one label: ``fpr, tpr, thresholds`` (thresholds decreasing, first ``+inf``).
 
     Points on a straight segment between two others are dropped (they change nothing drawn).
+    Tied scores form one point, so identical scores give the chance diagonal ``(0, 0), (1, 1)``.
 
     Raises:
         ConfigError: ``y`` without both classes, or mismatched shapes.
+
+    Example:
+        >>> fpr, tpr, _ = roc_curve(np.array([0, 1, 0, 1]), np.full(4, 0.5))
+        >>> fpr.tolist(), tpr.tolist()
+        ([0.0, 1.0], [0.0, 1.0])
     """
     yb, s = _check_pair(np.ravel(y), np.ravel(scores))
     yb, s = yb[:, 0], s[:, 0]
@@ -183,7 +189,10 @@ def roc_curve(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray
     last = np.r_[np.flatnonzero(ss[1:] != ss[:-1]), len(ss) - 1]  # last index of each tie group
     tps = np.cumsum(yy)[last].astype(np.float64)
     fps = (last + 1) - tps
-    keep = np.r_[True, np.logical_or(np.diff(fps, 2) != 0, np.diff(tps, 2) != 0), True]
+    # A point is dropped only when it lies between two others: one or two distinct scores (all
+    # scores tied, e.g. kNN fractions of a rare label) keep every point.
+    inner = np.logical_or(np.diff(fps, 2) != 0, np.diff(tps, 2) != 0)
+    keep = np.r_[True, inner, True] if len(last) > 2 else np.ones(len(last), dtype=bool)
     fpr = np.r_[0.0, fps[keep] / fps[-1]]
     tpr = np.r_[0.0, tps[keep] / n_pos]
     return fpr, tpr, np.r_[np.inf, ss[last][keep]]
@@ -259,11 +268,42 @@ def reliability(
     return mean_pred, frac_pos, count
 
 
-def expected_calibration_error(y: np.ndarray, probs: np.ndarray, *, n_bins: int = 10) -> np.ndarray:
-    """Per-label ECE ``(C,)`` with ``n_bins`` equal-width bins (see the module docstring)."""
-    mean_pred, frac_pos, count = reliability(y, probs, n_bins=n_bins)
-    gap = np.where(count > 0, np.abs(mean_pred - frac_pos), 0.0)
-    return (gap * count).sum(1) / np.maximum(count.sum(1), 1)
+def expected_calibration_error(
+    y: np.ndarray, probs: np.ndarray, *, n_bins: int = 10, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-label ECE with ``n_bins`` equal-width bins (see the module docstring).
+
+    ``sum_bins (n_bin / N) |mean p - freq|`` equals ``sum_bins |sum_bin (p - y)| / N``, which is
+    how the weighted (bootstrap) version is computed: one ``(B, N) @ (N, C)`` product per bin.
+
+    Args:
+        y: ``(N, C)`` 0/1 labels.
+        probs: ``(N, C)`` probabilities in [0, 1].
+        n_bins: number of bins.
+        weights: ``(B, N)`` record weights (bootstrap counts); None: the point estimate.
+
+    Returns:
+        ``(C,)`` without weights, ``(B, C)`` with weights.
+
+    Raises:
+        ConfigError: probabilities outside [0, 1], ``n_bins < 1`` or mismatched shapes.
+    """
+    if weights is None:
+        mean_pred, frac_pos, count = reliability(y, probs, n_bins=n_bins)
+        gap = np.where(count > 0, np.abs(mean_pred - frac_pos), 0.0)
+        return (gap * count).sum(1) / np.maximum(count.sum(1), 1)
+    if n_bins < 1:
+        raise ConfigError(f"n_bins must be >= 1, got {n_bins}")
+    yb, p = _check_pair(y, probs)
+    if np.any((p < 0) | (p > 1)):
+        raise ConfigError("calibration needs probabilities in [0, 1]")
+    w = _check_weights(weights, len(yb))
+    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    diff = p - yb
+    total = np.zeros((len(w), yb.shape[1]))
+    for k in range(n_bins):
+        total += np.abs(w @ np.where(bins == k, diff, 0.0))
+    return total / np.maximum(w.sum(1, keepdims=True), 1e-300)
 
 
 def regression_metrics(

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
+from ecgprobe.analyzers.bootstrap import DEFAULT_MIN_POSITIVES
 from ecgprobe.analyzers.evaluation import (
     check_common,
     check_grid,
@@ -66,18 +67,26 @@ class LinearProbeResult(Result):
         metrics:
             ``task`` ("multilabel"); ``labels_fitted`` (row order of ``coef`` and columns of the
             score arrays); ``labels_skipped`` {label: reason} (not fittable: a class missing in
-            train); ``labels_evaluated`` (both classes in test: the macro averages use these);
-            ``labels_not_evaluated`` {label: reason};
-            ``macro_auroc``, ``macro_auprc``, ``macro_f1``, ``macro_brier`` each with ``<name>_ci``
-            [low, high]; ``macro_ece``; ``c_selection``, ``shared_C``; ``n_train``, ``n_val``,
-            ``n_test``, ``n_test_patients``, ``bootstrap_unit`` ("patient" or "record"),
-            ``n_resamples``, ``ci_level``, ``ece_bins``, ``device``, ``not_converged`` (labels
-            whose chosen fit hit the iteration limit).
+            train); ``labels_evaluated`` (both classes in test); ``labels_not_evaluated``
+            {label: reason}; ``labels_headline`` (evaluated labels with at least
+            ``min_positives`` positive and negative test patients: the headline macros average
+            these) and ``labels_flagged`` (evaluated labels below it), ``n_labels_headline``,
+            ``n_labels_evaluated``, ``headline_basis`` ("min_positives", or "all_evaluated" when
+            every evaluated label is flagged and the headline falls back to all of them);
+            ``macro_auroc``, ``macro_auprc``, ``macro_f1``, ``macro_brier``, ``macro_ece``
+            (headline) each with ``<name>_ci`` [low, high], and ``macro_<name>_all`` (+ ``_ci``)
+            over every evaluated label; ``min_positives``, ``ci_method`` ("percentile" or
+            "bca"); ``c_selection``, ``shared_C``; ``n_train``, ``n_val``, ``n_test``,
+            ``n_test_patients``, ``bootstrap_unit`` ("patient" or "record"), ``n_resamples``,
+            ``ci_level``, ``ece_bins``, ``device``, ``not_converged`` (labels whose chosen fit
+            hit the iteration limit). Results saved before these fields existed lack them:
+            readers treat every evaluated label as headline (see the report sections).
         tables:
-            ``per_label``: label, n_train_pos, n_val_pos, n_test_pos, evaluated, C, C_own_choice,
+            ``per_label``: label, n_train_pos, n_val_pos, n_test_pos (records),
+            n_test_pos_patients, n_test_neg_patients, evaluated, flagged, C, C_own_choice,
             val_auroc, auroc, auroc_ci_low, auroc_ci_high, auprc(_ci_low/_ci_high),
-            f1(_ci_low/_ci_high), brier(_ci_low/_ci_high), threshold, ece;
-            ``reliability`` (pooled over evaluated labels): bin, bin_low, bin_high,
+            f1(_ci_low/_ci_high), brier(_ci_low/_ci_high), ece(_ci_low/_ci_high), threshold;
+            ``reliability`` (pooled over the headline labels): bin, bin_low, bin_high,
             mean_predicted, observed_frequency, count.
         arrays:
             ``coef`` (C x D, standardised space), ``intercept`` (C,), ``scaler_mean`` (D,),
@@ -88,7 +97,7 @@ class LinearProbeResult(Result):
             ``reliability_observed_frequency``, ``reliability_count`` (C x bins);
             ``roc_fpr``, ``roc_tpr``, ``roc_thresholds`` (label j's points are
             ``[roc_offsets[j]:roc_offsets[j+1]]``; empty for labels not evaluated);
-            ``macro_auroc_replicates`` (B,).
+            ``macro_auroc_replicates`` (B,) of the headline macro.
 
     Schema, regression:
         metrics: ``task`` ("regression"), ``labels_fitted`` (targets), ``mae``, ``rmse``, ``r2``
@@ -139,6 +148,11 @@ class LinearProbe(Analyzer):
         alphas: ridge alpha grid for regression targets.
         n_resamples: bootstrap resamples for the confidence intervals.
         ci_level: confidence level.
+        ci_method: ``"percentile"`` (default) or ``"bca"`` (bias-corrected and accelerated, with
+            a patient jackknife: better coverage with few positives, see
+            :mod:`ecgprobe.analyzers.bootstrap`).
+        min_positives: labels with fewer positive (or negative) test patients are flagged and
+            left out of the headline macro averages (reported beside them over all labels).
         n_bins: equal-width bins of the calibration error and reliability diagram.
         seed: seed of the bootstrap.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
@@ -159,6 +173,8 @@ class LinearProbe(Analyzer):
         alphas: tuple[float, ...] = DEFAULT_ALPHAS,
         n_resamples: int = 1000,
         ci_level: float = 0.95,
+        ci_method: str = "percentile",
+        min_positives: int = DEFAULT_MIN_POSITIVES,
         n_bins: int = 10,
         seed: int = 0,
         device: str = "auto",
@@ -171,6 +187,8 @@ class LinearProbe(Analyzer):
         self.alphas = alphas
         self.n_resamples = n_resamples
         self.ci_level = ci_level
+        self.ci_method = ci_method
+        self.min_positives = min_positives
         self.n_bins = n_bins
         self.seed = seed
         self.device = device
@@ -187,7 +205,7 @@ class LinearProbe(Analyzer):
             raise ConfigError(f"solver must be 'newton' or 'lbfgs', got {self.solver!r}")
         if not (float(self.tol) > 0 and int(self.max_iter) >= 1):
             raise ConfigError(f"tol must be > 0 and max_iter >= 1, got {self.tol}, {self.max_iter}")
-        check_common(self.n_resamples, self.ci_level, self.n_bins)
+        check_common(self.n_resamples, self.ci_level, self.n_bins, self.ci_method, self.min_positives)
 
     def _run(self, emb: Embeddings, records: RecordSet) -> Result:
         data = split_data(emb.X, records)
@@ -244,6 +262,8 @@ class LinearProbe(Analyzer):
             seed=int(self.seed),
             ci_level=float(self.ci_level),
             n_bins=int(self.n_bins),
+            min_positives=int(self.min_positives),
+            ci_method=self.ci_method,
         )
         Cs = np.asarray(self.Cs)
         for j, row in enumerate(ev.tables["per_label"]):
@@ -313,6 +333,7 @@ class LinearProbe(Analyzer):
             n_resamples=int(self.n_resamples),
             seed=int(self.seed),
             ci_level=float(self.ci_level),
+            ci_method=self.ci_method,
         )
         for j, row in enumerate(ev.tables["per_target"]):
             row["alpha"] = float(alphas[best[j]])

@@ -9,12 +9,19 @@ whole (``subsample_val=True`` subsamples it to the same fraction, for a fully lo
 The embeddings are computed once and reused; the full training set is the same for every seed and
 is fitted once.
 
-Labels without a positive (or a negative) in a subset cannot be fitted there: they are excluded
-from that subset's macro AUROC and listed (the per-fraction ``n_labels`` says how many remain).
+The headline macro AUROC compares like with like: at every ``x`` (and for the full-data point)
+it averages the same labels, ``labels_headline``: those fitted in every run (a label without a
+positive, or a negative, in some subset cannot be fitted there) and with at least
+``min_positives`` positive and negative test patients (``labels_flagged``: those below). The
+curve's ``n_labels`` says how many; ``macro_auroc_all_mean`` (and ``full_macro_auroc_all``) keep
+the raw macro over whatever labels each run could fit. When no label is fitted everywhere, the
+headline falls back to that raw macro (``headline_basis`` "varying"; "all_evaluated" when every
+label fitted everywhere is flagged, "min_positives" normally); a grid point without any label
+is NaN and is not drawn.
 
 Definitions of the summary (``x`` = training fraction, or samples per class):
 
-- ``full_macro_auroc``: macro test AUROC with the whole training split.
+- ``full_macro_auroc``: macro test AUROC (headline labels) with the whole training split.
 - ``fraction_for_95pct`` (``samples_for_95pct`` for counts): the smallest ``x`` at which the
   seed-mean curve reaches 95 % of ``full_macro_auroc``, interpolated linearly in ``log10 x``
   between the last grid point below and the first at or above the target; the smallest grid
@@ -23,14 +30,11 @@ Definitions of the summary (``x`` = training fraction, or samples per class):
 - ``normalised_auc``: the area under the seed-mean curve over ``log10 x`` (trapezoids), divided
   by the width of the axis and by ``full_macro_auroc``: 1 means no loss at any grid point;
   ``normalised_auc_above_chance`` uses ``AUROC - 0.5`` in both places.
-- Because small subsets drop rare labels, the macro average at small ``x`` covers fewer (often
-  easier or harder) labels than at 100 %. The ``..._common`` variants (curve column
-  ``macro_auroc_common_mean``, metrics ``fraction_for_95pct_common``/``normalised_auc_common``)
-  average only ``labels_common``, the labels fitted in every run, and so compare like with like.
 
-Intervals: ``macro_auroc_ci`` per grid point is a two-stage percentile bootstrap of the seed mean:
-each resample draws test patients (as the probes do) and, independently, seeds with replacement,
-so it covers both test-set sampling and the choice of training subset.
+Intervals: ``macro_auroc_ci`` per grid point is a two-stage bootstrap of the seed mean (percentile,
+or BCa with ``ci_method="bca"``): each resample draws test patients (as the probes do) and,
+independently, seeds with replacement, so it covers both test-set sampling and the choice of
+training subset.
 """
 
 from __future__ import annotations
@@ -40,8 +44,18 @@ from typing import ClassVar
 
 import numpy as np
 
+from ecgprobe.analyzers._scarcity_summary import crossing_point, normalised_area, scarcity_notes
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
-from ecgprobe.analyzers.bootstrap import bootstrap_unit, percentile_ci, resample_weights
+from ecgprobe.analyzers.bootstrap import (
+    DEFAULT_MIN_POSITIVES,
+    bootstrap_unit,
+    check_ci_method,
+    class_patients,
+    confidence_interval,
+    headline_columns,
+    jackknife_weights,
+    resample_weights,
+)
 from ecgprobe.analyzers.evaluation import (
     check_grid,
     fit_scaler,
@@ -69,52 +83,26 @@ class ScarcityResult(Result):
         metrics: ``mode`` ("fraction" or "samples_per_class"), ``grid`` (x values), ``n_seeds``,
             ``full_macro_auroc``, ``fraction_for_95pct`` / ``samples_for_95pct`` (+
             ``..._above_chance``), ``reached_at_smallest``, ``normalised_auc``,
-            ``normalised_auc_above_chance``, ``labels_common``, ``..._95pct_common``,
-            ``normalised_auc_common``, ``labels`` (label order of the arrays),
-            ``n_resamples``, ``ci_level``, ``bootstrap_unit``.
+            ``normalised_auc_above_chance``, ``full_macro_auroc_all``, ``labels_headline``,
+            ``n_labels_headline``, ``headline_basis``, ``labels_common`` (fitted in every run),
+            ``labels_flagged``, ``min_positives``, ``ci_method``, ``labels`` (label order of the
+            arrays), ``n_resamples``, ``ci_level``, ``bootstrap_unit``.
         tables:
             ``curve``: x, n_train_mean, n_patients_mean, macro_auroc_mean, macro_auroc_sd,
-            macro_auroc_ci_low, macro_auroc_ci_high, macro_auroc_common_mean, n_labels_min,
-            labels_excluded (list).
-            ``per_label``: x, label, auroc_mean, auroc_ci_low, auroc_ci_high, n_seeds_evaluated.
-            ``runs``: x, seed, n_train, n_patients, macro_auroc, n_labels, labels_excluded.
-        arrays: ``grid`` (F,), ``seeds`` (S,), ``macro_auroc`` (F x S), ``per_label_auroc``
+            macro_auroc_ci_low, macro_auroc_ci_high, n_labels (in the headline macro),
+            macro_auroc_all_mean, n_labels_min (fitted, in the raw macro), labels_excluded.
+            ``per_label``: x, label, auroc_mean, auroc_ci_low, auroc_ci_high, n_seeds_evaluated,
+            n_test_pos_patients, flagged, in_headline.
+            ``runs``: x, seed, n_train, n_patients, macro_auroc, macro_auroc_all, n_labels,
+            labels_excluded.
+        arrays: ``grid`` (F,), ``seeds`` (S,), ``macro_auroc`` (F x S, headline),
+            ``macro_auroc_all`` (F x S, raw), ``per_label_auroc``
             (F x S x L, NaN where excluded), ``chosen_C`` (F x S x L), ``n_train`` (F x S),
             ``subset_masks`` (F x S x n_train_records, bool; row order ``train_ids``),
             ``train_ids``, ``macro_auroc_replicates`` (B x F), ``full_per_label_auroc`` (L,).
     """
 
     KIND: ClassVar[str] = "scarcity"
-
-
-def crossing_point(x: np.ndarray, curve: np.ndarray, target: float) -> tuple[float | None, bool]:
-    """Smallest ``x`` where ``curve`` reaches ``target``, interpolated in ``log10 x``.
-
-    Returns:
-        ``(x, reached_at_smallest)``; ``(None, False)`` when the curve never reaches the target.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    c = np.asarray(curve, dtype=np.float64)
-    hit = np.flatnonzero(np.isfinite(c) & (c >= target))
-    if not len(hit):
-        return None, False
-    i = int(hit[0])
-    if i == 0:
-        return float(x[0]), True
-    lx0, lx1 = np.log10(x[i - 1]), np.log10(x[i])
-    c0, c1 = c[i - 1], c[i]
-    t = 1.0 if not np.isfinite(c0) or c1 == c0 else (target - c0) / (c1 - c0)
-    return float(10 ** (lx0 + t * (lx1 - lx0))), False
-
-
-def normalised_area(x: np.ndarray, curve: np.ndarray, reference: float, *, floor: float = 0.0) -> float:
-    """Trapezoid area of ``curve - floor`` over ``log10 x``, over axis width x ``(reference - floor)``."""
-    lx = np.log10(np.asarray(x, dtype=np.float64))
-    c = np.asarray(curve, dtype=np.float64) - floor
-    if len(lx) < 2 or not np.all(np.isfinite(c)) or reference - floor <= 0:
-        return float("nan")
-    area = float(np.sum((c[1:] + c[:-1]) / 2 * np.diff(lx)))
-    return area / (float(lx[-1] - lx[0]) * (reference - floor))
 
 
 @ANALYZERS.register("scarcity", summary="linear-probe AUROC vs amount of labelled training data")
@@ -130,6 +118,10 @@ class ScarcityCurve(Analyzer):
         Cs: C grid of the probe; c_selection: as :class:`LinearProbe`.
         n_resamples: resamples of the two-stage bootstrap (0: no intervals).
         ci_level: confidence level.
+        ci_method: ``"percentile"`` or ``"bca"`` (acceleration from a test-patient jackknife with
+            the seeds held fixed: an approximation for the two-stage bootstrap).
+        min_positives: labels with fewer positive (or negative) test patients are flagged and
+            left out of the headline curve, as in :class:`LinearProbe`.
         device, tol, max_iter: solver settings, as :class:`LinearProbe`.
 
     Example:
@@ -149,6 +141,8 @@ class ScarcityCurve(Analyzer):
         c_selection: str = "per_label",
         n_resamples: int = 200,
         ci_level: float = 0.95,
+        ci_method: str = "percentile",
+        min_positives: int = DEFAULT_MIN_POSITIVES,
         device: str = "auto",
         tol: float = 1e-5,
         max_iter: int = 100,
@@ -162,6 +156,8 @@ class ScarcityCurve(Analyzer):
         self.c_selection = c_selection
         self.n_resamples = n_resamples
         self.ci_level = ci_level
+        self.ci_method = ci_method
+        self.min_positives = min_positives
         self.device = device
         self.tol = tol
         self.max_iter = max_iter
@@ -185,6 +181,7 @@ class ScarcityCurve(Analyzer):
             raise ConfigError(
                 f"need n_resamples >= 0 and 0 < ci_level < 1, got {self.n_resamples}, {self.ci_level}"
             )
+        check_ci_method(self.ci_method, self.min_positives)
         self._probe()
 
     def _probe(self) -> LinearProbe:
@@ -266,39 +263,55 @@ class ScarcityCurve(Analyzer):
                 out[key] = auc
             return out
 
+        def stack(by_key: dict[bytes, np.ndarray]) -> np.ndarray:  # (R, F, S, L)
+            return np.stack([np.stack([by_key[keys[fi, si]] for si in range(S)], 1) for fi in range(F)], 1)
+
         point = per_label_auc(None)
-        per_label = np.stack([[point[keys[fi, si]][0] for si in range(S)] for fi in range(F)])
+        per_label = stack(point)[0]  # (F, S, L)
         chosen_C = np.full((F, S, L), np.nan)
         for fi in range(F):
             for si in range(S):
                 f = fits[keys[fi, si]]
                 chosen_C[fi, si, f.cols] = f.C
-        macro = _nanmean(per_label, -1)  # (F, S): over labels fitted there and evaluable
-        full_labels = point[full_key][0]
-        full = float(np.nanmean(full_labels))
+        # The headline averages the same labels at every x: those fitted in every run and not
+        # flagged by min_positives (see the module docstring).
+        k = int(self.min_positives)
+        pos_pat, neg_pat = class_patients(Y["test"], data.test_groups)
+        present = test_ok & np.isfinite(per_label).all(axis=(0, 1))
+        _, flagged, _ = headline_columns(test_ok, pos_pat, neg_pat, k)
+        head, _, basis = headline_columns(present, pos_pat, neg_pat, k)
+        use = np.zeros(L, dtype=bool)
+        use[head] = True
+        if not present.any():
+            basis, use = "varying", test_ok
 
-        B = int(self.n_resamples)
+        def macro_of(a: np.ndarray) -> np.ndarray:
+            return _nanmean(np.where(use, a, np.nan), -1)
+
+        macro, macro_all = macro_of(per_label), _nanmean(per_label, -1)  # (F, S)
+        curve, lab_mean = _nanmean(macro, -1), _nanmean(per_label, 1)
+        full_labels = point[full_key][0]
+        full = float(macro_of(full_labels))
+        B, level = int(self.n_resamples), float(self.ci_level)
         rep_curve = np.full((B, F), np.nan)
-        lab_ci = np.full((F, L, 2), np.nan)
+        ci, lab_ci = np.full((F, 2), np.nan), np.full((F, L, 2), np.nan)
         if B:
-            reps = per_label_auc(resample_weights(data.test_groups, B, int(self.seed)))
-            lab = np.stack([np.stack([reps[keys[fi, si]] for si in range(S)], 1) for fi in range(F)], 1)
+            lab = stack(per_label_auc(resample_weights(data.test_groups, B, int(self.seed))))
             # second stage: the seeds (training subsets) are redrawn with replacement per resample
             draws = np.random.default_rng(int(self.seed)).integers(0, S, size=(B, S))
             lab = np.take_along_axis(lab, np.broadcast_to(draws[:, None, :, None], lab.shape), axis=2)
-            rep_curve = _nanmean(_nanmean(lab, -1), -1)  # (B, F)
-            lab_ci = percentile_ci(_nanmean(lab, 2), float(self.ci_level))  # (F, L, 2)
-        curve = _nanmean(macro, -1)
-        # Labels fitted in every run: their macro average compares like with like across x.
-        common = test_ok & np.isfinite(per_label).all(axis=(0, 1))
-        curve_common = _nanmean(_nanmean(np.where(common, per_label, np.nan), -1), -1)
-        full_common = float(np.mean(full_labels[common])) if common.any() else float("nan")
+            rep_curve = _nanmean(macro_of(lab), -1)  # (B, F)
+            jack = jack_lab = None
+            if self.ci_method == "bca":  # acceleration from the test patients (seeds held fixed)
+                jl = stack(per_label_auc(jackknife_weights(data.test_groups, seed=int(self.seed))))
+                jack, jack_lab = _nanmean(macro_of(jl), -1), _nanmean(jl, 2)
+            opts = {"method": self.ci_method}
+            ci = confidence_interval(rep_curve, level, point=curve, jackknife=jack, **opts)
+            lab_ci = confidence_interval(_nanmean(lab, 2), level, point=lab_mean, jackknife=jack_lab, **opts)
         x = grid
-        target = 0.95 * full
-        cross, at_smallest = crossing_point(x, curve, target)
+        cross, at_smallest = crossing_point(x, curve, 0.95 * full)
         cross_chance, _ = crossing_point(x, curve, 0.5 + 0.95 * (full - 0.5))
         name = "fraction_for_95pct" if mode == "fraction" else "samples_for_95pct"
-        ci = percentile_ci(rep_curve, float(self.ci_level)) if B else np.full((F, 2), np.nan)
         excluded = [
             [[names[j] for j in np.flatnonzero(test_ok & ~np.isfinite(per_label[fi, si]))] for si in range(S)]
             for fi in range(F)
@@ -308,6 +321,7 @@ class ScarcityCurve(Analyzer):
         n_patients = np.array(
             [[len(set(train_groups_arr[masks[fi, si]])) for si in range(S)] for fi in range(F)]
         )
+        n_used = (np.isfinite(per_label) & use).sum(-1)  # (F, S) labels in the headline macro
         curve_rows = [
             {
                 "x": float(x[fi]),
@@ -317,13 +331,13 @@ class ScarcityCurve(Analyzer):
                 "macro_auroc_sd": _sd(macro[fi]),
                 "macro_auroc_ci_low": float(ci[fi, 0]),
                 "macro_auroc_ci_high": float(ci[fi, 1]),
-                "macro_auroc_common_mean": float(curve_common[fi]),
+                "n_labels": int(n_used[fi].min()),
+                "macro_auroc_all_mean": float(_nanmean(macro_all[fi], -1)),
                 "n_labels_min": int(np.isfinite(per_label[fi]).sum(-1).min()),
                 "labels_excluded": sorted({lab for run in excluded[fi] for lab in run}),
             }
             for fi in range(F)
         ]
-        lab_mean = _nanmean(per_label, 1)  # (F, L)
         label_rows = [
             {
                 "x": float(x[fi]),
@@ -332,6 +346,9 @@ class ScarcityCurve(Analyzer):
                 "auroc_ci_low": float(lab_ci[fi, j, 0]),
                 "auroc_ci_high": float(lab_ci[fi, j, 1]),
                 "n_seeds_evaluated": int(np.isfinite(per_label[fi, :, j]).sum()),
+                "n_test_pos_patients": int(pos_pat[j]),
+                "flagged": bool(j in set(flagged.tolist())),
+                "in_headline": bool(use[j]),
             }
             for fi in range(F)
             for j in range(L)
@@ -344,39 +361,38 @@ class ScarcityCurve(Analyzer):
                 "n_train": int(n_train[fi, si]),
                 "n_patients": int(n_patients[fi, si]),
                 "macro_auroc": float(macro[fi, si]),
+                "macro_auroc_all": float(macro_all[fi, si]),
                 "n_labels": int(np.isfinite(per_label[fi, si]).sum()),
                 "labels_excluded": excluded[fi][si],
             }
             for fi in range(F)
             for si in range(S)
         ]
-        notes = list(data.notes)
-        dropped = sorted({lab for row in curve_rows for lab in row["labels_excluded"]})
-        if dropped:
-            notes.append(
-                f"labels without a positive (or negative) in some training subsets were excluded there: "
-                f"{', '.join(dropped)} (see tables curve/runs)"
-            )
-        if (~test_ok).any():
-            notes.append(f"not evaluable on test (a class missing): {', '.join(np.asarray(names)[~test_ok])}")
+        headline = [names[j] for j in np.flatnonzero(use)]
+        notes = list(data.notes) + scarcity_notes(
+            curve_rows, names, test_ok, flagged, pos_pat, basis, headline, k
+        )
         metrics = {
             "mode": mode,
             "grid": x.tolist(),
             "n_seeds": S,
             "labels": names,
             "full_macro_auroc": full,
+            "full_macro_auroc_all": float(np.nanmean(full_labels)),
             name: cross,
             f"{name}_above_chance": cross_chance,
             "reached_at_smallest": at_smallest,
             "normalised_auc": normalised_area(x, curve, full),
             "normalised_auc_above_chance": normalised_area(x, curve, full, floor=0.5),
-            "labels_common": [names[j] for j in np.flatnonzero(common)],
-            f"{name}_common": crossing_point(x, curve_common, 0.95 * full_common)[0]
-            if common.any()
-            else None,
-            "normalised_auc_common": normalised_area(x, curve_common, full_common) if common.any() else None,
+            "labels_headline": headline,
+            "n_labels_headline": len(headline),
+            "headline_basis": basis,
+            "labels_common": [names[j] for j in np.flatnonzero(present)],
+            "labels_flagged": [names[j] for j in flagged],
+            "min_positives": k,
+            "ci_method": self.ci_method,
             "n_resamples": B,
-            "ci_level": float(self.ci_level),
+            "ci_level": level,
             "bootstrap_unit": bootstrap_unit(data.test_groups, data.test_ids),
             "n_train_total": n_tr,
             "n_val": len(Y["val"]),
@@ -386,6 +402,7 @@ class ScarcityCurve(Analyzer):
             "grid": x,
             "seeds": np.asarray(seeds),
             "macro_auroc": macro,
+            "macro_auroc_all": macro_all,
             "per_label_auroc": per_label,
             "chosen_C": chosen_C,
             "n_train": n_train,

@@ -76,9 +76,25 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="C per label (default) or shared",
     )
     g.add_argument(
-        "--n-resamples", type=positive_int, default=None, help="bootstrap resamples for the intervals"
+        "--n-resamples",
+        type=positive_int,
+        default=None,
+        help="bootstrap resamples for the intervals (default: the analyzer's, 1000 for the probes)",
     )
     g.add_argument("--ci-level", type=open_interval, default=0.95, help="confidence level (default 0.95)")
+    g.add_argument(
+        "--ci-method",
+        choices=("percentile", "bca"),
+        default="percentile",
+        help="bootstrap interval: percentile (default) or bca (better coverage with few positives)",
+    )
+    g.add_argument(
+        "--min-positives",
+        type=non_negative_int,
+        default=10,
+        help="labels with fewer positive (or negative) test patients are flagged and left out of the "
+        "headline macro (default 10; 0 keeps all)",
+    )
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed of every random step (default 0)")
     add_output_args(p)
 
@@ -182,6 +198,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     output = check_output(args, [f for k in kinds for f in result_files(tables, sub[k])])
     records, emb = _records_and_embeddings(args, args.target)
     common = {"ci_level": args.ci_level, "seed": args.seed, "device": args.device}
+    common.update(ci_method=args.ci_method, min_positives=args.min_positives)
     if args.n_resamples is not None:
         common["n_resamples"] = args.n_resamples
     results = {}
@@ -205,7 +222,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         if m.get("task") == "regression":
             line = ", ".join(_fmt_ci(m, key) for key in ("mae", "rmse", "r2"))
         else:
-            line = f"{_fmt_ci(m, 'macro_auroc')} over {len(m['labels_evaluated'])} labels"
+            line = f"{_fmt_ci(m, 'macro_auroc')} over {m['n_labels_headline']} of {len(m['labels_evaluated'])} labels"
         print(f"{_KINDS[k]}: {line} (test n={m['n_test']}, {m['bootstrap_unit']} bootstrap) -> {path}")
         for note in result.notes:
             print(f"  note: {note}", file=sys.stderr)
@@ -225,6 +242,8 @@ def cmd_scarcity(args: argparse.Namespace) -> int:
         "subsample_val": args.subsample_val,
         "c_selection": args.c_selection,
         "ci_level": args.ci_level,
+        "ci_method": args.ci_method,
+        "min_positives": args.min_positives,
         "device": args.device,
     }
     if args.fractions:

@@ -227,6 +227,11 @@ def test_model_randomisation_lowers_rank_correlation(tiny_setup):
     assert res.arrays["random_lead_importance"].shape == res.arrays["lead_importance"].shape
     assert abs(res.metrics["sanity_spearman_lead_median"]) < 0.6
     assert abs(res.metrics["sanity_spearman_signed_median"]) < 0.3
+    # descriptive numbers: no interval, but what they rest on is stored and said
+    m = res.metrics
+    assert m["sanity_spearman_descriptive"] and m["sanity_n_leads"] == len(m["leads"])
+    assert m["sanity_min_examples_per_label"] == min(m["examples_per_label"])
+    assert any("Descriptive, without an interval" in n for n in res.notes)
     assert {"spearman_abs", "spearman_signed"} <= set(res.table("examples").columns)
     # recomputable from the saved maps of both models
     a, r = res.arrays["attributions"], res.arrays["random_attributions"]

@@ -99,3 +99,22 @@ def test_grid_larger_than_train_and_bad_settings(problem):
         KNNProbe(ks=(0,)).run(emb, records)
     with pytest.raises(AnalysisError, match="linear_probe"):
         KNNProbe().run(emb, records.with_labels(("a",), np.zeros(len(records)), "regression"))
+
+
+def test_rare_label_with_all_test_scores_tied_is_evaluated(problem):
+    """Regression (issue 12.3): a rare label whose one training positive is nobody's neighbour
+    gets neighbour fraction 0 on every test record; its ROC curve (the diagonal) used to raise
+    IndexError and take the whole evaluation down."""
+    emb, records = problem
+    train = np.flatnonzero(records.split == "train")
+    X = emb.X.copy()
+    X[train[0]] = 1e4  # the only training positive, far from every record
+    y = np.zeros((len(records), 1), dtype=np.uint8)
+    y[train[0]] = 1
+    y[np.flatnonzero(records.split != "train")[::7]] = 1  # positives in val and test
+    rs = records.with_labels(("rare",), y, "multilabel")
+    res = KNNProbe(ks=(5,), metric="euclidean", **FAST).run(Embeddings(X=X, ids=emb.ids), rs)
+    assert np.ptp(res.arrays["test_scores"]) == 0 and res.metrics["macro_auroc"] == 0.5
+    a = res.arrays
+    fpr = a["roc_fpr"][a["roc_offsets"][0] : a["roc_offsets"][1]]
+    assert fpr.tolist() == [0.0, 1.0]

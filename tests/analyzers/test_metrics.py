@@ -9,7 +9,13 @@ from scipy.stats import norm
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
-from ecgprobe.analyzers.bootstrap import percentile_ci, resample_weights
+from ecgprobe.analyzers.bootstrap import (
+    bca_ci,
+    confidence_interval,
+    jackknife_weights,
+    percentile_ci,
+    resample_weights,
+)
 from ecgprobe.analyzers.metrics import (
     auroc,
     average_precision,
@@ -44,6 +50,16 @@ def test_rank_metrics_equal_sklearn_with_ties(tied):
         np.testing.assert_allclose(fpr, f2)
         np.testing.assert_allclose(tpr, t2)
         np.testing.assert_allclose(thr[1:], h2[1:])
+
+
+def test_roc_curve_of_identical_scores_is_the_diagonal():
+    """Regression (issue 12.3): all-tied scores (a kNN probe's rare label) raised IndexError."""
+    fpr, tpr, thr = roc_curve(np.array([0, 1, 0, 1]), np.full(4, 0.5))
+    assert fpr.tolist() == [0.0, 1.0] and tpr.tolist() == [0.0, 1.0] and thr.tolist() == [np.inf, 0.5]
+    f2, t2, _ = skm.roc_curve([0, 1, 0, 1], np.full(4, 0.5))
+    np.testing.assert_allclose(fpr, f2) and np.testing.assert_allclose(tpr, t2)
+    fpr, tpr, _ = roc_curve(np.array([0, 1, 0, 1]), np.array([0.0, 0.0, 0.5, 0.5]))  # two distinct
+    np.testing.assert_allclose(np.trapezoid(tpr, fpr), 0.5)
 
 
 def test_rank_metrics_degenerate_labels_are_nan():
@@ -93,6 +109,20 @@ def test_calibration_matches_sklearn_and_known_answer():
     assert expected_calibration_error(np.ones((2, 1)), np.full((2, 1), 0.5), n_bins=1)[0] == 0.5
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
         reliability(y, p + 1)
+
+
+def test_weighted_ece_equals_ece_of_repeated_records():
+    rng = np.random.default_rng(7)
+    p = rng.random((400, 3))
+    y = (rng.random((400, 3)) < 0.8 * p).astype(int)
+    w = rng.integers(0, 3, size=(5, 400))
+    ece_w = expected_calibration_error(y, p, weights=w, n_bins=8)
+    assert ece_w.shape == (5, 3)
+    for b in range(5):
+        idx = np.repeat(np.arange(400), w[b])
+        np.testing.assert_allclose(ece_w[b], expected_calibration_error(y[idx], p[idx], n_bins=8))
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        expected_calibration_error(y, p + 1, weights=w)
 
 
 def test_regression_metrics_match_sklearn_and_weights():
@@ -161,9 +191,65 @@ def test_bootstrap_ci_coverage_is_nominal_on_binormal_scores():
     assert 0.08 < np.mean(widths) < 0.2
 
 
+def test_bca_and_basic_intervals_known_answers():
+    rng = np.random.default_rng(8)
+    reps = rng.normal(0.7, 0.05, size=(4000, 2))
+    point = np.array([0.7, 0.7])
+    flat = np.zeros((50, 2))  # no jackknife spread: acceleration 0
+    # replicates centred on the estimate: BCa reduces to the percentile interval
+    np.testing.assert_allclose(bca_ci(reps, point, flat), percentile_ci(reps), atol=3e-3)
+    # replicates shifted up from the estimate: BCa shifts the interval down (bias correction)
+    shifted = bca_ci(reps + 0.03, point, flat)
+    assert (shifted[:, 0] < percentile_ci(reps + 0.03)[:, 0]).all()
+    basic = confidence_interval(reps + 0.03, method="basic", point=point)
+    np.testing.assert_allclose(basic, 2 * 0.7 - percentile_ci(reps + 0.03)[:, ::-1])
+    assert np.isnan(bca_ci(np.full((10, 1), np.nan), np.array([0.5]), np.zeros((3, 1)))).all()
+    with pytest.raises(ConfigError, match="ci_method"):
+        confidence_interval(reps, method="bca")  # needs the point and the jackknife
+    jk = jackknife_weights(np.array(["a", "a", "b", "c"]))
+    assert jk.tolist() == [[0, 0, 1, 1], [1, 1, 0, 1], [1, 1, 1, 0]]
+    assert jackknife_weights(np.arange(2500).astype(str)).shape == (1000, 2500)  # blocks of patients
+
+
 def test_percentile_ci_ignores_nan_and_checks_level():
     r = np.array([[1.0, np.nan], [2.0, np.nan], [3.0, np.nan]])
     ci = percentile_ci(r, 0.5)
     assert ci[0].tolist() == [1.5, 2.5] and np.isnan(ci[1]).all()
     with pytest.raises(ConfigError, match="level"):
         percentile_ci(r, 1.5)
+
+
+def _coverage_benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "coverage_auroc.py"
+    spec = importlib.util.spec_from_file_location("coverage_auroc", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_auroc_interval_coverage_simulation_fast():
+    """The fast version of benchmarks/coverage_auroc.py (there: 2000 simulations x 1000
+    resamples). Percentile intervals undercover with 7 positives; BCa covers better (and is
+    wider) there; both are near nominal with 50 positives and for the macro."""
+    res = _coverage_benchmark().simulate((7, 50), sims=300, resamples=400, seed=1)["coverage"]
+    pct, bca = res["percentile"], res["bca"]
+    assert pct["pos_7"]["coverage"] < 0.93
+    assert bca["pos_7"]["coverage"] > pct["pos_7"]["coverage"]
+    assert bca["pos_7"]["width"] > pct["pos_7"]["width"] > pct["pos_50"]["width"]
+    for method in (pct, bca):  # 300 simulations: Monte Carlo SE 1.3 %
+        assert 0.88 <= method["pos_50"]["coverage"] <= 0.99
+        assert 0.88 <= method["macro_all"]["coverage"] <= 0.99
+        assert method["macro_headline"] == method["pos_50"]  # the headline leaves out the 7-positive label
+
+
+def test_ece_interval_coverage_simulation_fast():
+    """The fast ECE section of benchmarks/coverage_auroc.py: with 45 records the percentile interval
+    of the (upward-biased) ECE almost never holds the truth; the basic interval mostly does."""
+    res = _coverage_benchmark().simulate_ece((45,), sims=150, resamples=300, seed=1)
+    assert res["true_ece"] == pytest.approx(0.1, abs=0.002)
+    cov = res["coverage"]
+    assert cov["percentile"]["n_45"]["coverage"] < 0.3 and cov["percentile"]["n_45"]["miss_high"] > 0.7
+    assert cov["basic"]["n_45"]["coverage"] > 0.75

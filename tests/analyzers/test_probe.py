@@ -273,3 +273,137 @@ def test_ptbxl_with_baseline_encoders(ptbxl100, name):
     m = LinearProbe(**FAST).run(emb, ptbxl100).metrics
     assert m["labels_evaluated"] == ["CD", "HYP", "MI", "NORM", "STTC"]
     assert m["macro_auroc"] > 0.7 and m["macro_auroc_ci"][0] > 0.6
+
+
+# ------------------------------------------------------------- small-sample rule (issue 12.6)
+@pytest.fixture(scope="module")
+def rare():
+    """Four labels, the last rare: 8 positive test patients, with 10 positive test records."""
+    return make_problem(
+        n=1200, dim=16, n_labels=4, records_per_patient=3, seed=7, prevalence=(0.4, 0.3, 0.2, 0.008)
+    )
+
+
+def test_labels_under_min_positives_are_flagged_and_left_out_of_the_headline(rare):
+    emb, records = rare
+    res = LinearProbe(**FAST).run(emb, records)
+    m, rows = res.metrics, {r["label"]: r for r in res.tables["per_label"]}
+    test = records.split == "test"
+    for j, lab in enumerate(records.label_names):  # counts are patients, not records
+        pos = set(records.patient_ids[test & (records.y[:, j] > 0)])
+        assert rows[lab]["n_test_pos_patients"] == len(pos) <= rows[lab]["n_test_pos"]
+    assert rows["L3"]["n_test_pos_patients"] == 8 and rows["L3"]["n_test_pos"] == 10
+    assert rows["L3"]["flagged"] and not any(rows[k]["flagged"] for k in ("L0", "L1", "L2"))
+    assert m["labels_flagged"] == ["L3"] and m["labels_headline"] == ["L0", "L1", "L2"]
+    assert m["n_labels_headline"] == 3 and m["n_labels_evaluated"] == 4 and m["min_positives"] == 10
+    assert m["headline_basis"] == "min_positives" and m["ci_method"] == "percentile"
+    auc = {k: r["auroc"] for k, r in rows.items()}
+    assert m["macro_auroc"] == pytest.approx(np.mean([auc[k] for k in ("L0", "L1", "L2")]), abs=1e-12)
+    assert m["macro_auroc_all"] == pytest.approx(np.mean(list(auc.values())), abs=1e-12)
+    assert m["macro_auroc_all_ci"][0] < m["macro_auroc_all"] < m["macro_auroc_all_ci"][1]
+    assert any("L3" in n and "min_positives=10" in n for n in res.notes)
+    # the threshold is configurable; 0 keeps every label in the headline
+    every = LinearProbe(min_positives=0, **FAST).run(emb, records).metrics
+    assert every["labels_flagged"] == [] and every["macro_auroc"] == every["macro_auroc_all"]
+    # 8 patients with 10 records: 9 flags it (counting records would not)
+    assert LinearProbe(min_positives=9, **FAST).run(emb, records).metrics["labels_flagged"] == ["L3"]
+    # a threshold no label reaches: the headline falls back to all labels and says so
+    none = LinearProbe(min_positives=10_000, **FAST).run(emb, records)
+    assert none.metrics["headline_basis"] == "all_evaluated" and np.isfinite(none.metrics["macro_auroc"])
+    assert none.metrics["macro_auroc"] == none.metrics["macro_auroc_all"]
+    assert any("descriptive" in n for n in none.notes)
+    with pytest.raises(ConfigError, match="min_positives"):
+        LinearProbe(min_positives=-1).run(emb, records)
+    with pytest.raises(ConfigError, match="ci_method"):
+        KNNProbe(ci_method="studentized").run(emb, records)
+
+
+def test_ece_has_a_patient_bootstrap_interval(rare):
+    """ECE's interval is the basic bootstrap interval (bias-correcting): within [0, 2 ECE]."""
+    emb, records = rare
+    res = KNNProbe(**FAST).run(emb, records)
+    m = res.metrics
+    assert 0 <= m["macro_ece_ci"][0] < m["macro_ece_ci"][1] <= 2 * m["macro_ece"]
+    for r in res.tables["per_label"]:
+        assert 0 <= r["ece_ci_low"] < r["ece_ci_high"] <= 2 * r["ece"]
+    assert m["macro_ece_all"] == pytest.approx(np.mean([r["ece"] for r in res.tables["per_label"]]))
+
+
+def test_bca_intervals_contain_the_estimate_and_differ_from_percentile(rare):
+    emb, records = rare
+    pct = LinearProbe(**FAST).run(emb, records)
+    bca = LinearProbe(ci_method="bca", **FAST).run(emb, records)
+    assert bca.metrics["ci_method"] == "bca" and bca.metrics["macro_auroc"] == pct.metrics["macro_auroc"]
+    lo, hi = bca.metrics["macro_auroc_ci"]
+    assert lo < bca.metrics["macro_auroc"] < hi and [lo, hi] != pct.metrics["macro_auroc_ci"]
+    for r in bca.tables["per_label"]:
+        assert r["auroc_ci_low"] <= r["auroc"] <= r["auroc_ci_high"]
+    cmp = paired_bootstrap(pct, bca, ci_method="bca", n_resamples=200).metrics
+    assert cmp["difference"] == 0 and cmp["ci_method"] == "bca"
+
+
+def test_paired_bootstrap_compares_the_headline_labels(rare):
+    emb, records = rare
+    a = LinearProbe(**FAST).run(emb, records)
+    b = KNNProbe(**FAST).run(emb, records)
+    m = paired_bootstrap(a, b, n_resamples=200).metrics
+    assert m["labels_compared"] == ["L0", "L1", "L2"] and m["labels_flagged"] == ["L3"]
+    assert m["value_a"] == pytest.approx(a.metrics["macro_auroc"]) and m["min_positives"] == 10
+    assert paired_bootstrap(a, b, n_resamples=200, min_positives=0).metrics["labels_flagged"] == []
+
+
+# ---------------------------------------------------- patients, not records (issue 19.4)
+@pytest.mark.parametrize("probe", [LinearProbe, KNNProbe])
+def test_interval_with_three_copies_per_patient_is_as_wide_as_with_one(probe):
+    """Copies of a patient's record add no information: resampling patients keeps the interval's
+    width (resampling records would narrow it by about sqrt 3)."""
+    emb, records = make_problem(n=400, dim=12, n_labels=3, seed=3)
+    rep = np.repeat(np.arange(len(records)), 3)
+    records3 = make_records(records.y[rep], records.split[rep], patients=records.patient_ids[rep])
+    emb3 = Embeddings(X=emb.X[rep], ids=records3.ids)
+    one = probe(n_resamples=300, device="cpu").run(emb, records).metrics
+    three = probe(n_resamples=300, device="cpu").run(emb3, records3).metrics
+    width = lambda m: m["macro_auroc_ci"][1] - m["macro_auroc_ci"][0]  # noqa: E731
+    assert three["bootstrap_unit"] == "patient" and three["n_test_patients"] == one["n_test"]
+    assert 0.85 < width(three) / width(one) < 1.2
+
+
+def test_accuracy_section_flags_labels_and_reads_old_results(rare):
+    """The tables show positive patients and † with its legend; the headline says which labels it
+    averages; a result saved before these fields existed still renders (every label headline)."""
+    from ecgprobe.report import Report
+    from ecgprobe.report.blocks import Note, Table, fmt
+    from ecgprobe.report.sections.probes import FLAG, render_accuracy, rule_macro
+
+    emb, records = rare
+    res = LinearProbe(**FAST).run(emb, records)
+    report = Report({"linear_probe": res}, title="t")
+    blocks = render_accuracy(report)
+    tables = [b for b in blocks if isinstance(b, Table)]
+    headline, labels = tables[0], tables[-1]
+    assert [r[0] for r in headline.rows] == ["linear probe", f"linear probe, all labels (incl. {FLAG})"]
+    assert (
+        headline.rows[0][1].startswith(fmt(res.metrics["macro_auroc"])) and headline.rows[0][-1] == "3 of 4"
+    )
+    assert headline.rows[1][1].startswith(fmt(res.metrics["macro_auroc_all"]))
+    assert "positive patients" in labels.columns and f"L3 {FLAG}" in [r[0] for r in labels.rows]
+    assert any(isinstance(b, Note) and b.text.startswith(FLAG) for b in blocks)
+    text = next(iter(rule_macro(report))).text
+    assert "3 labels with at least 10 positive" in text and fmt(res.metrics["macro_auroc_all"]) in text
+    new_keys = {"labels_headline", "labels_flagged", "n_labels_headline", "n_labels_evaluated"}
+    new_keys |= {"headline_basis", "min_positives", "ci_method"}
+    old = LinearProbeResult(
+        kind="linear_probe",
+        metrics={k: v for k, v in res.metrics.items() if k not in new_keys and "_all" not in k},
+        tables={
+            "per_label": [
+                {k: v for k, v in r.items() if k not in ("flagged", "n_test_pos_patients")}
+                for r in res.tables["per_label"]
+            ]
+        },
+        arrays=dict(res.arrays),
+    )
+    blocks = render_accuracy(Report({"linear_probe": old}, title="old"))
+    headline = next(b for b in blocks if isinstance(b, Table))
+    assert [r[0] for r in headline.rows] == ["linear probe"] and FLAG not in str(blocks)
+    assert "over 4 labels" in next(iter(rule_macro(Report({"linear_probe": old}, title="old")))).text

@@ -78,14 +78,10 @@ def test_curve_schema_and_the_full_point_equals_the_linear_probe(curve, problem)
     probe = LinearProbe(**FAST).run(emb, records)
     assert m["full_macro_auroc"] == pytest.approx(probe.metrics["macro_auroc"], abs=1e-9)
     rows = curve.table("curve")
-    # like with like: L0 is missing from the 2 % subsets, so compare the labels fitted everywhere
-    assert m["labels_common"] == ["L1", "L2"]
-    assert rows["macro_auroc_common_mean"].iloc[-1] > rows["macro_auroc_common_mean"].iloc[0] + 0.03
-    per = a["per_label_auroc"]
-    np.testing.assert_allclose(rows["macro_auroc_common_mean"], per[..., 1:].mean(-1).mean(-1))
+    assert rows["macro_auroc_mean"].iloc[-1] > rows["macro_auroc_mean"].iloc[0] + 0.03
     assert (rows["macro_auroc_ci_low"] <= rows["macro_auroc_mean"]).all()
     assert (rows["macro_auroc_mean"] <= rows["macro_auroc_ci_high"]).all()
-    assert 0.02 <= m["fraction_for_95pct_common"] <= 1.0 and 0 < m["normalised_auc_common"] <= 1.0
+    assert 0.02 <= m["fraction_for_95pct"] <= 1.0 and 0 < m["normalised_auc"] <= 1.0
     assert len(curve.table("runs")) == 12 and len(curve.table("per_label")) == 4 * 3
 
 
@@ -104,13 +100,63 @@ def test_labels_missing_from_a_subset_are_excluded_not_averaged(curve):
     small = runs[runs["x"] == 0.02]
     excluded = [r for r in small["labels_excluded"] if r]
     assert excluded and all(r == ["L0"] for r in excluded)
-    assert np.isfinite(curve.arrays["macro_auroc"]).all()
+    assert np.isfinite(curve.arrays["macro_auroc_all"]).all()
     lacking = np.isnan(curve.arrays["per_label_auroc"][0, :, 0])
     assert lacking.sum() == len(excluded)
-    np.testing.assert_allclose(
-        curve.arrays["macro_auroc"][0], np.nanmean(curve.arrays["per_label_auroc"][0], axis=-1)
+    np.testing.assert_allclose(  # the raw macro: whatever labels each run could fit
+        curve.arrays["macro_auroc_all"][0], np.nanmean(curve.arrays["per_label_auroc"][0], axis=-1)
     )
     assert any("L0" in n for n in curve.notes)
+
+
+def test_headline_macro_compares_like_with_like(curve, problem):
+    """Regression (issue 12.8): L0 has no positive in the 2 % subsets (and 3 positive test
+    patients), so every point of the headline curve, and the full-data point, averages L1 and L2
+    only; the raw macro over whatever was fitted is kept beside it."""
+    m, rows, per = curve.metrics, curve.table("curve"), curve.arrays["per_label_auroc"]
+    assert m["labels_common"] == ["L1", "L2"] and m["labels_headline"] == ["L1", "L2"]
+    assert m["n_labels_headline"] == 2 and (rows["n_labels"] == 2).all()
+    assert m["headline_basis"] == "min_positives" and m["labels_flagged"] == ["L0"]
+    np.testing.assert_allclose(rows["macro_auroc_mean"], per[..., 1:].mean(-1).mean(-1))
+    np.testing.assert_allclose(curve.arrays["macro_auroc"], per[..., 1:].mean(-1))
+    assert m["full_macro_auroc"] == pytest.approx(curve.arrays["full_per_label_auroc"][1:].mean())
+    assert m["full_macro_auroc_all"] == pytest.approx(curve.arrays["full_per_label_auroc"].mean())
+    np.testing.assert_allclose(rows["macro_auroc_all_mean"], np.nanmean(per, -1).mean(-1))
+    flags = {r["label"]: (r["flagged"], r["in_headline"]) for r in curve.tables["per_label"]}
+    assert flags == {"L0": (True, False), "L1": (False, True), "L2": (False, True)}
+    # without the patient threshold L0 is still out: it is not fitted at every fraction
+    loose = ScarcityCurve(fractions=(0.02, 0.3), n_seeds=2, min_positives=0, **FAST).run(*problem)
+    assert loose.metrics["labels_headline"] == ["L1", "L2"] and loose.metrics["labels_flagged"] == []
+
+
+def test_no_label_fitted_everywhere_falls_back_to_the_raw_macro_and_never_draws_empty_points(problem):
+    emb, records = problem
+    y = records.y.copy()
+    train = np.flatnonzero(records.split == "train")
+    y[:, 1:] = 0  # L1, L2 only positive in one train patient's records (and in val/test)
+    y[train[:3], 1:] = 1
+    y[records.split != "train", 1:] = records.y[records.split != "train", 1:]
+    rs = records.with_labels(records.label_names, y, "multilabel")
+    res = ScarcityCurve(fractions=(0.02, 0.3), n_seeds=2, min_positives=0, **FAST).run(emb, rs)
+    m, rows = res.metrics, res.table("curve")
+    assert m["headline_basis"] == "varying" and m["labels_common"] == []
+    assert np.isfinite(m["full_macro_auroc"]) and any("descriptive" in n for n in res.notes)
+    assert rows["n_labels"].tolist() == [0, 1, 3]  # 2 %: nothing fitted, 30 %: L0 only
+    assert np.isnan(rows["macro_auroc_mean"][0]) and np.isfinite(rows["macro_auroc_mean"][1:]).all()
+    assert np.isnan(rows["macro_auroc_ci_low"][0])  # an empty point has no value to draw
+
+
+def test_bca_option_and_bad_interval_settings(problem):
+    emb, records = problem
+    res = ScarcityCurve(fractions=(0.3,), n_seeds=2, ci_method="bca", **FAST).run(emb, records)
+    rows = res.table("curve")
+    assert res.metrics["ci_method"] == "bca"
+    assert (rows["macro_auroc_ci_low"] <= rows["macro_auroc_mean"]).all()
+    assert (rows["macro_auroc_mean"] <= rows["macro_auroc_ci_high"]).all()
+    with pytest.raises(ConfigError, match="ci_method"):
+        ScarcityCurve(ci_method="normal").run(emb, records)
+    with pytest.raises(ConfigError, match="min_positives"):
+        ScarcityCurve(min_positives=2.5).run(emb, records)
 
 
 def test_samples_per_class_mode_and_val_subsampling(problem):
@@ -139,3 +185,26 @@ def test_settings_and_inputs_are_checked(problem):
         ScarcityCurve(n_seeds=0).run(emb, records)
     with pytest.raises(AnalysisError, match="multi-label"):
         ScarcityCurve().run(emb, records.with_labels(("a",), np.zeros(len(records)), "regression"))
+
+
+def test_scarcity_section_shows_the_label_set_and_flags(curve):
+    from ecgprobe.report import Report
+    from ecgprobe.report.blocks import KeyValues, Table
+    from ecgprobe.report.sections.scarcity import headline_text, label_table, render
+
+    blocks = render(Report({"scarcity": curve}, title="t"))
+    kv = dict(next(b for b in blocks if isinstance(b, KeyValues)).rows)
+    assert kv["labels in the macro"] == "2, the same at every point: L1, L2"
+    tables = [b for b in blocks if isinstance(b, Table)]
+    assert [r[0] for r in tables[-1].rows] == ["L0 †", "L1", "L2"] and tables[-1].rows[0][2] == "no"
+    assert all(r[4] == "2" for r in tables[0].rows)  # the curve: labels averaged at each point
+    old = ScarcityResult(
+        kind="scarcity",
+        metrics={k: v for k, v in curve.metrics.items() if k not in ("headline_basis", "labels_headline")},
+        tables={
+            "per_label": [
+                {k: v for k, v in r.items() if k != "in_headline"} for r in curve.tables["per_label"]
+            ]
+        },
+    )
+    assert label_table(old) is None and headline_text(old).startswith("not recorded")

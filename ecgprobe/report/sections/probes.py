@@ -21,6 +21,8 @@ ECE_GOOD, ECE_BAD = 0.05, 0.10
 #: weakness below AUROC_WEAK, and at least MIN_POSITIVES positive test records (patients where stored).
 AUROC_STRONG, AUROC_WEAK, MIN_POSITIVES = 0.90, 0.70, 10
 N_ROC_LABELS = 6
+#: Marks a label with too few positive (or negative) test patients for a reliable interval.
+FLAG = "†"
 
 
 def ci(metrics: dict[str, Any], key: str, digits: int = 3) -> str:
@@ -39,6 +41,42 @@ def evaluated_rows(result: Result) -> list[dict[str, Any]]:
     return [
         r for r in result.tables.get("per_label", []) if r.get("evaluated") and r.get("auroc") is not None
     ]
+
+
+def flagged(row: dict[str, Any]) -> bool:
+    """Whether a label has too few test patients for the headline (False in older results)."""
+    return bool(row.get("flagged", False))
+
+
+def label_cell(row: dict[str, Any]) -> str:
+    """The label's name, with :data:`FLAG` when it is flagged."""
+    return f"{row['label']} {FLAG}" if flagged(row) else str(row["label"])
+
+
+def headline_kind(m: dict[str, Any]) -> str:
+    """What the headline macros average, in words (results without the fields: every label)."""
+    n_all = m.get("n_labels_evaluated", len(m.get("labels_evaluated", [])))
+    n_head = m.get("n_labels_headline", n_all)
+    k = m.get("min_positives")
+    if k is None:
+        return f"{n_all} labels"
+    if m.get("headline_basis") == "all_evaluated":
+        return f"all {n_all} labels (descriptive: none has {k} positive and {k} negative test patients)"
+    return f"{n_head} labels with at least {k} positive and {k} negative test patients"
+
+
+def flag_legend(res: Result) -> Note | None:
+    """The note explaining :data:`FLAG`, when some label of ``res`` carries it."""
+    rows = [r for r in evaluated_rows(res) if flagged(r)]
+    if not rows:
+        return None
+    k = res.metrics.get("min_positives")
+    return Note(
+        f"{FLAG} fewer than {k} positive (or negative) test patients: shown, but left out of the headline "
+        f"macro averages, and its interval undercovers (a coverage simulation in benchmarks/coverage_auroc.py): "
+        + ", ".join(f"{r['label']} ({fmt(r.get('n_test_pos_patients'))})" for r in rows)
+        + "."
+    )
 
 
 def _protocol(report: Report) -> str:
@@ -62,9 +100,16 @@ def _protocol(report: Report) -> str:
         )
     parts.append(
         f"Both are evaluated once on the test split ({fmt(m.get('n_test'))} records, {fmt(m.get('n_test_patients'))} patients); "
-        f"intervals are {fmt(100 * float(m.get('ci_level', 0.95)), 0)}% percentile intervals over {fmt(m.get('n_resamples'))} "
-        f"{m.get('bootstrap_unit', 'patient')}-level bootstrap resamples."
+        f"intervals are {fmt(100 * float(m.get('ci_level', 0.95)), 0)}% "
+        f"{'BCa' if m.get('ci_method') == 'bca' else 'percentile'} intervals over {fmt(m.get('n_resamples'))} "
+        f"{m.get('bootstrap_unit', 'patient')}-level bootstrap resamples (ECE: the bias-correcting basic interval, "
+        "approximate with few records)."
     )
+    if m.get("min_positives") is not None:
+        parts.append(
+            f"Headline macro averages use {headline_kind(m)}; labels with fewer ({FLAG}) are listed, "
+            "but their intervals undercover."
+        )
     return " ".join(parts)
 
 
@@ -75,22 +120,22 @@ def _headline(report: Report) -> Table:
         if res is None:
             continue
         m = res.metrics
-        rows.append(
-            (
-                _NAMES[kind],
-                ci(m, "macro_auroc"),
-                ci(m, "macro_auprc"),
-                ci(m, "macro_f1"),
-                ci(m, "macro_brier"),
-                fmt(m.get("macro_ece")),
-                f"{len(m.get('labels_evaluated', []))}",
-            )
-        )
+        n_all = m.get("n_labels_evaluated", len(m.get("labels_evaluated", [])))
+        fallback = m.get("headline_basis") == "all_evaluated"
+        head = f"{_NAMES[kind]} (all labels, descriptive)" if fallback else _NAMES[kind]
+        rows.append((head, *_macro_cells(m, ""), f"{m.get('n_labels_headline', n_all)} of {n_all}"))
+        if m.get("labels_flagged") and not fallback and "macro_auroc_all" in m:
+            rows.append((f"{_NAMES[kind]}, all labels (incl. {FLAG})", *_macro_cells(m, "_all"), f"{n_all}"))
     return Table(
         ("probe", "macro AUROC", "macro AUPRC", "macro F1", "macro Brier", "macro ECE", "labels"),
         tuple(rows),
         caption=f"Macro averages over the labels evaluated on test ({ci_of(report.get('linear_probe') or report.get('knn_probe'))})",
     )
+
+
+def _macro_cells(m: dict[str, Any], suffix: str) -> tuple[str, ...]:
+    keys = ("macro_auroc", "macro_auprc", "macro_f1", "macro_brier", "macro_ece")
+    return tuple(ci(m, key + suffix) for key in keys)
 
 
 def _label_table(report: Report) -> Table:
@@ -99,14 +144,14 @@ def _label_table(report: Report) -> Table:
     knn = {r["label"]: r for r in (evaluated_rows(kp) if kp else [])}
     rows = []
     for r in sorted(evaluated_rows(ref), key=lambda r: -r["auroc"]):
-        cells = [r["label"], fmt(r.get("n_test_pos"))]
+        cells = [label_cell(r), fmt(r.get("n_test_pos")), fmt(r.get("n_test_pos_patients"))]
         if lp:
             cells += [row_ci(r, "auroc"), row_ci(r, "auprc"), row_ci(r, "f1")]
         if kp:
             k = knn.get(r["label"], {})
             cells.append(row_ci(k, "auroc") if k else "–")
         rows.append(tuple(cells))
-    cols = ["label", "test positives"]
+    cols = ["label", "test positives", "positive patients"]
     if lp:
         cols += ["linear AUROC", "linear AUPRC", "linear F1"]
     if kp:
@@ -191,6 +236,9 @@ def render_accuracy(report: Report) -> list[Block]:
     if roc is not None:
         blocks.append(roc)
     blocks.append(_label_table(report))
+    legend = flag_legend(ref)
+    if legend is not None:
+        blocks.append(legend)
     for kind in PROBES:
         res = report.get(kind)
         if res is None:
@@ -228,7 +276,9 @@ def render_calibration(report: Report) -> list[Block] | None:
         Paragraph(
             f"Predicted probabilities of every evaluated label and test record are pooled into {fmt(m0.get('ece_bins'))} "
             "equal-width bins; a calibrated probe lies on the diagonal. The expected calibration error (ECE) is the "
-            "count-weighted mean gap between predicted and observed frequency, per label, averaged over labels."
+            "count-weighted mean gap between predicted and observed frequency, per label, averaged over the headline "
+            "labels, with a patient-bootstrap interval (ECE is biased upwards when bins hold few records; the basic "
+            "interval corrects for that and can lie below the estimate)."
         ),
         Figure(
             render_png(draw, size=(5.0, 5.0)),
@@ -243,9 +293,9 @@ def render_calibration(report: Report) -> list[Block] | None:
         rows.append(
             (
                 _NAMES[res.kind],
-                fmt(res.metrics.get("macro_ece")),
+                ci(res.metrics, "macro_ece"),
                 ci(res.metrics, "macro_brier"),
-                ", ".join(f"{r['label']} ({fmt(r.get('ece'))})" for r in worst),
+                ", ".join(f"{label_cell(r)} ({fmt(r.get('ece'))})" for r in worst),
             )
         )
     blocks.append(
@@ -273,9 +323,12 @@ def rule_macro(report: Report) -> Iterator[Finding]:
             "linear_probe.metrics.mae",
         )
         return
+    raw = ""
+    if m.get("labels_flagged") and m.get("headline_basis") != "all_evaluated" and "macro_auroc_all" in m:
+        raw = f" (over all {m.get('n_labels_evaluated')} evaluated labels, {FLAG} included: {ci(m, 'macro_auroc_all')})"
     yield Finding(
-        f"The linear probe reaches a macro AUROC of {ci(m, 'macro_auroc')} over {len(m.get('labels_evaluated', []))} labels "
-        f"on {fmt(m.get('n_test'))} test records.",
+        f"The linear probe reaches a macro AUROC of {ci(m, 'macro_auroc')} over {headline_kind(m)} "
+        f"on {fmt(m.get('n_test'))} test records{raw}.",
         "info",
         "probe_macro",
         "linear_probe.metrics.macro_auroc",
@@ -284,15 +337,16 @@ def rule_macro(report: Report) -> Iterator[Finding]:
 
 def _names(rows: list[dict[str, Any]], limit: int = 8) -> str:
     shown = ", ".join(
-        f"{r['label']} ({row_ci(r, 'auroc')}, {fmt(r.get('n_test_pos'))} positives)" for r in rows[:limit]
+        f"{label_cell(r)} ({row_ci(r, 'auroc')}, {fmt(r.get('n_test_pos_patients', r.get('n_test_pos')))} positives)"
+        for r in rows[:limit]
     )
     return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
 
 
 def _few_positives(r: dict[str, Any]) -> bool:
-    """A label with too few test positives for a claim (the probe's own flag where stored)."""
-    if "low_n" in r:
-        return bool(r["low_n"])
+    """A label with too few test patients for a claim (the probe's own flag where stored)."""
+    if "flagged" in r:
+        return bool(r["flagged"])
     n = r.get("n_test_pos_patients", r.get("n_test_pos"))
     return n is None or n < MIN_POSITIVES
 
@@ -301,7 +355,9 @@ def _few_positives(r: dict[str, Any]) -> bool:
 def rule_best_worst(report: Report) -> Iterator[Finding]:
     """Strengths/weaknesses per label need the whole AUROC interval above :data:`AUROC_STRONG`
     (below :data:`AUROC_WEAK`) and enough positives; the ranking itself is descriptive."""
-    rows = sorted(evaluated_rows(_lp(report)), key=lambda r: -r["auroc"])
+    every = sorted(evaluated_rows(_lp(report)), key=lambda r: -r["auroc"])
+    reliable = [r for r in every if not flagged(r)]  # a flagged label's ranking is mostly noise
+    rows = reliable if len(reliable) >= 2 else every
     if len(rows) < 2:
         return
     src = "linear_probe.tables.per_label"
@@ -338,10 +394,10 @@ def rule_best_worst(report: Report) -> Iterator[Finding]:
             "probe_best_worst",
             src,
         )
-    few = [r for r in rows if _few_positives(r)]
+    few = [r for r in every if _few_positives(r)]
     if few:
         yield Finding(
-            f"{len(few)} labels have fewer than {MIN_POSITIVES} test positives, too few for a claim: {_names(few)}.",
+            f"{len(few)} labels ({FLAG}) have too few positive or negative test patients for a claim: {_names(few)}.",
             "inconclusive",
             "probe_best_worst",
             src,

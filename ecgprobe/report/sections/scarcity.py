@@ -12,6 +12,7 @@ from ecgprobe.report.blocks import Block, Figure, KeyValues, Note, Paragraph, Ta
 from ecgprobe.report.claims import ci_of
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
+from ecgprobe.report.sections.probes import FLAG
 
 #: Label-efficiency rule thresholds: share of the train split needed for 95% of the full AUROC.
 EFFICIENT, INEFFICIENT = 0.10, 0.50
@@ -37,21 +38,67 @@ def efficiency(res: Result) -> tuple[float | None, float | None]:
 
 
 def curve_table(res: Result, caption: str = "") -> Table:
-    """The curve: x, training records, macro AUROC (seed mean, sd, CI), labels evaluated."""
+    """The curve: x, training records, macro AUROC (seed mean, sd, CI), the labels it averages,
+    and the raw macro over whatever labels each subset could fit."""
     rows = tuple(
         (
             x_label(res, r["x"]),
             fmt(r.get("n_train_mean"), 0),
             fmt_ci(r.get("macro_auroc_mean"), r.get("macro_auroc_ci_low"), r.get("macro_auroc_ci_high")),
             fmt(r.get("macro_auroc_sd")),
+            fmt(r.get("n_labels", r.get("n_labels_min"))),
+            fmt(r.get("macro_auroc_all_mean")),
             fmt(r.get("n_labels_min")),
         )
         for r in res.tables.get("curve", [])
     )
     return Table(
-        ("training data", "records (mean)", f"macro AUROC ({ci_of(res)})", "sd over seeds", "labels (min)"),
+        (
+            "training data",
+            "records (mean)",
+            f"macro AUROC ({ci_of(res)})",
+            "sd over seeds",
+            "labels",
+            "raw macro (labels fitted there)",
+            "fitted (min)",
+        ),
         rows,
         caption=caption,
+    )
+
+
+def headline_text(res: Result) -> str:
+    """Which labels the curve's macro averages, in words (older results: not recorded)."""
+    m = res.metrics
+    basis, labels = m.get("headline_basis"), m.get("labels_headline")
+    if basis is None or labels is None:
+        return "not recorded (result saved before the like-with-like rule)"
+    if basis == "varying":
+        return "different labels at each point (no label is fitted in every subset: descriptive)"
+    text = f"{len(labels)}, the same at every point: {', '.join(labels)}"
+    return text + (" (all flagged: descriptive)" if basis == "all_evaluated" else "")
+
+
+def label_table(res: Result) -> Table | None:
+    """Per label: positive test patients, flag, whether the headline averages it, full-data AUROC."""
+    m = res.metrics
+    full = max((r["x"] for r in res.tables.get("per_label", [])), default=None)
+    rows = tuple(
+        (
+            f"{r['label']} {FLAG}" if r.get("flagged") else str(r["label"]),
+            fmt(r.get("n_test_pos_patients")),
+            fmt(r.get("in_headline")),
+            fmt_ci(r.get("auroc_mean"), r.get("auroc_ci_low"), r.get("auroc_ci_high")),
+        )
+        for r in res.tables.get("per_label", [])
+        if r["x"] == full and "in_headline" in r
+    )
+    if not rows:
+        return None
+    return Table(
+        ("label", "positive test patients", "in the macro", "AUROC with all training data"),
+        rows,
+        caption=f"Labels ({FLAG}: fewer than {m.get('min_positives')} positive or negative test patients)",
     )
 
 
@@ -69,6 +116,8 @@ def efficiency_rows(res: Result) -> list[tuple[str, str]]:
         ("normalised area under the curve", fmt(m.get("normalised_auc"))),
         ("  … above chance", fmt(m.get("normalised_auc_above_chance"))),
         ("seeds × grid", f"{fmt(m.get('n_seeds'))} × {len(m.get('grid', []))}"),
+        ("labels in the macro", headline_text(res)),
+        ("  … raw macro with all data (every fitted label)", fmt(m.get("full_macro_auroc_all"))),
     ]
 
 
@@ -96,6 +145,9 @@ def render(report: Report) -> list[Block]:
         KeyValues(tuple(efficiency_rows(res)), caption="Label efficiency"),
         curve_table(res, "The curve"),
     ]
+    labels = label_table(res)
+    if labels is not None:
+        blocks.append(labels)
     blocks += [Note(n) for n in res.notes]
     return blocks
 
@@ -132,6 +184,8 @@ def efficiency_findings(res: Result, who: str) -> Iterator[Finding]:
         text += (
             " (it needs most of the labels by the mean curve; descriptive, no interval on the crossing point)"
         )
+    if res.metrics.get("headline_basis") == "varying":
+        text += "; no label is fitted in every subset, so the points average different labels"
     yield Finding(text + ".", "info", "label_efficiency", src)
 
 
