@@ -83,7 +83,7 @@ def create_encoder(
     """
     entry = ENCODERS.entry(name)
     factory = entry.obj
-    ENCODERS.check_options(name, options, reserved=("checkpoint",))
+    options = ENCODERS.check_options(name, options, reserved=("checkpoint",))
     params = inspect.signature(factory).parameters
     needs = entry.info.get("needs_checkpoint", False)
     if needs and checkpoint is None:
