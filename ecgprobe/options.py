@@ -43,9 +43,9 @@ from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 
-from ecgprobe.exceptions import ConfigError
+from ecgprobe.exceptions import ArgumentTypeError, ConfigError
 
-__all__ = ["Range", "check_params", "check_value", "describe_type", "param_types"]
+__all__ = ["Range", "check_instance", "check_params", "check_value", "describe_type", "param_types"]
 
 _TRUE = ("true", "yes", "1")
 _FALSE = ("false", "no", "0")
@@ -325,3 +325,21 @@ def check_params(
         text = from_string and isinstance(value, str)
         out[key] = check_value(value, annotation, name=key, where=where, default=default, text=text)
     return out
+
+
+def check_instance(value: Any, expected: type | tuple[type, ...], *, name: str, what: str) -> Any:
+    """Return ``value`` if it is an instance of ``expected``; otherwise refuse it.
+
+    Args:
+        value: the argument given.
+        expected: the accepted type(s).
+        name: the argument's name (``"embeddings"``).
+        what: what to pass and where it comes from (``"an Embeddings (from ecgprobe.extract)"``).
+
+    Raises:
+        ArgumentTypeError: naming the argument, the type given and what to pass instead.
+    """
+    if isinstance(value, expected):
+        return value
+    got = "None" if value is None else type(value).__name__
+    raise ArgumentTypeError(f"{name} must be {what}; got {got}")
