@@ -135,6 +135,12 @@ def add_encoder_args(parser: argparse.ArgumentParser, *, suffix: str = "", embed
         metavar="PATH",
         help="the published checkpoint file/folder",
     )
+    g.add_argument(
+        f"--checkpoint-sha256{suffix}",
+        dest=f"checkpoint_sha256{dest}",
+        metavar="HEX",
+        help="refuse the checkpoint unless its sha256 is this (the published one, or weights_sha256 of a run)",
+    )
     flags = ["-E", "--encoder-option"] if not suffix else [f"--encoder-option{suffix}"]
     g.add_argument(
         *flags,
@@ -168,7 +174,13 @@ def encoder_from_args(args: argparse.Namespace, *, suffix: str = "") -> Any:
         )
     where = f"encoder {ENCODERS.entry(name).name!r}"
     options = parse_options(getattr(args, f"encoder_options{dest}", []), ENCODERS.get(name), where=where)
-    return create_encoder(name, checkpoint=getattr(args, f"checkpoint{dest}"), device=args.device, **options)
+    return create_encoder(
+        name,
+        checkpoint=getattr(args, f"checkpoint{dest}"),
+        device=args.device,
+        sha256=getattr(args, f"checkpoint_sha256{dest}", None),
+        **options,
+    )
 
 
 def embeddings_from_args(
