@@ -35,7 +35,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePath
@@ -45,7 +45,15 @@ import numpy as np
 
 from ecgprobe.exceptions import ArgumentTypeError, ConfigError
 
-__all__ = ["Range", "check_instance", "check_params", "check_value", "describe_type", "param_types"]
+__all__ = [
+    "Range",
+    "check_instance",
+    "check_params",
+    "check_value",
+    "describe_type",
+    "param_types",
+    "split_pairs",
+]
 
 _TRUE = ("true", "yes", "1")
 _FALSE = ("false", "no", "0")
@@ -343,3 +351,19 @@ def check_instance(value: Any, expected: type | tuple[type, ...], *, name: str, 
         return value
     got = "None" if value is None else type(value).__name__
     raise ArgumentTypeError(f"{name} must be {what}; got {got}")
+
+
+def split_pairs(pairs: Sequence[str], *, where: str = "option") -> dict[str, str]:
+    """``["key=value", ...]`` as ``{key: "value"}`` (dashes in keys read as underscores); the
+    values stay text, for :func:`check_params` with ``from_string=True``.
+
+    Raises:
+        ConfigError: a pair that is not ``KEY=VALUE``.
+    """
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = str(pair).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{where} {pair!r} is not KEY=VALUE (e.g. -o sampling_rate=100)")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out

@@ -10,7 +10,7 @@ from typing import Any
 
 from ecgprobe.data import DATASETS, RecordSet, load_dataset
 from ecgprobe.exceptions import ConfigError
-from ecgprobe.options import check_params
+from ecgprobe.options import check_params, split_pairs
 
 __all__ = [
     "add_dataset_args",
@@ -61,12 +61,7 @@ def parse_options(
         where = where or f"dataset {DATASETS.entry(target).name!r}"
     else:
         func = target
-    raw: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"option {pair!r} is not KEY=VALUE (e.g. -o sampling_rate=100)")
-        raw[key.strip().replace("-", "_")] = value.strip()
+    raw = split_pairs(pairs)
     return check_params(
         func, raw, where=where or f"options of {getattr(func, '__name__', func)!s}", from_string=True
     )
