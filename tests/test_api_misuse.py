@@ -88,3 +88,12 @@ def test_create_encoder_and_load_dataset_check_option_types():
         ecgprobe.create_encoder("random-resnet1d", seed="zero", device="cpu")
     with pytest.raises(ConfigError, match=r"dataset 'synthetic': n_records=1.5 is not valid"):
         ecgprobe.load_dataset("synthetic", n_records=1.5)
+
+
+def test_embeddings_of_objects_are_refused_with_the_conversion():
+    with pytest.raises(
+        ArgumentTypeError, match=r"embeddings X must be a real-valued numeric matrix.*dtype object"
+    ):
+        Embeddings(np.array([[object(), object()]], dtype=object), ["r1"])
+    with pytest.raises(ArgumentTypeError, match="dtype <U1"):
+        Embeddings(np.array([["a", "b"]]), ["r1"])

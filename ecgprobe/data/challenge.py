@@ -148,6 +148,11 @@ def load_challenge(
         seed: seed of the split.
         lazy: keep signals on disk and read them per batch (``"auto"``: when over 2 GiB).
         nonfinite: NaN/inf samples: ``error`` (name the records), ``drop`` or ``zero``.
+
+    Raises:
+        DataError: no records, duplicate names, records lacking the leads, rates or lengths
+            that differ (each with the option that fixes it), ``# Dx:`` values that are not
+            SNOMED-CT codes (refused, not dropped: naming every such record), unreadable files.
     """
     base = check_root(root, "challenge")
     check_choice(label_style, ("abbreviation", "code", "name"), "label_style")

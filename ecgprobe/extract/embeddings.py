@@ -22,7 +22,7 @@ import numpy as np
 
 from ecgprobe._io import atomic_write
 from ecgprobe.data.record import RecordSet
-from ecgprobe.exceptions import DataError
+from ecgprobe.exceptions import ArgumentTypeError, DataError
 
 __all__ = ["Embeddings", "align_to_records", "load_embeddings", "save_embeddings"]
 
@@ -50,6 +50,13 @@ class Embeddings:
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X)
+        if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool) or np.issubdtype(
+            X.dtype, np.complexfloating
+        ):
+            raise ArgumentTypeError(
+                f"embeddings X must be a real-valued numeric matrix (records x dims), got dtype {X.dtype}; "
+                "convert it first, e.g. np.asarray(X, dtype=np.float32)"
+            )
         if X.ndim != 2:
             raise DataError(f"embeddings must be a 2-D matrix (records x dims), got shape {X.shape}")
         ids = np.asarray([str(i) for i in self.ids], dtype=object)
