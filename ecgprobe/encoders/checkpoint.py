@@ -180,7 +180,9 @@ def verify_checkpoint(path: str | Path, *, who: str = "checkpoint") -> None:
         with zipfile.ZipFile(p) as archive:
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-        raise CheckpointError(f"{who} {p} is a damaged zip archive ({exc}); {_REDOWNLOAD}") from None
+        raise CheckpointError(
+            f"{who} {p} is truncated or damaged (not a complete zip archive: {exc}); {_REDOWNLOAD}"
+        ) from None
     if bad is not None:
         raise CheckpointError(
             f"{who} {p} is corrupt: the CRC-32 of its member {bad!r} does not match the archive (the bytes were "
