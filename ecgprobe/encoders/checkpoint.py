@@ -205,14 +205,14 @@ def _check_safetensors_layout(p: Path, who: str) -> None:
         n = int.from_bytes(head, "little") if len(head) == 8 else -1
         if n < 2 or n > size - 8 or n > 100 * 1024**2:
             raise CheckpointError(
-                f"{who} {p} is not a complete safetensors file: its {size} bytes cannot hold the header "
+                f"{who} {p} is not a readable safetensors file: its {size} bytes cannot hold the header "
                 f"length it declares ({n}); the file is truncated or another format; {_REDOWNLOAD}"
             )
         try:
             header = json.loads(f.read(n))
         except ValueError as exc:
             raise CheckpointError(
-                f"{who} {p} has a damaged safetensors header ({exc}); {_REDOWNLOAD}"
+                f"{who} {p} is not a readable safetensors file: its header is damaged ({exc}); {_REDOWNLOAD}"
             ) from None
     data = size - 8 - n
     end_max = 0
@@ -224,17 +224,17 @@ def _check_safetensors_layout(p: Path, who: str) -> None:
             want = math.prod(int(d) for d in t["shape"]) * _ST_BYTES[str(t["dtype"])]
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(
-                f"{who} {p}: the safetensors entry {name!r} is malformed ({t!r}); {_REDOWNLOAD}"
+                f"{who} {p} is not a readable safetensors file: entry {name!r} is malformed ({t!r}); {_REDOWNLOAD}"
             ) from None
         if end - begin != want or not 0 <= begin <= end <= data:
             raise CheckpointError(
-                f"{who} {p}: tensor {name!r} ({t['dtype']} {t['shape']}) should occupy {want} bytes but its "
+                f"{who} {p} is not a readable safetensors file: tensor {name!r} ({t['dtype']} {t['shape']}) should occupy {want} bytes but its "
                 f"range is {begin}..{end} of {data} data bytes; the file is truncated or damaged; {_REDOWNLOAD}"
             )
         end_max = max(end_max, end)
     if not isinstance(header, dict) or end_max != data:
         raise CheckpointError(
-            f"{who} {p}: its tensors cover {end_max} bytes but the file holds {data} data bytes (truncated, "
+            f"{who} {p} is not a readable safetensors file: its tensors cover {end_max} bytes but the file holds {data} data bytes (truncated, "
             f"appended to, or not a safetensors file); {_REDOWNLOAD}"
         )
 
