@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 from ecgprobe.data import RecordSet, list_datasets, load_dataset
 from ecgprobe.exceptions import (
+    ArgumentTypeError,
     CacheError,
     CheckpointError,
     ConfigError,
@@ -44,6 +45,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "ArgumentTypeError",
     "CacheError",
     "CheckpointError",
     "ConfigError",

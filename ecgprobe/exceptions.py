@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = [
     "AnalysisError",
+    "ArgumentTypeError",
     "CacheError",
     "CheckpointError",
     "ConfigError",
@@ -30,6 +31,11 @@ class EcgprobeError(Exception):
 
 class ConfigError(EcgprobeError, ValueError):
     """A parameter or option has a value ecgprobe cannot use."""
+
+
+class ArgumentTypeError(ConfigError, TypeError):
+    """A function of the Python API was given an argument of the wrong type (e.g. an array
+    where :class:`~ecgprobe.extract.Embeddings` is expected); the message says what to pass."""
 
 
 class UnknownNameError(ConfigError, KeyError):

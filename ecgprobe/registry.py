@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import inspect
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -101,16 +100,38 @@ class Registry(Generic[T]):
         """Return the full :class:`Entry` (name, object, info) for ``name``."""
         return self._entries[self._resolve(name)]
 
-    def check_options(self, name: str, options: Mapping[str, Any], *, reserved: Collection[str] = ()) -> None:
-        """Refuse keyword options that the callable registered under ``name`` does not take
-        (its signature minus ``reserved`` arguments such as ``root`` or ``checkpoint``).
+    def check_options(
+        self,
+        name: str,
+        options: Mapping[str, Any],
+        *,
+        reserved: Collection[str] = (),
+        from_string: bool = False,
+    ) -> dict[str, Any]:
+        """Check keyword options for the callable registered under ``name`` (a loader, an encoder
+        factory or an analyzer class): refuse names its signature does not take (minus
+        ``reserved`` arguments such as ``root`` or ``checkpoint``), then check every value against
+        the parameter's annotation and declared range (:func:`ecgprobe.options.check_params`).
+
+        Args:
+            name: the registered name.
+            options: ``{option: value}``.
+            reserved: parameters that are not options (passed separately).
+            from_string: the values are command-line text, parsed by type (``"9"`` -> ``9``).
+
+        Returns:
+            The options, checked and converted (text parsed; a single value for a list option
+            becomes a one-element tuple).
 
         Raises:
-            ConfigError: naming each unknown option with its closest accepted one, and listing
-                the accepted options.
+            ConfigError: an unknown option (with its closest accepted one and the list of
+                accepted options), or a value of the wrong type or out of range (naming the
+                option, the value, what is allowed and the default).
         """
+        from ecgprobe.options import check_params, param_types
+
         entry = self.entry(name)
-        known = [p for p in inspect.signature(entry.obj).parameters if p not in reserved]
+        known = [p for p in param_types(entry.obj) if p not in reserved]
         unknown = [k for k in options if k not in known]
         if unknown:
             hints = []
@@ -121,6 +142,7 @@ class Registry(Generic[T]):
                 f"unknown option(s) {', '.join(hints)} for {self.kind} {entry.name!r}; "
                 f"its options are: {', '.join(known) or 'none'}"
             )
+        return check_params(entry.obj, options, where=f"{self.kind} {entry.name!r}", from_string=from_string)
 
     def list(self, pattern: str | None = None) -> list[str]:
         """Registered names, sorted, optionally filtered by a glob ``pattern`` (``"ecg*"``)."""

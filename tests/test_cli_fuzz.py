@@ -157,14 +157,7 @@ def test_bad_invocation_is_one_line_exit_1_and_writes_nothing(name, argv, worksp
     _check(_resolve(argv, workspace), workspace, capsys)
 
 
-@pytest.mark.parametrize(
-    ("name", "argv"),
-    [
-        pytest.param(n, a, marks=pytest.mark.xfail(strict=False, reason="typed options: rel-inputs branch"))
-        for n, a in TYPED_OPTIONS
-    ],
-    ids=[c[0] for c in TYPED_OPTIONS],
-)
+@pytest.mark.parametrize(("name", "argv"), TYPED_OPTIONS, ids=[c[0] for c in TYPED_OPTIONS])
 def test_option_of_the_wrong_type_is_one_line_exit_1(name, argv, workspace, capsys, request):
     ptbxl = request.getfixturevalue("ptbxl_root") if "PTBXL" in argv else None
     _check(_resolve(argv, workspace, ptbxl), workspace, capsys)

@@ -36,3 +36,30 @@ def test_check_options_names_the_unknown_ones_with_close_matches():
     assert "for widget 'maker'; its options are: n_records, seed" in str(err.value)
     with pytest.raises(ConfigError, match="options are: n_records, seed"):  # reserved ones are not options
         reg.check_options("maker", {"root": "/x"}, reserved=("root",))
+
+
+def _typed_maker(
+    root: str, *, n_records: int = 1, folds: tuple[int, ...] = (9,), lazy: bool = False, kind: str = "a"
+) -> None:
+    """A registered callable with annotated options."""
+
+
+def test_check_options_checks_and_converts_values_by_annotation():
+    reg: Registry = Registry("widget")
+    reg.add("typed", _typed_maker)
+    assert reg.check_options("typed", {"n_records": 2, "folds": 8}, reserved=("root",)) == {
+        "n_records": 2,
+        "folds": (8,),
+    }
+    text = {"n_records": "3", "folds": "8,9", "lazy": "yes"}
+    assert reg.check_options("typed", text, reserved=("root",), from_string=True) == {
+        "n_records": 3,
+        "folds": (8, 9),
+        "lazy": True,
+    }
+    with pytest.raises(ConfigError, match=r"widget 'typed': n_records='3' is not valid; expected an integer"):
+        reg.check_options("typed", {"n_records": "3"}, reserved=("root",))  # text only from the CLI
+    with pytest.raises(
+        ConfigError, match=r"widget 'typed': lazy='maybe' is not valid; expected true or false"
+    ):
+        reg.check_options("typed", {"lazy": "maybe"}, reserved=("root",), from_string=True)

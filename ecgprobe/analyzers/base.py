@@ -32,6 +32,7 @@ from ecgprobe._versions import library_versions
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, DataError
 from ecgprobe.extract.embeddings import Embeddings, align_to_records
+from ecgprobe.options import check_instance, check_params
 from ecgprobe.registry import Registry
 
 __all__ = [
@@ -51,6 +52,12 @@ ANALYZERS: Registry[type] = Registry("analyzer")
 RESULT_TYPES: dict[str, type[Result]] = {}
 
 R = TypeVar("R", bound="Result")
+
+_EMBEDDINGS = (
+    "an ecgprobe Embeddings (from ecgprobe.extract or ecgprobe.load_embeddings; wrap an array as "
+    "Embeddings(X, ids) with one record id per row)"
+)
+_RECORDS = "a RecordSet (from ecgprobe.load_dataset)"
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -230,6 +237,17 @@ class _Base:
     def _validate(self) -> None:
         """Check the settings (called by ``run``); raise ConfigError naming the bad one."""
 
+    def _check_settings(self) -> None:
+        """Check every setting against its ``__init__`` annotation and declared range (the one
+        mechanism that also checks loader and encoder options), before ``_validate``'s own rules.
+
+        Raises:
+            ConfigError: ``LinearProbe(seed="x")`` and the like, naming the setting and the type.
+        """
+        where = f"{type(self).__name__} setting"
+        for key, value in check_params(type(self), self.get_params(), where=where).items():
+            setattr(self, key, value)
+
     def _finish(self, result: Result, t0: float, provenance: dict[str, Any]) -> Result:
         result.params = {**self.get_params(), **result.params}
         result.provenance = {**provenance, **result.provenance}
@@ -260,6 +278,11 @@ class Analyzer(_Base, ABC):
             AnalysisError: the inputs do not allow the analysis (e.g. no test positives).
         """
         t0 = time.perf_counter()
+        check_instance(embeddings, Embeddings, name="embeddings", what=_EMBEDDINGS)
+        check_instance(
+            records, RecordSet, name="records", what=_RECORDS + " (its labels and splits are analysed)"
+        )
+        self._check_settings()
         self._validate()
         emb, rs = align_to_records(embeddings, records)
         check_finite(emb)
@@ -307,6 +330,10 @@ class PairwiseAnalyzer(_Base, ABC):
             DataError: ids differ (listing the mismatch) or rows are in a different order.
         """
         t0 = time.perf_counter()
+        check_instance(a, Embeddings, name="a", what=_EMBEDDINGS)
+        check_instance(b, Embeddings, name="b", what=_EMBEDDINGS)
+        check_instance(records, (RecordSet, type(None)), name="records", what=_RECORDS + " or None")
+        self._check_settings()
         self._validate()
         check_ids_match(a, b)
         check_finite(a)

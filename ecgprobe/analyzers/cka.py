@@ -45,7 +45,7 @@ from ecgprobe.analyzers import _cka_linear as lin
 from ecgprobe.analyzers import _cka_rbf as rbf
 from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result, check_finite, check_ids_match
 from ecgprobe.data.record import RecordSet
-from ecgprobe.exceptions import AnalysisError, ConfigError, DataError
+from ecgprobe.exceptions import AnalysisError, ArgumentTypeError, ConfigError, DataError
 from ecgprobe.extract.embeddings import Embeddings, align_to_records
 
 __all__ = ["CKA", "CKAResult", "LayerCKA", "cka_from_grams", "linear_cka", "rbf_cka"]
@@ -56,6 +56,11 @@ PRECISIONS = ("mixed", "float64")
 def _check_pair(X: np.ndarray, Y: np.ndarray, min_n: int) -> tuple[np.ndarray, np.ndarray]:
     X, Y = np.asarray(X), np.asarray(Y)
     for name, M in (("X", X), ("Y", Y)):
+        if not (np.issubdtype(M.dtype, np.number) and not np.issubdtype(M.dtype, np.complexfloating)):
+            raise ArgumentTypeError(
+                f"{name} must be a real-valued numeric matrix (records x features), got dtype {M.dtype}; "
+                f"convert it with np.asarray({name}, dtype=float) (or pass Embeddings.X)"
+            )
         if M.ndim != 2:
             raise ConfigError(f"{name} must be a 2-D matrix (records x features), got shape {M.shape}")
         if not np.isfinite(M).all():
@@ -233,7 +238,7 @@ def _as_layers(x: Embeddings | Mapping[str, Embeddings], side: str) -> dict[str,
         return {x.layer: x}
     if isinstance(x, Mapping) and x and all(isinstance(v, Embeddings) for v in x.values()):
         return {str(k): v for k, v in x.items()}
-    raise ConfigError(
+    raise ArgumentTypeError(
         f"side {side} must be an Embeddings or a non-empty dict of layer name -> Embeddings, "
         f"got {type(x).__name__}"
     )
@@ -336,6 +341,7 @@ class CKA(PairwiseAnalyzer):
             AnalysisError: a representation without variance.
         """
         t0 = time.perf_counter()
+        self._check_settings()
         self._validate()
         side_a = _as_layers(a, "a")
         within = b is None or b is a

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any
 
 from ecgprobe.data import DATASETS, RecordSet, load_dataset
 from ecgprobe.exceptions import ConfigError
+from ecgprobe.options import check_params, split_pairs
 from ecgprobe.outputs import Output
 
 __all__ = [
@@ -50,38 +49,27 @@ def add_dataset_args(parser: argparse.ArgumentParser, *, required: bool = True) 
     )
 
 
-def _coerce(raw: str, default: Any) -> Any:
-    try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = raw
-    if isinstance(default, bool) and isinstance(value, str):
-        low = value.lower()
-        if low in ("true", "yes", "1"):
-            return True
-        if low in ("false", "no", "0"):
-            return False
-    if isinstance(default, tuple):
-        if isinstance(value, str) and "," in value:
-            value = tuple(v.strip() for v in value.split(","))
-        return tuple(value) if isinstance(value, (list, tuple)) else (value,)
-    return value
+def parse_options(
+    pairs: Sequence[str], target: str | Callable[..., Any], *, where: str | None = None
+) -> dict[str, Any]:
+    """Turn ``["key=value", ...]`` into keyword options, each parsed by the annotation of the
+    parameter it fills in ``target`` (a dataset name or a callable such as an encoder factory):
+    ``-o sampling_rate=abc`` or ``-o drop_unlabeled=maybe`` is refused here, naming what is
+    allowed (:func:`ecgprobe.options.check_params`). Names ``target`` does not take are left
+    as text for the registry's unknown-option check, which suggests close matches.
 
-
-def parse_options(pairs: Sequence[str], target: str | Callable[..., Any]) -> dict[str, Any]:
-    """Turn ``["key=value", ...]`` into keyword options, typed by the defaults of ``target``
-    (a dataset name or a callable such as an encoder factory)."""
-    func = DATASETS.get(target) if isinstance(target, str) else target
-    params = inspect.signature(func).parameters
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"option {pair!r} is not KEY=VALUE (e.g. -o sampling_rate=100)")
-        key = key.strip().replace("-", "_")
-        default = params[key].default if key in params else None
-        out[key] = _coerce(raw.strip(), default)
-    return out
+    Raises:
+        ConfigError: a pair that is not ``KEY=VALUE``, or a value that does not fit its option.
+    """
+    if isinstance(target, str):
+        func = DATASETS.get(target)
+        where = where or f"dataset {DATASETS.entry(target).name!r}"
+    else:
+        func = target
+    raw = split_pairs(pairs)
+    return check_params(
+        func, raw, where=where or f"options of {getattr(func, '__name__', func)!s}", from_string=True
+    )
 
 
 def dataset_from_args(args: argparse.Namespace) -> RecordSet:
@@ -150,6 +138,12 @@ def add_encoder_args(parser: argparse.ArgumentParser, *, suffix: str = "", embed
         metavar="PATH",
         help="the published checkpoint file/folder",
     )
+    g.add_argument(
+        f"--checkpoint-sha256{suffix}",
+        dest=f"checkpoint_sha256{dest}",
+        metavar="HEX",
+        help="refuse the checkpoint unless its sha256 is this (the published one, or weights_sha256 of a run)",
+    )
     flags = ["-E", "--encoder-option"] if not suffix else [f"--encoder-option{suffix}"]
     g.add_argument(
         *flags,
@@ -181,8 +175,15 @@ def encoder_from_args(args: argparse.Namespace, *, suffix: str = "") -> Any:
         raise ConfigError(
             f"pass --encoder{suffix} NAME (see `ecgprobe encoders`) or --embeddings{suffix} DIR"
         )
-    options = parse_options(getattr(args, f"encoder_options{dest}", []), ENCODERS.get(name))
-    return create_encoder(name, checkpoint=getattr(args, f"checkpoint{dest}"), device=args.device, **options)
+    where = f"encoder {ENCODERS.entry(name).name!r}"
+    options = parse_options(getattr(args, f"encoder_options{dest}", []), ENCODERS.get(name), where=where)
+    return create_encoder(
+        name,
+        checkpoint=getattr(args, f"checkpoint{dest}"),
+        device=args.device,
+        sha256=getattr(args, f"checkpoint_sha256{dest}", None),
+        **options,
+    )
 
 
 def embeddings_from_args(

@@ -17,7 +17,7 @@ from collections import Counter
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
 from ecgprobe.data.splits import stratified_patient_split
 from ecgprobe.data.wfdb_io import Header, read_header, wfdb_reader
 from ecgprobe.exceptions import ConfigError, DataError
+from ecgprobe.options import Range
 
 __all__ = ["SOURCES", "load_challenge", "snomed_table"]
 
@@ -72,11 +73,39 @@ def _parse_sex(value: str | None) -> str | None:
     return {"male": "male", "m": "male", "female": "female", "f": "female"}.get(v)
 
 
+#: A SNOMED-CT concept id: 6 to 18 digits (the Challenge's codes are such ids).
+_SNOMED_ID = re.compile(r"\d{6,18}")
+
+
 def _codes(h: Header) -> list[str]:
     dx = h.comment("Dx")
     if dx is None:
         raise DataError(f"{h.path}: no '# Dx:' line; Challenge headers list SNOMED-CT codes there")
     return [c.strip() for c in dx.split(",") if c.strip() and c.strip().lower() not in ("unknown", "nan")]
+
+
+def _check_codes(headers: list[Header]) -> list[list[str]]:
+    """Every record's ``# Dx:`` codes, refusing values that are not SNOMED-CT ids.
+
+    A non-numeric value (``abc``, ``<script>``) is not a diagnosis that was coded badly but a
+    header that was edited or corrupted: keeping it would invent a label, and dropping it would
+    silently change the label matrix, so the loader refuses and names every such record.
+    Numeric codes missing from the Challenge's table are kept (named by their code).
+
+    Raises:
+        DataError: listing the records and values that are not SNOMED-CT ids.
+    """
+    codes = [_codes(h) for h in headers]
+    bad = [(h, [c for c in cs if not _SNOMED_ID.fullmatch(c)]) for h, cs in zip(headers, codes)]
+    bad = [(h, vals) for h, vals in bad if vals]
+    if bad:
+        shown = "; ".join(f"{h.path}: {vals}" for h, vals in bad[:5])
+        raise DataError(
+            f"challenge: {len(bad)} record(s) have '# Dx:' values that are not SNOMED-CT codes (6-18 digits, "
+            f"e.g. 426783006): {shown}; correct those header lines (restore the files from the Challenge "
+            "download) or move the records out of the folder"
+        )
+    return codes
 
 
 @DATASETS.register(
@@ -90,12 +119,12 @@ def load_challenge(
     label_style: Literal["abbreviation", "code", "name"] = "abbreviation",
     scored_only: bool = False,
     merge_equivalent: bool = True,
-    min_count: int = 1,
+    min_count: Annotated[int, Range(ge=0)] = 1,
     drop_unlabeled: bool = False,
-    fs: float | None = None,
-    length_s: float | None = 10.0,
+    fs: Annotated[float, Range(gt=0)] | None = None,
+    length_s: Annotated[float, Range(gt=0)] | None = 10.0,
     leads: tuple[str, ...] = LEADS_12,
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    fractions: Annotated[tuple[float, float, float], Range(ge=0, le=1)] = (0.8, 0.1, 0.1),
     seed: int = 0,
     lazy: bool | Literal["auto"] = "auto",
     nonfinite: NonFinitePolicy = "error",
@@ -119,6 +148,11 @@ def load_challenge(
         seed: seed of the split.
         lazy: keep signals on disk and read them per batch (``"auto"``: when over 2 GiB).
         nonfinite: NaN/inf samples: ``error`` (name the records), ``drop`` or ``zero``.
+
+    Raises:
+        DataError: no records, duplicate names, records lacking the leads, rates or lengths
+            that differ (each with the option that fixes it), ``# Dx:`` values that are not
+            SNOMED-CT codes (refused, not dropped: naming every such record), unreadable files.
     """
     base = check_root(root, "challenge")
     check_choice(label_style, ("abbreviation", "code", "name"), "label_style")
@@ -135,14 +169,21 @@ def load_challenge(
     want = canonical_leads(list(leads))
     lacking = [h.record for h in headers if not set(want) <= set(h.lead_names)]
     if lacking:
+        shared = [lead for lead in (*want, *LEADS_12) if all(lead in h.lead_names for h in headers)]
+        fix = (
+            f"pass leads={','.join(dict.fromkeys(shared))} (the leads every record has)"
+            if shared
+            else "no lead is shared by every record; move the records without them out of the folder"
+        )
         raise DataError(
-            f"challenge: {len(lacking)} record(s) lack some of the leads {list(want)}, e.g. {lacking[:5]}; "
-            "pass leads=[...] with the leads every record has"
+            f"challenge: {len(lacking)} record(s) lack some of the leads {list(want)}, e.g. {lacking[:5]}; {fix}"
         )
     rates = Counter(h.fs for h in headers)
     if fs is None and len(rates) > 1:
+        common_fs = rates.most_common(1)[0][0]
         raise DataError(
-            f"challenge: records have different sampling rates {dict(rates)}; pass fs=<Hz> to resample all to one rate"
+            f"challenge: records have different sampling rates {dict(rates)}; pass fs={common_fs:g} "
+            "(or another rate in Hz) to resample all to one rate"
         )
     target_fs = float(fs) if fs is not None else float(headers[0].fs)
     lengths = np.array([h.n_samples / h.fs for h in headers])
@@ -151,7 +192,8 @@ def load_challenge(
         if len(set(np.round(lengths, 6))) > 1:
             raise DataError(
                 f"challenge: records have different lengths (from {lengths.min():g} to {lengths.max():g} s); "
-                "pass length_s=<seconds> to crop/pad them to one length"
+                f"pass length_s={Counter(np.round(lengths, 3).tolist()).most_common(1)[0][0]:g} "
+                "(or another length in seconds) to crop/pad them to one length"
             )
         length_s = float(lengths[0])
     n_samples = int(round(length_s * target_fs))
@@ -165,8 +207,7 @@ def load_challenge(
 
     table = snomed_table()
     per_record = []
-    for h in headers:
-        codes = _codes(h)
+    for codes in _check_codes(headers):
         if merge_equivalent:
             codes = [table.at[c, "same_as"] or c if c in table.index else c for c in codes]
         if scored_only:

@@ -89,7 +89,7 @@ def load_dataset(name: str, root: str | Path | None = None, **options: Any) -> R
     """
     entry = DATASETS.entry(name)
     func = entry.obj
-    DATASETS.check_options(name, options, reserved=("root",))
+    options = DATASETS.check_options(name, options, reserved=("root",))
     if entry.info.get("needs_root", True):
         if root is None:
             raise ConfigError(f"dataset {entry.name!r} needs root=<folder of the dataset>")

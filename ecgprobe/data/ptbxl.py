@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from ecgprobe.data.record import RecordSet
 from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
 from ecgprobe.data.wfdb_io import wfdb_reader
 from ecgprobe.exceptions import ConfigError, DataError
+from ecgprobe.options import Range
 
 __all__ = ["LABEL_SETS", "aggregate_labels", "load_ptbxl"]
 
@@ -101,11 +102,11 @@ def load_ptbxl(
     *,
     sampling_rate: Literal[100, 500] = 500,
     labels: str = "superclass",
-    min_likelihood: float = 0.0,
-    min_count: int = 1,
+    min_likelihood: Annotated[float, Range(ge=0, le=100)] = 0.0,
+    min_count: Annotated[int, Range(ge=0)] = 1,
     drop_unlabeled: bool = True,
-    val_folds: tuple[int, ...] = (9,),
-    test_folds: tuple[int, ...] = (10,),
+    val_folds: Annotated[tuple[int, ...], Range(ge=1, le=10)] = (9,),
+    test_folds: Annotated[tuple[int, ...], Range(ge=1, le=10)] = (10,),
     lazy: bool | Literal["auto"] = "auto",
     nonfinite: NonFinitePolicy = "error",
 ) -> RecordSet:
@@ -188,6 +189,7 @@ def load_ptbxl(
         fs=fs,
         n_samples=int(10 * fs),
         nonfinite=nonfinite,
+        fixes=_fixes(int(sampling_rate)),
     )
     source_out, keep_sig, sig_notes = load_signals(source, lazy=lazy, nonfinite=nonfinite, ids=ids)
     notes += sig_notes
@@ -262,6 +264,18 @@ _SUPERCLASS = {
     "CD": "conduction disturbance",
     "HYP": "hypertrophy",
 }
+
+
+def _fixes(sampling_rate: int) -> dict[str, str]:
+    """Advice for a record that is not as PTB-XL publishes it: every official record has the 12
+    standard leads, records100/ is at 100 Hz and records500/ at 500 Hz, so no loader option can
+    make such a file right; the fix is the official file."""
+    restore = (
+        f"official PTB-XL records{sampling_rate}/ files have the 12 standard leads at {sampling_rate} Hz, so this "
+        "file was modified or comes from elsewhere; restore it from the PTB-XL download (its SHA256SUMS.txt "
+        "lists the official checksums)"
+    )
+    return {"leads": restore, "fs": restore}
 
 
 def _descriptions(statements: pd.DataFrame, label_set: str, names: tuple[str, ...]) -> dict[str, str]:

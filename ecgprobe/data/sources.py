@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -40,6 +40,12 @@ class _Conform:
     resample: bool
     fit: bool
     nonfinite: NonFinitePolicy
+    #: What the user can do about a record with other leads / another rate: each loader words
+    #: it with its own options (a suggestion must be an option of that loader, or none).
+    fix_leads: str = (
+        "the file does not match the dataset's other records; restore it from the original download"
+    )
+    fix_fs: str = "the file does not match the dataset's other records; restore it from the original download"
 
 
 def _conform(x: np.ndarray, fs: float, leads: Sequence[str], path: str, c: _Conform) -> np.ndarray:
@@ -48,16 +54,12 @@ def _conform(x: np.ndarray, fs: float, leads: Sequence[str], path: str, c: _Conf
         pos = {n: i for i, n in enumerate(names)}
         missing = [lead for lead in c.leads if lead not in pos]
         if missing:
-            raise DataError(
-                f"record {path} lacks leads {missing} (it has {list(names)}); "
-                "pass leads=[...] to load only leads every record has"
-            )
+            raise DataError(f"record {path} lacks leads {missing} (it has {list(names)}); {c.fix_leads}")
         x = x[[pos[lead] for lead in c.leads]]
     if fs != c.fs:
         if not c.resample:
             raise DataError(
-                f"record {path} is sampled at {fs:g} Hz but {c.fs:g} Hz was requested; "
-                f"pass fs={fs:g} or resample=True to convert"
+                f"record {path} is sampled at {fs:g} Hz but {c.fs:g} Hz was requested; {c.fix_fs}"
             )
         x = resample(x, fs, c.fs)
     if x.shape[-1] != c.n_samples:
@@ -84,6 +86,9 @@ class FileSource(SignalSource):
             samples to 0 with a warning naming the records. ``"drop"`` needs a full scan and is
             handled by :func:`load_signals`.
         threads: reader threads for multi-record reads (I/O bound; NumPy releases the GIL).
+        fixes: the loader's own advice for a record with other leads (``"leads"``) or another
+            sampling rate (``"fs"``), naming only options that loader has; by default the
+            message says the file does not match and suggests no option.
     """
 
     def __init__(
@@ -99,12 +104,14 @@ class FileSource(SignalSource):
         nonfinite: NonFinitePolicy = "error",
         threads: int | None = None,
         index: np.ndarray | None = None,
+        fixes: Mapping[str, str] | None = None,
     ) -> None:
         if nonfinite not in ("error", "zero", "drop"):
             raise ConfigError(f"nonfinite must be 'error', 'drop' or 'zero', got {nonfinite!r}")
         self._paths = list(paths)
         self._reader = reader
-        self._c = _Conform(tuple(leads), float(fs), int(n_samples), resample, fit, nonfinite)
+        fix = {f"fix_{k}": v for k, v in (fixes or {}).items()}
+        self._c = _Conform(tuple(leads), float(fs), int(n_samples), resample, fit, nonfinite, **fix)
         self._threads = threads or min(8, (os.cpu_count() or 2) * 2)
         self._index = np.arange(len(self._paths)) if index is None else np.asarray(index, dtype=np.int64)
         self.n_leads = len(self._c.leads)

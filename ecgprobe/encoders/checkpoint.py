@@ -2,6 +2,12 @@
 
 - Files are read with ``torch.load(weights_only=True)`` (no arbitrary code runs; a pickle that
   needs anything but tensors and plain containers is refused) or with safetensors.
+- Before a file is used its container is verified (:func:`verify_checkpoint`): a torch zip
+  archive's CRC-32 of every member (torch itself does not check them, so a corrupted byte would
+  silently change the weights), a safetensors header and the byte length it declares for every
+  tensor. What cannot be verified is said, not implied: a legacy (pre-1.6) torch pickle and the
+  tensor bytes of a safetensors file carry no checksum; only the sha256 of the published file
+  (``create_encoder(..., sha256=...)``, CLI ``--checkpoint-sha256``) proves those intact.
 - :func:`extract_state_dict` finds the weights inside a published container (``state_dict``,
   ``model``, ``encoder``, ...); :func:`strip_prefix` removes wrapper prefixes (``module.``).
 - Each model family converts its published key layout with its own mapping function, then
@@ -15,7 +21,9 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +36,14 @@ from ecgprobe.exceptions import CheckpointError
 
 __all__ = [
     "LoadReport",
+    "check_sha256",
     "extract_state_dict",
     "load_checkpoint",
     "load_strict",
     "random_state_dict",
     "rename_keys",
     "strip_prefix",
+    "verify_checkpoint",
     "weight_norm_to_parametrizations",
 ]
 
@@ -94,7 +104,7 @@ def load_checkpoint(path: str | Path, *, family: str = "") -> Any:
         p = candidates[0]
     if p.suffix == ".safetensors":
         return _load_safetensors(p, who)
-    _check_torch_file(p, who)
+    verify_checkpoint(p, who=who)
     try:
         with torch.serialization.safe_globals(_numpy_scalar_globals()):
             return torch.load(p, map_location="cpu", weights_only=True)
@@ -137,10 +147,129 @@ def _check_torch_file(p: Path, who: str) -> None:
     raise CheckpointError(f"{who} {p} is not a PyTorch checkpoint: {cause}")
 
 
+_REDOWNLOAD = "re-download it and compare its sha256 with the published one (sha256sum FILE)"
+
+
+def verify_checkpoint(path: str | Path, *, who: str = "checkpoint") -> None:
+    """Verify a checkpoint file's container before its weights are used.
+
+    * torch zip archive (``torch.save`` since 1.6, TorchScript): every member is read and its
+      CRC-32 compared with the archive's (``zipfile.testzip``);
+    * safetensors: the header length, the header JSON, and that each tensor's byte range fits
+      its dtype and shape and that the ranges cover the data exactly (truncated, appended or
+      mis-sized files are refused); the tensor bytes themselves carry no checksum;
+    * legacy torch pickle: no checksum exists; a warning says so.
+
+    Raises:
+        CheckpointError: naming the file, what is damaged and the fix (re-download, compare the
+            sha256 with the published one).
+    """
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        _check_safetensors_layout(p, who)
+        return
+    _check_torch_file(p, who)
+    with p.open("rb") as f:
+        is_zip = f.read(4) == b"PK\x03\x04"
+    if not is_zip:
+        warnings.warn(
+            f"{who} {p} is a legacy (non-zip) torch file, which carries no checksums: corruption inside it "
+            "cannot be detected; pass its published sha256 (sha256=..., CLI --checkpoint-sha256) to verify it",
+            UserWarning,
+            stacklevel=3,
+        )
+        return
+    try:
+        with zipfile.ZipFile(p) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise CheckpointError(
+            f"{who} {p} is truncated or damaged (not a complete zip archive: {exc}); {_REDOWNLOAD}"
+        ) from None
+    if bad is not None:
+        raise CheckpointError(
+            f"{who} {p} is corrupt: the CRC-32 of its member {bad!r} does not match the archive (the bytes were "
+            f"changed after saving); {_REDOWNLOAD}"
+        )
+
+
+_ST_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2}
+_ST_BYTES.update({"I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8})
+
+
+def _check_safetensors_layout(p: Path, who: str) -> None:
+    """The safetensors layout checks of :func:`verify_checkpoint`."""
+    import json
+    import math
+
+    size = p.stat().st_size
+    with p.open("rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n < 2 or n > size - 8 or n > 100 * 1024**2:
+            raise CheckpointError(
+                f"{who} {p} is not a readable safetensors file: its {size} bytes cannot hold the header "
+                f"length it declares ({n}); the file is truncated or another format; {_REDOWNLOAD}"
+            )
+        try:
+            header = json.loads(f.read(n))
+        except ValueError as exc:
+            raise CheckpointError(
+                f"{who} {p} is not a readable safetensors file: its header is damaged ({exc}); {_REDOWNLOAD}"
+            ) from None
+    data = size - 8 - n
+    end_max = 0
+    for name, t in header.items() if isinstance(header, dict) else ():
+        if name == "__metadata__":
+            continue
+        try:
+            begin, end = (int(v) for v in t["data_offsets"])
+            want = math.prod(int(d) for d in t["shape"]) * _ST_BYTES[str(t["dtype"])]
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(
+                f"{who} {p} is not a readable safetensors file: entry {name!r} is malformed ({t!r}); {_REDOWNLOAD}"
+            ) from None
+        if end - begin != want or not 0 <= begin <= end <= data:
+            raise CheckpointError(
+                f"{who} {p} is not a readable safetensors file: tensor {name!r} ({t['dtype']} {t['shape']}) should occupy {want} bytes but its "
+                f"range is {begin}..{end} of {data} data bytes; the file is truncated or damaged; {_REDOWNLOAD}"
+            )
+        end_max = max(end_max, end)
+    if not isinstance(header, dict) or end_max != data:
+        raise CheckpointError(
+            f"{who} {p} is not a readable safetensors file: its tensors cover {end_max} bytes but the file holds {data} data bytes (truncated, "
+            f"appended to, or not a safetensors file); {_REDOWNLOAD}"
+        )
+
+
+def check_sha256(path: str | Path, expected: str, *, who: str = "checkpoint") -> str:
+    """Compare a checkpoint's sha256 (a folder: all its files, as in the provenance) with
+    ``expected``; returns the digest.
+
+    Raises:
+        ConfigError: ``expected`` is not 64 hexadecimal digits.
+        CheckpointError: the digests differ, naming both and the fix.
+    """
+    from ecgprobe.encoders.base import file_sha256
+    from ecgprobe.exceptions import ConfigError
+
+    want = str(expected).strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", want):
+        raise ConfigError(f"sha256={expected!r} is not a sha256 digest (64 hexadecimal digits)")
+    got = file_sha256(Path(path).expanduser())
+    if got != want:
+        raise CheckpointError(
+            f"{who} {path} has sha256 {got}, not the expected {want}: the file is corrupt, incomplete or another "
+            "file; re-download it from the published source (or pass the sha256 that matches the file you mean)"
+        )
+    return got
+
+
 def _load_safetensors(p: Path, who: str) -> StateDict:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    _check_safetensors_layout(p, who)
     try:
         return load_file(str(p), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:

@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 
 from ecgprobe.encoders.base import Encoder, InputSpec, TorchEncoder, file_sha256
+from ecgprobe.encoders.checkpoint import verify_checkpoint
 from ecgprobe.encoders.registry import ENCODERS
 from ecgprobe.exceptions import CheckpointError, ConfigError, DependencyError
 
@@ -188,6 +190,8 @@ class TorchScriptEncoder(TorchEncoder):
 def _load_torchscript(path: Path) -> torch.nn.Module:
     if not path.is_file():
         raise CheckpointError(f"torchscript model {path} does not exist (or is a folder); pass the .pt file")
+    if zipfile.is_zipfile(path):  # TorchScript archives are zip files: check every member's CRC first
+        verify_checkpoint(path, who="torchscript model")
     try:
         with warnings.catch_warnings():
             # torch marks TorchScript deprecated in favour of torch.export, but still loads it
@@ -316,6 +320,7 @@ class OnnxEncoder(Encoder):
         self._layout = output_layout
         self._cuda = False
         self._session = _onnx_session(path, cuda=False)
+        self._batch = _check_fixed_dims(self._session, path, self.spec)
 
     def to(self, device: str | torch.device) -> OnnxEncoder:
         super().to(device)
@@ -325,6 +330,19 @@ class OnnxEncoder(Encoder):
         return self
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._batch is None or len(x) == self._batch:
+            return self._run_session(x)
+        # exported with a fixed batch size: run it that many records at a time, the last chunk
+        # padded with copies of its last record (not zeros: some models divide by a record's std)
+        chunks = []
+        for start in range(0, len(x), self._batch):
+            part = x[start : start + self._batch]
+            pad = self._batch - len(part)
+            full = torch.cat([part, part[-1:].expand(pad, *part.shape[1:])]) if pad else part
+            chunks.append(self._run_session(full)[: len(part)])
+        return torch.cat(chunks)
+
+    def _run_session(self, x: torch.Tensor) -> torch.Tensor:
         sess = self._session
         feed = {sess.get_inputs()[0].name: x.detach().to("cpu", torch.float32).contiguous().numpy()}
         outs = sess.run(None, feed)
@@ -376,6 +394,34 @@ def _onnx_session(path: Path, *, cuda: bool) -> Any:
             "(B, n_leads, n_samples): export the model with a 3-D input"
         )
     return sess
+
+
+def _check_fixed_dims(sess: Any, path: Path, spec: InputSpec) -> int | None:
+    """The model's fixed batch size (``None`` when the batch axis is dynamic), after refusing
+    fixed lead/sample axes that contradict the declared contract.
+
+    Raises:
+        CheckpointError: a fixed axis that differs from ``leads=`` or ``n_samples=``.
+    """
+    shape = list(sess.get_inputs()[0].shape)
+    for axis, option, declared in ((1, "leads", spec.n_leads), (2, "n_samples", spec.n_samples)):
+        fixed = shape[axis] if isinstance(shape[axis], int) else None
+        if fixed is not None and fixed != declared:
+            raise CheckpointError(
+                f"onnx model {path} was exported for input shape {shape} (batch, leads, samples) but the declared "
+                f"contract gives {declared if declared is not None else 'any length'} for axis {axis} ({option}=); "
+                f"declare {fixed} {option} to match the export (CLI: -E {option}=...)"
+            )
+    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+    if batch is not None:
+        warnings.warn(
+            f"onnx model {path} was exported with a fixed batch size of {batch}: ecgprobe runs it {batch} "
+            "record(s) at a time, which is slower; re-export it with a dynamic batch axis "
+            "(torch.onnx.export(..., dynamic_axes={'x': {0: 'batch'}})) for full speed",
+            UserWarning,
+            stacklevel=2,
+        )
+    return batch
 
 
 def _make_onnx_test(path: Path, seed: int) -> Path:

@@ -34,7 +34,7 @@ import torch
 
 from ecgprobe.encoders import checkpoint as _ckpt
 from ecgprobe.encoders.base import Encoder
-from ecgprobe.exceptions import CheckpointError
+from ecgprobe.exceptions import CheckpointError, ConfigError
 from ecgprobe.registry import Registry
 
 __all__ = ["ENCODERS", "create_encoder", "encoder_info", "list_encoders"]
@@ -59,6 +59,8 @@ def create_encoder(
     name: str,
     checkpoint: str | Path | None = None,
     device: str | torch.device = "auto",
+    *,
+    sha256: str | None = None,
     **options: Any,
 ) -> Encoder:
     """Create a registered encoder, load its weights and move it to ``device``.
@@ -67,13 +69,16 @@ def create_encoder(
         name: encoder name (``ecgprobe encoders`` lists them).
         checkpoint: the published checkpoint file or folder, for encoders that need one.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
+        sha256: the published sha256 of the checkpoint (or the ``weights_sha256`` an earlier
+            run's provenance recorded); the file is refused unless it matches. Zip CRCs and
+            safetensors layouts are always checked; only this proves every byte intact.
         **options: family options (e.g. ``seed=`` for random baselines, ``variant=``).
 
     Raises:
         UnknownNameError: unknown encoder (with close matches).
         ConfigError: unknown options.
-        CheckpointError: missing/unreadable/mismatching checkpoint, or one given to an encoder
-            that takes none.
+        CheckpointError: missing/unreadable/corrupt/mismatching checkpoint, a sha256 that
+            differs from ``sha256``, or a checkpoint given to an encoder that takes none.
 
     Example:
         >>> import ecgprobe
@@ -83,7 +88,7 @@ def create_encoder(
     """
     entry = ENCODERS.entry(name)
     factory = entry.obj
-    ENCODERS.check_options(name, options, reserved=("checkpoint",))
+    options = ENCODERS.check_options(name, options, reserved=("checkpoint",))
     params = inspect.signature(factory).parameters
     needs = entry.info.get("needs_checkpoint", False)
     if needs and checkpoint is None:
@@ -94,6 +99,12 @@ def create_encoder(
         )
     if "checkpoint" not in params and checkpoint is not None:
         raise CheckpointError(f"encoder {entry.name!r} takes no checkpoint (got {checkpoint})")
+    if sha256 is not None:
+        if checkpoint is None:
+            raise ConfigError(
+                f"sha256= verifies a checkpoint file, but no checkpoint was given for {entry.name!r}"
+            )
+        _ckpt.check_sha256(checkpoint, sha256, who=f"{entry.name} checkpoint")
     encoder = factory(checkpoint, **options) if "checkpoint" in params else factory(**options)
     return encoder.to(device)
 

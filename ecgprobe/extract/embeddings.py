@@ -22,7 +22,7 @@ import numpy as np
 
 from ecgprobe._io import atomic_write
 from ecgprobe.data.record import RecordSet
-from ecgprobe.exceptions import DataError
+from ecgprobe.exceptions import ArgumentTypeError, DataError
 
 __all__ = ["Embeddings", "align_to_records", "load_embeddings", "save_embeddings"]
 
@@ -50,6 +50,13 @@ class Embeddings:
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X)
+        if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool) or np.issubdtype(
+            X.dtype, np.complexfloating
+        ):
+            raise ArgumentTypeError(
+                f"embeddings X must be a real-valued numeric matrix (records x dims), got dtype {X.dtype}; "
+                "convert it first, e.g. np.asarray(X, dtype=np.float32)"
+            )
         if X.ndim != 2:
             raise DataError(f"embeddings must be a 2-D matrix (records x dims), got shape {X.shape}")
         ids = np.asarray([str(i) for i in self.ids], dtype=object)
@@ -173,6 +180,48 @@ def save_embeddings(
     return folder
 
 
+_RESAVE = {
+    "ids": "np.save('ids.npy', np.asarray(ids, dtype=str))",
+    "embeddings": "np.save('embeddings.npy', np.asarray(X, dtype=np.float32))",
+}
+
+
+def _load_npy(path: Path, what: str) -> np.ndarray:
+    """One ``.npy`` file of an embeddings folder, never unpickled, with a message naming the file
+    and the fix when it holds Python objects, is truncated or is not a ``.npy`` file.
+
+    Raises:
+        DataError: naming ``path``, what is wrong with it and how to re-save it.
+    """
+    fix = f"re-run `ecgprobe extract`, or re-save it with {_RESAVE[what]}"
+    try:
+        with path.open("rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read(fh)
+            offset = fh.tell()
+    except (ValueError, EOFError, OSError, SyntaxError) as exc:
+        raise DataError(f"{path} is not a readable .npy file ({exc}); {fix}") from None
+    if dtype.hasobject:
+        raise DataError(
+            f"{path} holds a Python object array (dtype=object), which would have to be unpickled to be read and "
+            f"ecgprobe never unpickles data files; {fix}"
+        )
+    need = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    size = path.stat().st_size
+    if size != need:
+        state = "truncated" if size < need else "longer than its header says"
+        raise DataError(
+            f"{path} is {state}: {size} bytes, but its header declares a {dtype} array of shape {shape} "
+            f"({need} bytes); an interrupted copy or write? {fix}"
+        )
+    return np.load(path, allow_pickle=False)
+
+
 def load_embeddings(folder: str | Path, layer: str | None = None) -> Embeddings:
     """Read an exchange-format folder (ours, or any folder with ``embeddings*.npy`` + ``ids.npy``).
 
@@ -181,7 +230,9 @@ def load_embeddings(folder: str | Path, layer: str | None = None) -> Embeddings:
             the only one).
 
     Raises:
-        DataError: missing files, unknown layer, or row/id count mismatch.
+        DataError: missing files, unknown layer, row/id count mismatch, repeated ids, or a
+            ``.npy`` file that is truncated, not a ``.npy`` file or holds Python objects (named,
+            with how to re-save it).
     """
     f = Path(folder)
     if not f.is_dir():
@@ -213,8 +264,22 @@ def load_embeddings(folder: str | Path, layer: str | None = None) -> Embeddings:
         raise DataError(f"{f} has no layer {layer!r}; it holds {list(layers)}")
     if not (f / "ids.npy").exists():
         raise DataError(f"{f} has no ids.npy: the record ids in row order are needed to match labels")
-    X = np.load(f / layers[layer], allow_pickle=False)
-    ids = np.load(f / "ids.npy", allow_pickle=False)
+    X = _load_npy(f / layers[layer], "embeddings")
+    ids = _load_npy(f / "ids.npy", "ids")
+    if X.ndim != 2 or not (
+        np.issubdtype(X.dtype, np.number) and not np.issubdtype(X.dtype, np.complexfloating)
+    ):
+        raise DataError(
+            f"{f / layers[layer]} holds a {X.ndim}-D {X.dtype} array of shape {X.shape}; embeddings must be a 2-D "
+            "real-valued matrix (records x dims): re-save it with np.save(path, np.asarray(X, dtype=np.float32))"
+        )
+    if ids.ndim != 1:
+        raise DataError(f"{f / 'ids.npy'} has shape {ids.shape}; it must be 1-D, one record id per row")
+    dups = [str(i) for i, c in zip(*np.unique(ids.astype(str), return_counts=True)) if c > 1]
+    if dups:
+        raise DataError(
+            f"{f / 'ids.npy'} repeats record ids, e.g. {dups[:5]}; each row must be a different record"
+        )
     if len(ids) != len(X):
         raise DataError(f"{f}: {layers[layer]} has {len(X)} rows but ids.npy has {len(ids)} ids")
     if not np.isfinite(X).all():

@@ -28,6 +28,7 @@ from ecgprobe.encoders.base import FINAL_LAYER, Encoder, resolve_device
 from ecgprobe.exceptions import CacheError, ConfigError, DataError
 from ecgprobe.extract.cache import EXTRACTION_CODE_VERSION, CacheEntry
 from ecgprobe.extract.embeddings import Embeddings
+from ecgprobe.options import check_instance
 
 __all__ = ["extract"]
 
@@ -40,10 +41,7 @@ _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 def _check_args(
     records: RecordSet, batch_size: int, overwrite: str, window: str, precision: str, shard_size: int
 ) -> None:
-    if not isinstance(records, RecordSet):
-        raise ConfigError(
-            f"records must be a RecordSet (from ecgprobe.load_dataset), got {type(records).__name__}"
-        )
+    check_instance(records, RecordSet, name="records", what="a RecordSet (from ecgprobe.load_dataset)")
     if len(records) == 0:
         raise DataError(f"dataset {records.name!r} has no records to extract (an empty selection?)")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -337,6 +335,9 @@ def extract(
         >>> ecgprobe.extract(enc, rs, progress=False).X.shape
         (8, 16)
     """
+    example = encoder if isinstance(encoder, str) else "random-resnet1d"
+    what = f"an Encoder: create it first, e.g. ecgprobe.create_encoder({example!r})"
+    check_instance(encoder, Encoder, name="encoder", what=what)
     _check_args(records, batch_size, overwrite, window, precision, shard_size)
     if hop is not None and window != "sliding":
         raise ConfigError(

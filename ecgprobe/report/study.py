@@ -41,6 +41,7 @@ from typing import Any
 
 from ecgprobe.exceptions import ConfigError, EcgprobeError
 from ecgprobe.outputs import Output, safe_name
+from ecgprobe.report.study_checks import check_study
 
 __all__ = ["Study", "load_study", "run_study", "study_outputs"]
 
@@ -175,20 +176,21 @@ def load_study(path: str | Path) -> Study:
     if set(extraction) - _EXTRACTION:
         raise ConfigError(f"{p}: extraction accepts {sorted(_EXTRACTION)}, got {sorted(extraction)}")
     cache = doc.get("cache_dir", "ecgprobe-cache")
-    return Study(
+    study = Study(
         name=str(doc.get("name") or p.stem),
         title=str(doc.get("title") or ""),
         datasets=datasets,
         encoders=encoders,
         out=Path(_expand(str(doc.get("out") or f"ecgprobe-out/{p.stem}"))),
         cache_dir=None if cache is None else Path(_expand(str(cache))).expanduser(),
-        seed=int(doc.get("seed", 0)),
+        seed=doc.get("seed", 0),
         profile=str(doc.get("profile", "full")),
         extraction=extraction,
         analyses=doc.get("analyses"),
         reports=reports,
         compare_layers=str(doc.get("compare_layers", "all")),
     )
+    return check_study(study, p)
 
 
 def _say(quiet: bool, text: str) -> None:

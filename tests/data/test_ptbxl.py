@@ -181,8 +181,40 @@ def test_sampling_rate_other_than_requested(ptbxl_copy):
     lines = hea.read_text().splitlines()
     lines[0] = lines[0].replace(" 100 ", " 250 ")
     hea.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"sampled at 250 Hz but 100 Hz was requested"):
+    with pytest.raises(DataError, match=r"sampled at 250 Hz but 100 Hz was requested") as info:
         ecgprobe.load_dataset("ptbxl", root, sampling_rate=100)
+    _assert_suggestions_are_ptbxl_options(str(info.value))
+    assert "restore it from the PTB-XL download" in str(info.value)
+
+
+def _assert_suggestions_are_ptbxl_options(message: str) -> None:
+    """Regression (issue 13.8): every "pass NAME=..." in a message is an option of ptbxl."""
+    import re
+
+    from ecgprobe.data import dataset_options
+
+    names = {o.name for o in dataset_options("ptbxl")}
+    suggested = re.findall(r"(\w+)=", message.split(";", 1)[-1])
+    assert set(suggested) <= names, message
+    assert "resample" not in message and "fs=" not in message and "leads=" not in message, message
+
+
+def test_record_with_fewer_leads_says_what_to_do(ptbxl_copy):
+    """An 8-lead file inside PTB-XL: no ptbxl option can load it, so the fix is the official file."""
+    root = ptbxl_copy(6)
+    hea = sorted(root.rglob("*.hea"))[1]
+    dat = hea.with_suffix(".dat")
+    raw = np.fromfile(dat, dtype="<i2").reshape(-1, 12)
+    keep = [0, 1, 6, 7, 8, 9, 10, 11]  # I, II, V1-V6: what 8-lead devices store
+    raw[:, keep].tofile(dat)
+    lines = hea.read_text().splitlines()
+    head = lines[0].split()
+    head[1] = "8"
+    hea.write_text("\n".join([" ".join(head), *(lines[1 + i] for i in keep), *lines[13:]]) + "\n")
+    with pytest.raises(DataError, match=r"lacks leads \['III', 'aVR', 'aVL', 'aVF'\]") as info:
+        ecgprobe.load_dataset("ptbxl", root, sampling_rate=100, drop_unlabeled=False)
+    _assert_suggestions_are_ptbxl_options(str(info.value))
+    assert str(hea.with_suffix("")) in str(info.value) and "12 standard leads" in str(info.value)
 
 
 def _poison_with_nan(hea: Path) -> None:
@@ -230,3 +262,36 @@ def test_invalid_options(ptbxl_root):
         ecgprobe.load_dataset("ptbxl", ptbxl_root, sampling_rate=250)
     with pytest.raises(ConfigError, match="overlap"):
         ecgprobe.load_dataset("ptbxl", ptbxl_root, val_folds=(9, 10))
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("sampling_rate=abc", "one of 100, 500"),
+        ("min_likelihood=high", "a number"),
+        ("min_likelihood=150", "a number between 0 and 100"),
+        ("val_folds=nine", "a comma-separated list, each value an integer between 1 and 10"),
+        ("val_folds=11", ".*between 1 and 10"),
+        ("drop_unlabeled=maybe", "true or false"),
+        ("lazy=sometimes", "true or false .* or one of auto"),
+        ("nonfinite=ignore", "one of error, drop, zero"),
+    ],
+)
+def test_typed_options_from_the_command_line_are_refused_with_what_is_allowed(ptbxl_root, option, expected):
+    """Regression (issue 13.7): -o values are checked against the loader's annotations."""
+    from ecgprobe.cli.common import parse_options
+
+    name = option.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"dataset 'ptbxl': {name}=.* is not valid; expected {expected}"):
+        ecgprobe.load_dataset("ptbxl", ptbxl_root, **parse_options([option], "ptbxl"))
+
+
+def test_typed_options_are_parsed(ptbxl_root):
+    from ecgprobe.cli.common import parse_options
+
+    opts = parse_options(["sampling_rate=100", "val_folds=8,9", "drop_unlabeled=no", "lazy=auto"], "ptbxl")
+    assert opts == {"sampling_rate": 100, "val_folds": (8, 9), "drop_unlabeled": False, "lazy": "auto"}
+    rs = ecgprobe.load_dataset("ptbxl", ptbxl_root, **opts)
+    assert (rs.split == "val").sum() > 0 and not rs.params["drop_unlabeled"]
+    with pytest.raises(ConfigError, match="val_folds="):
+        ecgprobe.load_dataset("ptbxl", ptbxl_root, val_folds=("nine",))  # the Python API is checked too

@@ -163,8 +163,14 @@ def test_onnx_refusals_and_named_outputs(tmp_path):
     with pytest.raises(CheckpointError, match="rank-2 input"):
         create_encoder("onnx", checkpoint=two_d, **CONTRACT)
     wrong_leads = _onnx(_Net(), tmp_path / "m.onnx", X[:2])
-    with pytest.raises(CheckpointError, match="failed on a dummy batch"):
+    with pytest.raises(
+        CheckpointError, match=r"exported for input shape \['batch', 12, 250\].*gives 2 for axis 1"
+    ):
         create_encoder("onnx", checkpoint=wrong_leads, fs=100, leads="I,II", n_samples=250)
+    with pytest.raises(
+        CheckpointError, match=r"gives any length for axis 2 \(n_samples=\); declare 250 n_samples"
+    ):
+        create_encoder("onnx", checkpoint=wrong_leads, fs=100, leads=CONTRACT["leads"])
     tup = _onnx(_Net("tuple"), tmp_path / "tuple.onnx", X[:2], n_out=2)
     with pytest.raises(ConfigError, match="returns 2 outputs"):
         create_encoder("onnx", checkpoint=tup, **CONTRACT)
@@ -173,3 +179,40 @@ def test_onnx_refusals_and_named_outputs(tmp_path):
         torch.testing.assert_close(enc.embed(X), _Net("tuple").eval()(X)[1], rtol=1e-5, atol=1e-5)
     with pytest.raises(ConfigError, match="not an output of the model"):
         create_encoder("onnx", checkpoint=tup, output="logits", **CONTRACT)
+
+
+@pytest.mark.parametrize("fixed_batch", [1, 2])
+def test_onnx_exported_with_a_fixed_batch_size_runs_chunked(tmp_path, fixed_batch):
+    """Regression (issue 13.6): a model exported without a dynamic batch axis used to fail on
+    the first real batch with an internal error; it now runs fixed_batch records at a time."""
+    net = _Net().eval()
+    path = tmp_path / "fixed.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net, (X[:fixed_batch],), str(path), input_names=["x"], output_names=["out"], dynamo=False
+        )
+    with pytest.warns(UserWarning, match=rf"fixed batch size of {fixed_batch}.*dynamic batch axis"):
+        enc = create_encoder("onnx", checkpoint=path, device="cpu", **CONTRACT)
+    with torch.no_grad():
+        torch.testing.assert_close(enc.embed(X), net(X), rtol=1e-5, atol=1e-5)  # 3 records: a padded chunk
+        torch.testing.assert_close(enc.embed(X[:1]), net(X[:1]), rtol=1e-5, atol=1e-5)
+
+
+def test_corrupted_torchscript_archive_is_refused_by_its_crc(tmp_path):
+    import zipfile
+
+    path = _script(_Net(), tmp_path / "m.pt", X[:2])
+    raw = bytearray(path.read_bytes())
+    # zero bytes of the largest member (a weight tensor), keeping the file size
+    with zipfile.ZipFile(path) as z:
+        stored = [i for i in z.infolist() if i.compress_type == zipfile.ZIP_STORED and "/data/" in i.filename]
+        info = max(stored, key=lambda i: i.file_size)
+    with path.open("rb") as f:  # the local header's own name/extra lengths give the data offset
+        f.seek(info.header_offset + 26)
+        n_name, n_extra = (int.from_bytes(f.read(2), "little") for _ in range(2))
+    start = info.header_offset + 30 + n_name + n_extra
+    raw[start : start + 64] = bytes(64)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=r"m\.pt is corrupt: the CRC-32 of its member"):
+        create_encoder("torchscript", checkpoint=path, **CONTRACT)

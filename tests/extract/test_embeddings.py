@@ -95,3 +95,51 @@ def test_regression_written_files_have_ordinary_permissions(tmp_path):
     os.umask(mask)
     path = atomic_write(tmp_path / "x.json", b"{}")
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def _folder(tmp_path, n=6):
+    emb = Embeddings(np.arange(n * 4, dtype=np.float32).reshape(n, 4), [f"r{i}" for i in range(n)])
+    return save_embeddings(tmp_path / "emb", emb)
+
+
+def test_ids_saved_as_object_array_are_refused_with_how_to_resave(tmp_path):
+    """Regression (issue 13.5): ids.npy with dtype=object used to end in an internal error."""
+    folder = _folder(tmp_path)
+    np.save(folder / "ids.npy", np.array([f"r{i}" for i in range(6)], dtype=object), allow_pickle=True)
+    with pytest.raises(
+        DataError, match=r"ids\.npy holds a Python object array .*never unpickles.*dtype=str"
+    ) as info:
+        load_embeddings(folder)
+    assert str(folder / "ids.npy") in str(info.value)
+    ids = np.load(folder / "ids.npy", allow_pickle=True)  # the fix the message gives, applied
+    np.save(folder / "ids.npy", np.asarray(ids, dtype=str))
+    assert list(load_embeddings(folder).ids) == [f"r{i}" for i in range(6)]
+
+
+@pytest.mark.parametrize("name", ["embeddings.npy", "ids.npy"])
+def test_truncated_npy_files_are_named(tmp_path, name):
+    """Regression (issue 13.5): a truncated embeddings.npy used to end in an internal error."""
+    folder = _folder(tmp_path)
+    raw = (folder / name).read_bytes()
+    (folder / name).write_bytes(raw[:-10])
+    with pytest.raises(
+        DataError, match=rf"{name.replace('.', '[.]')} is truncated: \d+ bytes, but its header declares"
+    ):
+        load_embeddings(folder)
+    (folder / name).write_bytes(raw[:20])  # not even a complete header
+    with pytest.raises(DataError, match=rf"{name.replace('.', '[.]')} is not a readable \.npy file"):
+        load_embeddings(folder)
+    (folder / name).write_bytes(raw + b"\x00" * 8)
+    with pytest.raises(DataError, match="longer than its header says"):
+        load_embeddings(folder)
+
+
+def test_embedding_files_of_the_wrong_kind(tmp_path):
+    folder = _folder(tmp_path)
+    np.save(folder / "embeddings.npy", np.array([["a", "b"]] * 6))
+    with pytest.raises(DataError, match=r"embeddings\.npy holds a 2-D <U1 array .*real-valued matrix"):
+        load_embeddings(folder)
+    np.save(folder / "embeddings.npy", np.zeros((6, 4), dtype=np.float32))
+    np.save(folder / "ids.npy", np.array(["a", "b", "a", "c", "d", "e"]))
+    with pytest.raises(DataError, match=r"ids\.npy repeats record ids, e\.g\. \['a'\]"):
+        load_embeddings(folder)
