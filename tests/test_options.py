@@ -206,7 +206,7 @@ def _config(tmp_path: Path, body: str) -> Path:
             "extraction: {batch_size: many}\n",
             r"study\.yaml: extraction: batch_size='many' is not valid; expected an integer",
         ),
-        ("extraction: {window: slide}\n", r"expected one of fit, sliding"),
+        ("extraction: {window: slide}\n", r"expected one of official, fit, sliding"),
         (
             "analyses: {linear_probe: {n_resamples: lots}}\n",
             r"analyses\.linear_probe: analyzer 'linear_probe': n_resamples='lots' is not valid",
