@@ -10,10 +10,12 @@ from sklearn.neighbors import NearestNeighbors
 
 from ecgprobe.analyzers import ANALYZERS, Result
 from ecgprobe.analyzers import _cka_linear as lin
+from ecgprobe.analyzers import _jackknife as jk
 from ecgprobe.analyzers.alignment import (
     Alignment,
     AlignmentResult,
     mutual_knn_overlap,
+    mutual_knn_replicates,
     procrustes,
     procrustes_replicates,
 )
@@ -91,8 +93,8 @@ def test_procrustes_block_replicates_equal_direct_computation():
     perm = rng.permutation(50)
     A = lin.make_side(["x"], [X], np.float64, order=perm)
     B = lin.make_side(["y"], [Y], np.float64, order=perm)
-    rb = lin.block_bounds(50, 7)
-    W = rng.multinomial(7, np.full(7, 1 / 7), size=5).astype(float)
+    rb = jk.group_plan(50, 7, rng).slices
+    W = np.vstack([rng.multinomial(7, np.full(7, 1 / 7), size=5), jk.leave_one_out_weights(7)]).astype(float)
     got = procrustes_replicates(A, B, rb, W)
     for w, value in zip(W, got):
         idx = np.concatenate([np.tile(np.arange(r.start, r.stop), int(k)) for r, k in zip(rb, w)])
@@ -120,3 +122,18 @@ def test_alignment_analyzer(tmp_path):
         Alignment().run(a, b.take(ids[::-1]))
     with pytest.raises(ConfigError, match="metric"):
         Alignment(metric="manhattan").run(a, b)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_mutual_knn_replicates_equal_the_overlap_without_each_group(metric):
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((120, 5))
+    Y = X[:, :3] + 0.7 * rng.standard_normal((120, 3))
+    groups = jk.group_plan(120, 6, rng).membership(120)
+    mean, _, reps = mutual_knn_replicates(X, Y, 4, groups, metric=metric)
+    assert mean == pytest.approx(mutual_knn_overlap(X, Y, 4, metric=metric)[0], abs=1e-12)
+    for g in range(6):
+        keep = groups != g
+        assert reps[g] == pytest.approx(mutual_knn_overlap(X[keep], Y[keep], 4, metric=metric)[0], abs=1e-12)
+    with pytest.raises(ConfigError, match="n_blocks"):
+        mutual_knn_replicates(X, Y, 100, groups)
