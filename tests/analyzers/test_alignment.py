@@ -22,6 +22,7 @@ from ecgprobe.analyzers.alignment import (
 from ecgprobe.analyzers.neighbors import exact_knn
 from ecgprobe.exceptions import ConfigError, DataError
 from ecgprobe.extract.embeddings import Embeddings
+from tests.analyzers.coverage_fixtures import coverage_module
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
@@ -137,3 +138,32 @@ def test_mutual_knn_replicates_equal_the_overlap_without_each_group(metric):
         assert reps[g] == pytest.approx(mutual_knn_overlap(X[keep], Y[keep], 4, metric=metric)[0], abs=1e-12)
     with pytest.raises(ConfigError, match="n_blocks"):
         mutual_knn_replicates(X, Y, 100, groups)
+
+
+def test_intervals_contain_their_estimate_at_small_n_per_dim():
+    # the record bootstrap's copies align with themselves: on this kind of data (n/d ≈ 8) the
+    # demo reported Procrustes similarity 0.502 with an interval [0.518, 0.554]
+    rng = np.random.default_rng(7)
+    ids = [f"r{i}" for i in range(500)]
+    X = rng.standard_normal((500, 64))
+    a = Embeddings(X=X, ids=ids)
+    b = Embeddings(X=X[:, :32] @ rng.standard_normal((32, 64)) + 3 * rng.standard_normal((500, 64)), ids=ids)
+    res = Alignment(k=10, n_boot=1).run(a, b)
+    m = res.metrics
+    for key in ("procrustes_similarity", "procrustes_distance", "procrustes_angle", "mutual_knn"):
+        assert m[f"{key}_ci_low"] <= m[key] <= m[f"{key}_ci_high"], (key, m)
+    assert "jackknife" in res.params["interval"] and res.params["n_blocks_used"] == 50
+    assert res.arrays["replicates_procrustes_similarity"].shape == (50,)
+
+
+@pytest.mark.slow
+def test_seeded_coverage_of_procrustes_and_mutual_knn():
+    """Fast version of ``benchmarks/coverage_similarity.py`` (60 data sets; the benchmark runs
+    1,000). Procrustes: the closed-form population value; mutual kNN: its expectation at this n
+    (the jackknife is conservative for it, see the benchmark)."""
+    cs = coverage_module()
+    sc = next(s for s in cs.scenarios(fast=True) if s.name == "procrustes")
+    res = cs.run_scenario(sc, 60, fast=True)["methods"]
+    assert res["procrustes_similarity"]["target"] == pytest.approx(cs.population_procrustes(sc.model))
+    for key in ("procrustes_similarity", "mutual_knn"):
+        assert 0.86 <= res[key]["coverage"] <= 1.0 and res[key]["contains_estimate"] == 1.0, (key, res[key])
