@@ -59,7 +59,24 @@ def test_label_purity_and_chance():
     assert pur[0] == 1.0 and 0.2 < pur[1] < 0.8
 
 
-def test_spectrum_effective_rank_isotropy_and_mean_cosine():
+def test_standardised_effective_rank_does_not_depend_on_feature_units():
+    # handcrafted features mix units (ms, mV, ...): the raw participation ratio counts the
+    # largest-scale features ("1.6 of 186"), the standardised one the directions they span
+    rng = np.random.default_rng(11)
+    Z = rng.standard_normal((4000, 6))
+    X = np.hstack([Z, Z[:, :2] @ rng.standard_normal((2, 2)), np.full((4000, 1), 7.0)])  # + a constant
+    units = np.geomspace(1e-3, 1e3, X.shape[1])
+    raw, scaled = desc.spectrum(X), desc.spectrum(X * units)
+    std, std_scaled = desc.spectrum(X, standardise=True), desc.spectrum(X * units, standardise=True)
+    assert scaled["participation_ratio"] < 1.1 < raw["participation_ratio"]  # units dominate it
+    assert std_scaled["participation_ratio"] == pytest.approx(std["participation_ratio"], rel=1e-9)
+    assert std_scaled["entropy_rank"] == pytest.approx(std["entropy_rank"], rel=1e-9)
+    assert std["n_features"] == 8 and 4 < std["participation_ratio"] < 8  # 6 independent directions
+    ident = desc.spectrum(rng.standard_normal((20000, 5)) * [1, 10, 100, 1e3, 1e4], standardise=True)
+    assert ident["participation_ratio"] == pytest.approx(5, rel=0.01)
+
+
+def test_spectrum_effective_rank_and_mean_cosine():
     rng = np.random.default_rng(3)
     iso = rng.standard_normal((20000, 8))
     s = desc.spectrum(iso)
@@ -68,10 +85,6 @@ def test_spectrum_effective_rank_isotropy_and_mean_cosine():
     assert s["explained_variance_ratio"].sum() == pytest.approx(1.0)
     rank1 = np.outer(rng.standard_normal(500), rng.standard_normal(6))
     assert desc.spectrum(rank1)["participation_ratio"] == pytest.approx(1.0, abs=1e-6)
-    # isotropy: a symmetric cross (±e_i) is perfectly isotropic; a common offset destroys it
-    cross = np.vstack([np.eye(4), -np.eye(4)])
-    assert desc.isotropy(cross) == pytest.approx(1.0)
-    assert desc.isotropy(cross + 5.0) < 1e-3
     # mean cosine over distinct pairs, against brute force
     X = rng.standard_normal((40, 5)) + 0.5
     U = X / np.linalg.norm(X, axis=1, keepdims=True)
@@ -131,7 +144,10 @@ def test_umap_on_clustered_data_is_trustworthy_and_pure(fitted):
     assert (tab["silhouette_pos_embedding"] > 0.5).all()
     assert tab["purity_chance"].iloc[0] == pytest.approx(59 / 299)
     assert res.coords.shape == (300, 2) and res.coords.dtype == np.float32
-    assert m["participation_ratio"] > 1 and 0 < m["isotropy"] <= 1
+    assert (
+        m["participation_ratio"] > 1 and 1 < m["participation_ratio_standardised"] <= m["n_varying_features"]
+    )
+    assert "isotropy" not in m  # scale-dependent, 0.000 for every real encoder: dropped (issue 12, item 9)
 
 
 def test_result_records_what_ran(fitted):
