@@ -214,3 +214,33 @@ def test_regression_target_projects_without_label_descriptors(fitted):
     assert res.arrays["y"].dtype == np.float32 and res.metrics["trustworthiness"] > 0.8
     with pytest.raises(ConfigError, match="regression"):
         plot_projection(res, color_by="label")
+
+
+def test_report_explains_each_descriptor_and_reads_old_results(fitted):
+    from ecgprobe.report.sections.geometry import DESCRIPTOR_HELP, descriptor_help, descriptor_rows
+
+    _, _, res = fitted
+    rows = descriptor_rows(res)
+    names = [k for k, _ in rows]
+    assert "effective rank, standardised features" in names and "effective rank, raw features" in names
+    assert not any("isotropy" in k for k in names)
+    explained = descriptor_help(rows).items
+    assert len(explained) == len(rows) - 1  # all but the record count, one sentence each
+    assert all(text.count(". ") == 0 and text.endswith(".") for text in explained)
+    # a result saved before the standardised ranks (with isotropy) still renders, raw rank only
+    old = ProjectionResult(
+        kind="projection",
+        metrics={
+            "n_projected": 10,
+            "n_total": 10,
+            "participation_ratio": 1.6,
+            "isotropy": 0.0,
+            "mean_cosine": 0.2,
+        },
+        arrays={"explained_variance_ratio": np.ones(186) / 186},
+    )
+    old_rows = dict(descriptor_rows(old))
+    assert old_rows["effective rank, raw features"] == "1.6 of 186 dimensions"
+    assert "effective rank, standardised features" not in old_rows and set(old_rows) - {
+        "records projected"
+    } <= set(DESCRIPTOR_HELP)
