@@ -27,18 +27,13 @@ not a permutation p-value. The question users ask is "how similar, and is A clos
 C" — an interval answers it, whereas a permutation test of "CKA > 0 under independence" is
 trivially significant for two encoders of the same ECGs. Patients (records without a dataset)
 are put into ``n_blocks`` random groups; each replicate recomputes CKA exactly without one
-group (for linear CKA from per-group statistics, ``O(m³)`` per replicate, see
-:mod:`ecgprobe.analyzers._cka_linear`); minibatch RBF CKA leaves out one minibatch at a time.
-Bandwidths are held fixed across replicates. The record bootstrap used before is invalid here:
-copies of one record count as distinct records in the unbiased HSIC, whose removed
-self-similarity terms come back in (on independent data debiased CKA 0.0009, bootstrap
-interval [0.08, 0.15]).
-
-Which estimator. The interval is centred on the estimate, so it covers the population CKA
-only when the estimator is unbiased: debiased CKA (the default) reaches nominal coverage in
-``benchmarks/coverage_similarity.py``; biased CKA is inflated by ``O(d/n)`` (0.11 on
-independent ``N(0, I)`` data at ``n = 500``, ``d = 64``) and its interval then covers the value
-expected at this ``n``, not the population value.
+group (linear: from per-group statistics, ``O(m³)`` each); minibatch RBF CKA leaves out one
+minibatch at a time; bandwidths stay fixed. (A record bootstrap is invalid for the unbiased
+HSIC: copies of a record bring back the self-similarity terms it removes.) The interval is
+centred on the estimate, so it covers the population CKA only for the unbiased estimator:
+debiased CKA, the default, reaches nominal coverage in ``benchmarks/coverage_similarity.py``;
+biased CKA is inflated by ``O(d/n)`` (0.09 on independent data, ``n = 500``, ``d = 64``) and its
+interval covers the value expected at this ``n``.
 """
 
 from __future__ import annotations
@@ -184,12 +179,9 @@ def rbf_cka(
     bs = batch_size or 1024
     if bs < 6:
         raise ConfigError(f"batch_size must be at least 6 for the unbiased estimator, got {bs}")
-    terms = np.zeros(3)
     batches = rbf.minibatches(n, bs, rng)
-    for idx in batches:
-        K, L = rbf.rbf_gram(X[idx], sx), rbf.rbf_gram(Y[idx], sy)
-        terms += (rbf.hsic(K, L, True), rbf.hsic(K, K, True), rbf.hsic(L, L, True))
-    return _finite_or_raise(float(lin.ratio(*terms)), "minibatch RBF CKA")
+    point, _ = rbf.minibatch_matrix([X], [Y], [sx], [sy], False, batches, np.ones((0, len(batches))))
+    return _finite_or_raise(float(point[0, 0]), "minibatch RBF CKA")
 
 
 def _sigmas(sigma: Any, X: np.ndarray, Y: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
@@ -453,14 +445,7 @@ class CKA(PairwiseAnalyzer):
 
     def _plan(self, n: int, m: int, rng, patients, params) -> jk.GroupPlan:
         plan = jk.group_plan(n, m, rng, patients)
-        params.update(
-            n_blocks_used=plan.m,
-            resampling_unit=plan.unit,
-            interval=(
-                f"delete-a-group jackknife: {plan.m} random groups of {plan.unit}s, CKA recomputed exactly "
-                f"without each; estimate ± t({plan.m - 1}) × jackknife SE"
-            ),
-        )
+        _describe(params, plan.m, plan.unit, f"random groups of {plan.unit}s")
         return plan
 
     def _linear(self, mats_a, mats_b, names_a, names_b, within, rng, patients, params, notes):
@@ -517,15 +502,19 @@ class CKA(PairwiseAnalyzer):
         point, reps = rbf.minibatch_matrix(mats_a, mats_b, sig_a, sig_b, within, batches, V)
         if not self.n_boot or len(batches) < 2:
             return point, None
-        params.update(
-            n_blocks_used=len(batches),
-            resampling_unit="patient" if patients is not None and len(set(patients)) < n else "record",
-            interval=(
-                f"delete-a-group jackknife over the {len(batches)} minibatches; estimate ± t({len(batches) - 1}) "
-                "× jackknife SE"
-            ),
-        )
+        unit = "patient" if patients is not None and len(set(patients)) < n else "record"
+        _describe(params, len(batches), unit, "minibatches")
         return point, reps
+
+
+def _describe(params: dict[str, Any], m: int, unit: str, groups: str) -> None:
+    """Record how the interval was made."""
+    params.update(
+        n_blocks_used=m,
+        resampling_unit=unit,
+        interval=f"delete-a-group jackknife over {m} {groups}, CKA recomputed exactly without each; "
+        f"estimate ± t({m - 1}) × jackknife SE",
+    )
 
 
 #: The layer-by-layer form of :class:`CKA` (same analyzer: pass ``{layer: Embeddings}`` dicts).
