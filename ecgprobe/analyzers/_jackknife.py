@@ -34,7 +34,6 @@ import numpy as np
 from scipy import stats
 
 from ecgprobe.data.record import RecordSet
-from ecgprobe.exceptions import DataError
 
 __all__ = ["GroupPlan", "group_plan", "jackknife_interval", "leave_one_out_weights", "patients_of"]
 
@@ -113,16 +112,7 @@ def patients_of(ids: Sequence[str] | np.ndarray, records: RecordSet | None) -> n
     """
     if records is None:
         return None
-    pos = {str(r): i for i, r in enumerate(records.ids)}
-    missing = [str(i) for i in ids if str(i) not in pos]
-    if missing:
-        raise DataError(
-            f"{len(missing)} embedding ids are not records of dataset {records.name!r} (e.g. "
-            f"{missing[:5]}); pass the dataset the embeddings were extracted from, or records=None "
-            "(then every record counts as its own patient)"
-        )
-    pids = np.asarray(records.patient_ids, dtype=str)
-    return pids[[pos[str(i)] for i in ids]]
+    return np.asarray(records.select_ids(list(ids)).patient_ids, dtype=str)
 
 
 def leave_one_out_weights(m: int) -> np.ndarray:

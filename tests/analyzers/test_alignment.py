@@ -167,3 +167,16 @@ def test_seeded_coverage_of_procrustes_and_mutual_knn():
     assert res["procrustes_similarity"]["target"] == pytest.approx(cs.population_procrustes(sc.model))
     for key in ("procrustes_similarity", "mutual_knn"):
         assert 0.86 <= res[key]["coverage"] <= 1.0 and res[key]["contains_estimate"] == 1.0, (key, res[key])
+
+
+def test_alignment_jackknife_groups_patients(synthetic_small):
+    rs = synthetic_small
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((len(rs), 5))
+    a = Embeddings(X=X, ids=rs.ids)
+    b = Embeddings(X=X[:, :3] + rng.standard_normal((len(rs), 3)), ids=rs.ids)
+    res = Alignment(k=5, n_blocks=10).run(a, b, rs)
+    assert res.params["resampling_unit"] == "patient" and res.params["n_blocks_used"] == 10
+    strangers = [f"x{i}" for i in range(20)]  # ids that are not records of the dataset
+    with pytest.raises(DataError, match="not in dataset"):
+        Alignment(k=5).run(Embeddings(X=X[:20], ids=strangers), Embeddings(X=b.X[:20], ids=strangers), rs)
