@@ -19,7 +19,13 @@ Validity. The jackknife variance is consistent for U-statistics and smooth funct
 function of covariances where the singular values are distinct and non-zero). Where the
 statistic is degenerate — independent representations, population HSIC = 0 — the jackknife
 overestimates the variance (Efron & Stein 1981) and the interval is conservative.
-``benchmarks/coverage_similarity.py`` measures coverage and width by seeded simulation.
+``benchmarks/coverage_similarity.py`` measures coverage and width by seeded simulation
+(1,000 data sets each, nominal 95 %): debiased linear CKA 96.2 %, exact RBF CKA 95.9 %,
+Procrustes similarity (``n/d`` = 125) 95.3 %, debiased CKA with 4 records per patient 94.5 %
+(84.3 % when the patients are not given), independent data 99.4 % (conservative, as above),
+mutual kNN overlap 99.6 % (conservative: its neighbour graphs make it a higher-order statistic
+whose jackknife variance is about 1.5–3 × too large; the bootstrap it replaces, which held the
+graphs fixed, under-covered).
 An interval centred on a *biased* estimator (biased CKA; Procrustes similarity when ``n/d`` is
 small) covers the value the estimator is expected to take at this ``n``, not the population
 value: bias is not variance.
