@@ -353,10 +353,7 @@ class Alignment(PairwiseAnalyzer):
             params.update(
                 n_blocks_used=plan.m,
                 resampling_unit=plan.unit,
-                interval=(
-                    f"delete-a-group jackknife: {plan.m} random groups of {plan.unit}s; kNN graphs and "
-                    f"Procrustes recomputed exactly without each; estimate ± t({plan.m - 1}) × jackknife SE"
-                ),
+                interval=f"delete-a-group jackknife, {plan.m} groups of {plan.unit}s: estimate ± t({plan.m - 1}) × SE",
             )
         return AlignmentResult(
             kind="alignment", metrics=metrics, arrays=arrays, params=params, seed=self.seed, notes=notes

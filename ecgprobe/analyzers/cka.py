@@ -445,7 +445,7 @@ class CKA(PairwiseAnalyzer):
 
     def _plan(self, n: int, m: int, rng, patients, params) -> jk.GroupPlan:
         plan = jk.group_plan(n, m, rng, patients)
-        _describe(params, plan.m, plan.unit, f"random groups of {plan.unit}s")
+        _describe(params, plan.m, plan.unit, f"groups of {plan.unit}s")
         return plan
 
     def _linear(self, mats_a, mats_b, names_a, names_b, within, rng, patients, params, notes):
@@ -512,8 +512,7 @@ def _describe(params: dict[str, Any], m: int, unit: str, groups: str) -> None:
     params.update(
         n_blocks_used=m,
         resampling_unit=unit,
-        interval=f"delete-a-group jackknife over {m} {groups}, CKA recomputed exactly without each; "
-        f"estimate ± t({m - 1}) × jackknife SE",
+        interval=f"delete-a-group jackknife, {m} {groups}: estimate ± t({m - 1}) × SE",
     )
 
 
