@@ -1,4 +1,4 @@
-"""Linear CKA in feature space for many layers at once, and its block bootstrap (private engine
+"""Linear CKA in feature space for many layers at once, and its group replicates (private engine
 of :mod:`ecgprobe.analyzers.cka`).
 
 Notation: ``X̃`` is a layer's embedding matrix with its column means removed (in float64),
@@ -14,11 +14,15 @@ Only ``d×d`` cross products are formed, never an ``n×n`` Gram matrix. The laye
 centred into one matrix ``Z = [X̃_1 … X̃_p]`` so that each layer of side A meets all layers of side
 B in one large product per row chunk.
 
-Block bootstrap. Records are put into ``m`` random blocks of near-equal size; a replicate draws
-``m`` blocks with replacement (weights ``w``, multinomial) and CKA is recomputed *exactly* on the
-resampled records, re-centred with the replicate's own means. Everything a replicate needs is a
-low-order polynomial in ``w`` of per-block statistics: with ``S_b = X̃_bᵀỸ_b``, block sums
-``u_b, v_b``, ``N = Σ w_b n_b``, ``Mx = Uw/N``:
+Group replicates. Records are put into ``m`` groups (whole patients per group, see
+:mod:`ecgprobe.analyzers._jackknife`), stored contiguously; a replicate gives each group a
+weight ``w_b`` and CKA is recomputed *exactly* on the weighted records, re-centred with the
+replicate's own means. The delete-a-group jackknife uses ``w = 1 − e_g`` (every group but
+``g``): weights are 0 or 1, so every replicate is the estimator on distinct records. (Weights
+above 1 would be a bootstrap, whose copies of one record the unbiased HSIC counts as distinct
+records: its removed self-similarity terms come back in and the replicates are biased.)
+Everything a replicate needs is a low-order polynomial in ``w`` of per-block statistics: with
+``S_b = X̃_bᵀỸ_b``, block sums ``u_b, v_b``, ``N = Σ w_b n_b``, ``Mx = Uw/N``:
 
 - ``||C_w||² = wᵀMw − 2 T[w,w,w]/N + (wᵀG_u w)(wᵀG_v w)/N²``, ``M_bc = <S_b, S_c>``,
   ``T_abc = u_aᵀ S_b v_c = Σ_{i∈b} (u_a·x̃_i)(ỹ_i·v_c)``, ``G_u = UᵀU``;
@@ -26,14 +30,10 @@ low-order polynomial in ``w`` of per-block statistics: with ``S_b = X̃_bᵀỸ_
   (see :func:`_replicate_hsic`).
 
 So each replicate costs ``O(m³)`` after one pass costing about as much as the point estimate.
-Blocks of random records resample the same distribution as records (to first order the
-variance of every moment is the same), which is why the block bootstrap stands in for the
-record bootstrap; with ``m ≥ n`` it *is* the record bootstrap.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,7 +174,7 @@ def point_cka(A: Side, B: Side, same: bool, debiased: bool) -> np.ndarray:
     return ratio(hxy, hxx[:, None], hyy[None, :])
 
 
-# ----------------------------------------------------------------------------- block bootstrap
+# ----------------------------------------------------------------------------- group replicates
 @dataclass
 class _LayerBlocks:
     P: np.ndarray  # (n, m): x̃_i · u_b
@@ -278,26 +278,19 @@ def _replicate_hsic(
     return hsic_numerator(C2, sab, wa - N * mx, wb - N * my, N, True)
 
 
-def block_bounds(n: int, n_blocks: int) -> list[slice]:
-    """``m = min(n_blocks, n)`` contiguous row slices of near-equal size."""
-    m = max(1, min(n_blocks, n))
-    edges = np.linspace(0, n, m + 1).round().astype(int)
-    return [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
-
-
 def max_blocks(dims_a: list[int], dims_b: list[int], itemsize: int) -> int:
     """How many blocks the per-pair block products may use within the memory budget."""
     biggest = max(da * db for da in dims_a for db in dims_b)
     return int(_BLOCK_STATS_BYTES // max(1, biggest * itemsize))
 
 
-def bootstrap_cka(
+def replicate_cka(
     A: Side, B: Side, same: bool, debiased: bool, rb: list[slice], W: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Point estimate ``(p, q)`` and replicates ``(n_boot, p, q)`` of the CKA matrix.
+    """Point estimate ``(p, q)`` and replicates ``(r, p, q)`` of the CKA matrix.
 
-    ``A`` and ``B`` must hold their rows in block order (``make_side(..., order=perm)``);
-    ``W`` is ``(n_boot, m)`` block multiplicities.
+    ``A`` and ``B`` must hold their rows in block order (``make_side(..., order=plan.order)``);
+    ``W`` is ``(r, m)`` block weights (0/1 for the jackknife: see the module doc).
     """
     n = len(A.Z)
     N = W @ np.array([r.stop - r.start for r in rb], dtype=np.float64)

@@ -12,7 +12,11 @@ Estimators (per pair of Gram matrices ``K``, ``L`` of ``n`` records):
 
 Bandwidth: ``k(x, y) = exp(−||x−y||² / (2σ²))`` with ``σ`` the median of the pairwise distances
 (off-diagonal) of up to 2,000 seeded records (all when fewer) unless given; it is held fixed over
-minibatches and bootstrap replicates.
+minibatches and jackknife replicates.
+
+Replicates (:mod:`ecgprobe.analyzers._jackknife`): exact CKA is recomputed on the records that
+remain when a group of patients is left out (0/1 record weights); minibatch CKA leaves out one
+minibatch at a time, minibatches being groups of whole patients.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ecgprobe.analyzers._cka_linear import ratio
+from ecgprobe.analyzers._jackknife import group_plan
 from ecgprobe.analyzers.neighbors import distance_blocks
 from ecgprobe.exceptions import AnalysisError
 
@@ -66,10 +71,12 @@ def hsic(K: np.ndarray, L: np.ndarray, debiased: bool) -> float:
 
 
 def weighted_hsic(K: np.ndarray, L: np.ndarray, W: np.ndarray, debiased: bool) -> np.ndarray:
-    """HSIC on resampled records: column ``r`` of ``W`` (n × B) holds each record's multiplicity.
+    """HSIC on weighted records: column ``r`` of ``W`` (n × B) holds each record's multiplicity.
 
-    Exactly the estimator applied to ``K[idx][:, idx]`` (copies of one record are distinct
-    records, as in any bootstrap), in ``O(n² B)`` without forming resampled Gram matrices.
+    Exactly the estimator applied to ``K[idx][:, idx]``, in ``O(n² B)`` without forming the
+    sub-matrices. With 0/1 weights (the jackknife) that is the estimator on a subset of
+    records; with larger multiplicities copies of one record would count as distinct records,
+    which biases the unbiased estimator (the reason the analyzer does not bootstrap).
     """
     N = W.sum(axis=0)
     KW, LW = K @ W, L @ W
@@ -87,10 +94,13 @@ def weighted_hsic(K: np.ndarray, L: np.ndarray, W: np.ndarray, debiased: bool) -
     return (tr + k1 * l1 / ((N - 1) * (N - 2)) - 2.0 / (N - 2) * kl1) / (N * (N - 3))
 
 
-def minibatches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """A seeded random partition of ``n`` records into batches of at least ``batch_size``."""
-    perm = rng.permutation(n)
-    return [np.sort(b) for b in np.array_split(perm, max(1, n // batch_size))]
+def minibatches(
+    n: int, batch_size: int, rng: np.random.Generator, patient_ids: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """A seeded random partition of ``n`` records into ``n // batch_size`` batches of near-equal
+    size, whole patients per batch (each record its own patient without ``patient_ids``)."""
+    plan = group_plan(n, max(1, n // batch_size), rng, patient_ids)
+    return [np.sort(plan.order[s]) for s in plan.slices]
 
 
 def exact_matrix(
@@ -102,7 +112,7 @@ def exact_matrix(
     debiased: bool,
     W: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact RBF CKA for every layer pair, and its record-bootstrap replicates (``W``: n × B).
+    """Exact RBF CKA for every layer pair, and its replicates on weighted records (``W``: n × r).
 
     Gram matrices of side A are built one at a time; those of side B are kept when they fit in
     1 GiB, else rebuilt per pair.
@@ -147,8 +157,8 @@ def minibatch_matrix(
     batches: list[np.ndarray],
     V: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Minibatch RBF CKA for every layer pair and replicates resampling minibatches (``V``:
-    B × batches multiplicities)."""
+    """Minibatch RBF CKA for every layer pair and replicates reweighting minibatches (``V``:
+    r × batches weights; leave-one-batch-out for the jackknife)."""
     t_n, p, q = len(batches), len(mats_a), len(mats_b)
     hxy, hxx, hyy = np.empty((t_n, p, q)), np.empty((t_n, p)), np.empty((t_n, q))
     for t, idx in enumerate(batches):

@@ -22,14 +22,18 @@ The :class:`CKA` analyzer (``"cka"``, alias ``"layer_cka"``) compares one embedd
 another, or every layer of one encoder with every layer of another (or of itself), as a
 matrix computed from a few large products over the concatenated layers.
 
-Uncertainty: a percentile **bootstrap CI over records**, not a permutation p-value. The
-question users ask is "how similar, and is A closer to B than to C" — an interval answers it,
-whereas a permutation test of "CKA > 0 under independence" is trivially significant for two
-encoders of the same ECGs. For linear CKA, records are put into ``n_blocks`` random blocks and
-blocks are resampled, each replicate recomputed exactly on the resampled records from per-block
-statistics (``O(m³)`` per replicate; see :mod:`ecgprobe.analyzers._cka_linear`); with
-``n_blocks ≥ n`` this is the plain record bootstrap. Exact RBF CKA resamples records directly;
-minibatch RBF CKA resamples minibatches. Bandwidths are held fixed across replicates.
+Uncertainty: a **delete-a-group jackknife interval** (see :mod:`ecgprobe.analyzers._jackknife`),
+not a permutation p-value. The question users ask is "how similar, and is A closer to B than to
+C" — an interval answers it, whereas a permutation test of "CKA > 0 under independence" is
+trivially significant for two encoders of the same ECGs. Patients (records without a dataset)
+are put into ``n_blocks`` random groups; each replicate recomputes CKA exactly without one
+group (linear: from per-group statistics, ``O(m³)`` each); minibatch RBF CKA leaves out one
+minibatch at a time; bandwidths stay fixed. (A record bootstrap is invalid for the unbiased
+HSIC: copies of a record bring back the self-similarity terms it removes.) The interval is
+centred on the estimate, so it covers the population CKA only for the unbiased estimator:
+debiased CKA, the default, reaches nominal coverage in ``benchmarks/coverage_similarity.py``;
+biased CKA is inflated by ``O(d/n)`` (0.09 on independent data, ``n = 500``, ``d = 64``) and its
+interval covers the value expected at this ``n``.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import pandas as pd
 
 from ecgprobe.analyzers import _cka_linear as lin
 from ecgprobe.analyzers import _cka_rbf as rbf
+from ecgprobe.analyzers import _jackknife as jk
 from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result, check_finite, check_ids_match
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ArgumentTypeError, ConfigError, DataError
@@ -179,12 +184,9 @@ def rbf_cka(
     bs = batch_size or 1024
     if bs < 6:
         raise ConfigError(f"batch_size must be at least 6 for the unbiased estimator, got {bs}")
-    terms = np.zeros(3)
     batches = rbf.minibatches(n, bs, rng)
-    for idx in batches:
-        K, L = rbf.rbf_gram(X[idx], sx), rbf.rbf_gram(Y[idx], sy)
-        terms += (rbf.hsic(K, L, True), rbf.hsic(K, K, True), rbf.hsic(L, L, True))
-    return _finite_or_raise(float(lin.ratio(*terms)), "minibatch RBF CKA")
+    point, _ = rbf.minibatch_matrix([X], [Y], [sx], [sy], False, batches, np.ones((0, len(batches))))
+    return _finite_or_raise(float(point[0, 0]), "minibatch RBF CKA")
 
 
 def _sigmas(sigma: Any, X: np.ndarray, Y: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
@@ -200,15 +202,18 @@ class CKAResult(Result):
     """CKA between two representations, or the layer-by-layer CKA matrix.
 
     Schema:
-        metrics: ``n_records``, ``n_boot`` (replicates that were computed), and for a single
-            pair ``cka``, ``cka_ci_low``, ``cka_ci_high``.
+        metrics: ``n_records``, ``n_replicates`` (jackknife replicates computed; results
+            before the jackknife hold ``n_boot``), and for a single pair ``cka``,
+            ``cka_ci_low``, ``cka_ci_high``, ``cka_se``.
         tables: ``pairs`` — one row per layer pair: ``layer_a``, ``layer_b``, ``cka``,
-            ``ci_low``, ``ci_high``.
+            ``ci_low``, ``ci_high``, ``se``.
         arrays: ``cka`` ``(p, q)`` float64 (rows: layers of A, columns: layers of B),
-            ``ci_low``/``ci_high`` ``(p, q)``, ``boot`` ``(n_boot, p, q)`` float32 replicates,
-            ``layers_a``/``layers_b`` names.
-        params: the settings, plus ``estimator``, ``n_blocks_used``, ``sigmas_a``/``sigmas_b``
-            (RBF bandwidths) and ``within`` (one encoder compared with itself).
+            ``ci_low``/``ci_high``/``se`` ``(p, q)``, ``replicates`` ``(m, p, q)`` float32
+            leave-one-group-out values (older results: ``boot``), ``layers_a``/``layers_b``.
+        params: the settings, plus ``estimator``, ``interval`` (the method, in words),
+            ``n_blocks_used`` (groups), ``resampling_unit`` (``"patient"`` or ``"record"``),
+            ``sigmas_a``/``sigmas_b`` (RBF bandwidths) and ``within`` (one encoder compared
+            with itself).
     """
 
     KIND: ClassVar[str] = "cka"
@@ -248,19 +253,22 @@ def _as_layers(x: Embeddings | Mapping[str, Embeddings], side: str) -> dict[str,
     "cka",
     aliases=("layer_cka",),
     pairwise=True,
-    summary="centred kernel alignment between two encoders, or layer by layer, with bootstrap CIs",
+    summary="centred kernel alignment between two encoders, or layer by layer, with jackknife CIs",
 )
 class CKA(PairwiseAnalyzer):
     """CKA between two embedding sets of the same records, or the layer-by-layer CKA matrix.
 
     Args:
         kernel: ``"linear"`` (feature space, any ``n``) or ``"rbf"`` (Gram matrices).
-        debiased: unbiased HSIC (Song et al. 2012; Nguyen et al. 2021).
-        n_boot: bootstrap replicates for the percentile CI (0: none).
-        n_blocks: random record blocks of the linear block bootstrap (capped by memory:
-            ``n_blocks × d_a × d_b`` floats per layer pair within 512 MiB; recorded).
+        debiased: unbiased HSIC (Song et al. 2012; Nguyen et al. 2021); the default, since only
+            its interval covers the population CKA (see the module doc).
+        n_boot: ``0``: no interval; any positive value: the jackknife interval (its replicate
+            count is the number of groups; the name keeps older settings valid).
+        n_blocks: jackknife groups of patients (capped by the records, the patients and, for
+            linear CKA, memory: ``n_blocks × d_a × d_b`` floats per layer pair within 512 MiB;
+            recorded).
         ci: confidence level.
-        seed: seeds block assignment, replicates, bandwidth subsample and minibatches.
+        seed: seeds group assignment, bandwidth subsample and minibatches.
         precision: ``"mixed"`` or ``"float64"`` (linear kernel; see the module doc).
         sigma: RBF bandwidth (``None``: median heuristic per layer).
         batch_size: RBF minibatch size (``None``: exact up to ``max_exact_n`` records).
@@ -283,7 +291,7 @@ class CKA(PairwiseAnalyzer):
         self,
         *,
         kernel: str = "linear",
-        debiased: bool = False,
+        debiased: bool = True,
         n_boot: int = 200,
         n_blocks: int = 50,
         ci: float = 0.95,
@@ -331,8 +339,9 @@ class CKA(PairwiseAnalyzer):
             a: one Embeddings, or ``{layer: Embeddings}`` of one encoder.
             b: the same for the other encoder; ``None`` compares ``a`` with itself.
             records: optional dataset: embeddings are then matched to its records by id (and
-                restricted to them); without it all layers must hold identical ids in
-                identical order.
+                restricted to them) and the jackknife leaves out whole patients; without it
+                all layers must hold identical ids in identical order and each record is its
+                own patient.
 
         Raises:
             ConfigError: invalid settings or inputs.
@@ -353,7 +362,8 @@ class CKA(PairwiseAnalyzer):
         for emb in [*side_a.values(), *side_b.values()]:
             check_ids_match(ref, emb)
             check_finite(emb)
-        result = self._compare(side_a, side_b, within)
+        patients = None if records is None else np.asarray(records.patient_ids, dtype=str)
+        result = self._compare(side_a, side_b, within, patients)
         provenance: dict[str, Any] = {
             side: {
                 "layers": list(layers),
@@ -369,11 +379,15 @@ class CKA(PairwiseAnalyzer):
         return self._finish(result, t0, provenance)
 
     def _run(self, a: Embeddings, b: Embeddings, records: RecordSet | None) -> Result:
-        return self._compare({a.layer: a}, {b.layer: b}, a is b)
+        return self._compare({a.layer: a}, {b.layer: b}, a is b, jk.patients_of(a.ids, records))
 
     # ------------------------------------------------------------------ the mathematics
     def _compare(
-        self, side_a: dict[str, Embeddings], side_b: dict[str, Embeddings], within: bool
+        self,
+        side_a: dict[str, Embeddings],
+        side_b: dict[str, Embeddings],
+        within: bool,
+        patients: np.ndarray | None = None,
     ) -> CKAResult:
         names_a, names_b = list(side_a), list(side_b)
         mats_a = [e.X for e in side_a.values()]
@@ -386,36 +400,45 @@ class CKA(PairwiseAnalyzer):
         notes: list[str] = []
         params: dict[str, Any] = {"within": within}
         if self.kernel == "linear":
-            point, boot = self._linear(mats_a, mats_b, names_a, names_b, within, rng, params, notes)
+            point, reps = self._linear(mats_a, mats_b, names_a, names_b, within, rng, patients, params, notes)
         else:
-            point, boot = self._rbf(mats_a, mats_b, within, rng, params, notes)
+            point, reps = self._rbf(mats_a, mats_b, within, rng, patients, params, notes)
         if np.isnan(point).any():
             bad = [(names_a[i], names_b[j]) for i, j in zip(*np.nonzero(np.isnan(point)))]
             notes.append(
                 f"CKA is undefined (NaN) for {bad[:5]}: a layer without variance across these records"
             )
-        lo, hi = np.full_like(point, np.nan), np.full_like(point, np.nan)
-        if boot is not None and len(boot):
-            q = (1 - self.ci) / 2
-            with np.errstate(invalid="ignore"):
-                lo, hi = np.nanquantile(boot, [q, 1 - q], axis=0)
+        lo, hi, se = (np.full_like(point, np.nan) for _ in range(3))
+        if reps is not None and len(reps) >= 2:
+            lo, hi, se = jk.jackknife_interval(point, reps, self.ci)
+            lo, hi = np.clip(lo, -1.0, 1.0), np.clip(hi, -1.0, 1.0)  # |CKA| <= 1 (Cauchy-Schwarz)
+            if len(reps) < 20:
+                notes.append(f"jackknife over only {len(reps)} groups: the interval is coarse")
         rows = [
-            {"layer_a": la, "layer_b": lb, "cka": point[i, j], "ci_low": lo[i, j], "ci_high": hi[i, j]}
+            {
+                "layer_a": la,
+                "layer_b": lb,
+                "cka": point[i, j],
+                "ci_low": lo[i, j],
+                "ci_high": hi[i, j],
+                "se": se[i, j],
+            }
             for i, la in enumerate(names_a)
             for j, lb in enumerate(names_b)
         ]
-        metrics: dict[str, Any] = {"n_records": n, "n_boot": 0 if boot is None else len(boot)}
+        metrics: dict[str, Any] = {"n_records": n, "n_replicates": 0 if reps is None else len(reps)}
         if point.shape == (1, 1):
-            metrics.update(cka=point[0, 0], cka_ci_low=lo[0, 0], cka_ci_high=hi[0, 0])
+            metrics.update(cka=point[0, 0], cka_ci_low=lo[0, 0], cka_ci_high=hi[0, 0], cka_se=se[0, 0])
         arrays = {
             "cka": point,
             "ci_low": lo,
             "ci_high": hi,
+            "se": se,
             "layers_a": np.asarray(names_a, dtype=str),
             "layers_b": np.asarray(names_b, dtype=str),
         }
-        if boot is not None:
-            arrays["boot"] = boot.astype(np.float32)
+        if reps is not None:
+            arrays["replicates"] = reps.astype(np.float32)
         return CKAResult(
             kind="cka",
             metrics=metrics,
@@ -426,42 +449,36 @@ class CKA(PairwiseAnalyzer):
             notes=notes,
         )
 
-    def _linear(self, mats_a, mats_b, names_a, names_b, within, rng, params, notes):
+    def _plan(self, n: int, m: int, rng, patients, params) -> jk.GroupPlan:
+        plan = jk.group_plan(n, m, rng, patients)
+        _describe(params, plan.m, plan.unit, f"groups of {plan.unit}s")
+        return plan
+
+    def _linear(self, mats_a, mats_b, names_a, names_b, within, rng, patients, params, notes):
         dt = _dtype(self.precision)
         n = len(mats_a[0])
         params["estimator"] = (
             f"feature-space linear CKA ({'unbiased' if self.debiased else 'biased'} HSIC), centring in "
             f"float64, products in {'float32 accumulated in float64' if dt is np.float32 else 'float64'}"
         )
-        if self.n_boot == 0:
-            A = lin.make_side(names_a, mats_a, dt)
-            B = A if within else lin.make_side(names_b, mats_b, dt)
-            return lin.point_cka(A, B, within, self.debiased), None
         cap = lin.max_blocks(
             [m.shape[1] for m in mats_a], [m.shape[1] for m in mats_b], np.dtype(dt).itemsize
         )
         m = min(self.n_blocks, n, cap)
-        if m < 2:
-            notes.append("no bootstrap CI: the layers are too wide for the block statistics' memory budget")
+        if self.n_boot == 0 or m < 2:
+            if self.n_boot:
+                notes.append("no interval: the layers are too wide for the group statistics' memory budget")
             A = lin.make_side(names_a, mats_a, dt)
             B = A if within else lin.make_side(names_b, mats_b, dt)
             return lin.point_cka(A, B, within, self.debiased), None
         if m < self.n_blocks and m < n:
-            notes.append(f"block bootstrap with {m} blocks instead of {self.n_blocks} (memory budget)")
-        perm = rng.permutation(n)
-        A = lin.make_side(names_a, mats_a, dt, order=perm)
-        B = A if within else lin.make_side(names_b, mats_b, dt, order=perm)
-        rb = lin.block_bounds(n, m)
-        W = rng.multinomial(len(rb), np.full(len(rb), 1.0 / len(rb)), size=self.n_boot).astype(np.float64)
-        params["n_blocks_used"] = len(rb)
-        params["bootstrap"] = (
-            "percentile; records in random blocks, blocks resampled, CKA recomputed exactly per replicate"
-            if len(rb) < n
-            else "percentile; records resampled, CKA recomputed exactly per replicate"
-        )
-        return lin.bootstrap_cka(A, B, within, self.debiased, rb, W)
+            notes.append(f"jackknife with {m} groups instead of {self.n_blocks} (memory budget)")
+        plan = self._plan(n, m, rng, patients, params)
+        A = lin.make_side(names_a, mats_a, dt, order=plan.order)
+        B = A if within else lin.make_side(names_b, mats_b, dt, order=plan.order)
+        return lin.replicate_cka(A, B, within, self.debiased, plan.slices, jk.leave_one_out_weights(plan.m))
 
-    def _rbf(self, mats_a, mats_b, within, rng, params, notes):
+    def _rbf(self, mats_a, mats_b, within, rng, patients, params, notes):
         n = len(mats_a[0])
         sig_a = [_sigmas(self.sigma, M, M, rng)[0] for M in mats_a]
         sig_b = sig_a if within else [_sigmas(self.sigma, M, M, rng)[0] for M in mats_b]
@@ -474,25 +491,35 @@ class CKA(PairwiseAnalyzer):
             )
         if exact:
             params["estimator"] = f"exact RBF CKA ({'unbiased' if self.debiased else 'biased'} HSIC)"
-            W = rng.multinomial(n, np.full(n, 1.0 / n), size=self.n_boot).T.astype(np.float64)
-            point, boot = rbf.exact_matrix(mats_a, mats_b, sig_a, sig_b, within, self.debiased, W)
-            params["bootstrap"] = "percentile; records resampled, CKA recomputed exactly per replicate"
-            return point, boot if self.n_boot else None
+            if self.n_boot:
+                plan = self._plan(n, min(self.n_blocks, n), rng, patients, params)
+                W = 1.0 - np.eye(plan.m)[:, plan.membership(n)].T  # (n, m): 0 for the group left out
+            else:
+                W = np.ones((n, 0))
+            point, reps = rbf.exact_matrix(mats_a, mats_b, sig_a, sig_b, within, self.debiased, W)
+            return point, reps if self.n_boot else None
         bs = self.batch_size or 1024
-        batches = rbf.minibatches(n, bs, rng)
+        batches = rbf.minibatches(n, bs, rng, patients)
         params["estimator"] = (
-            f"minibatch RBF CKA (unbiased HSIC averaged over {len(batches)} batches of ≥{bs})"
+            f"minibatch RBF CKA (unbiased HSIC averaged over {len(batches)} batches of ~{n // len(batches)} "
+            "records, whole patients per batch)"
         )
-        V = rng.multinomial(len(batches), np.full(len(batches), 1.0 / len(batches)), size=self.n_boot)
-        point, boot = rbf.minibatch_matrix(
-            mats_a, mats_b, sig_a, sig_b, within, batches, V.astype(np.float64)
-        )
-        if not self.n_boot:
+        V = jk.leave_one_out_weights(len(batches)) if self.n_boot else np.ones((0, len(batches)))
+        point, reps = rbf.minibatch_matrix(mats_a, mats_b, sig_a, sig_b, within, batches, V)
+        if not self.n_boot or len(batches) < 2:
             return point, None
-        params["bootstrap"] = "percentile; minibatches resampled"
-        if len(batches) < 20:
-            notes.append(f"bootstrap over only {len(batches)} minibatches: the CI is coarse")
-        return point, boot
+        unit = "patient" if patients is not None and len(set(patients)) < n else "record"
+        _describe(params, len(batches), unit, "minibatches")
+        return point, reps
+
+
+def _describe(params: dict[str, Any], m: int, unit: str, groups: str) -> None:
+    """Record how the interval was made."""
+    params.update(
+        n_blocks_used=m,
+        resampling_unit=unit,
+        interval=f"delete-a-group jackknife, {m} {groups}: estimate ± t({m - 1}) × SE",
+    )
 
 
 #: The layer-by-layer form of :class:`CKA` (same analyzer: pass ``{layer: Embeddings}`` dicts).

@@ -4,12 +4,18 @@ Pure functions on arrays (no analyzer here); :mod:`ecgprobe.analyzers.projection
 
 - **Spectrum**: eigenvalues ``λ`` of the covariance, explained variance ratios, the
   participation ratio ``(Σλ)²/Σλ²`` (effective rank; Gao et al. 2017) and the entropy effective
-  rank ``exp(−Σ p log p)``, ``p = λ/Σλ`` (Roy & Vetterli 2007).
-- **Isotropy** (Mu & Viswanath 2018, "All-but-the-Top"): ``I = min_c Z(c) / max_c Z(c)`` with the
-  partition function ``Z(c) = Σ_i exp(cᵀx_i)`` over the unit eigenvectors ``c`` of the
-  (uncentred) ``XᵀX``, both signs (eigenvector signs are arbitrary), in log space. 1 = isotropic;
-  near 0 = a dominant direction (often a common mean vector). Not scale invariant: it is a
-  property of the vectors as the encoder emits them.
+  rank ``exp(−Σ p log p)``, ``p = λ/Σλ`` (Roy & Vetterli 2007). Both depend on the units of the
+  features: on raw features they count the directions of the *largest-scale* features (186
+  handcrafted features mixing milliseconds and millivolts had a participation ratio of 1.6).
+  ``standardise=True`` computes them on the correlation matrix (every non-constant feature
+  scaled to unit variance): how many independent directions the features span, whatever their
+  units. Projections report both.
+- **Isotropy** is not computed. Mu & Viswanath's partition-function isotropy
+  ``min_c Σ_i exp(cᵀx_i) / max_c Σ_i exp(cᵀx_i)`` is not scale invariant: for embeddings whose
+  norms are much larger than 1 the sums are dominated by single records and the ratio is
+  ``exp(−Θ(norm))`` — 0.000 for every encoder we ran, which tells nothing. What it was meant
+  to show (a common direction, variance in few directions) is measured, scale-free, by the
+  mean cosine and the standardised effective ranks.
 - **Mean cosine** between distinct records (Ethayarajh 2019), exactly from the sum of unit rows:
   ``(||Σ u_i||² − n) / (n(n − 1))``.
 - **Trustworthiness** (Venna & Kaski 2001; ``sklearn.manifold.trustworthiness``) of a projection,
@@ -28,11 +34,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ecgprobe.analyzers.neighbors import distance_blocks, prepare
 
-__all__ = ["SpaceStats", "isotropy", "mean_cosine", "space_stats", "spectrum", "trustworthiness_from"]
+__all__ = ["SpaceStats", "mean_cosine", "space_stats", "spectrum", "trustworthiness_from"]
 
 
 def _second_moment(X: np.ndarray, centre: bool, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
@@ -47,16 +52,35 @@ def _second_moment(X: np.ndarray, centre: bool, chunk: int = 8192) -> tuple[np.n
     return C, mu
 
 
-def spectrum(X: np.ndarray) -> dict[str, np.ndarray | float]:
-    """Covariance eigen-spectrum, effective ranks and the top principal axes.
+def spectrum(X: np.ndarray, *, standardise: bool = False) -> dict[str, np.ndarray | float | int]:
+    """Covariance (or correlation) eigen-spectrum, effective ranks and the principal axes.
+
+    Args:
+        X: ``(n, d)`` features.
+        standardise: scale every non-constant feature to unit variance first (the spectrum
+            of the correlation matrix; constant features are left out).
 
     Returns:
         ``eigenvalues`` (descending, float64), ``explained_variance_ratio``,
-        ``participation_ratio``, ``entropy_rank``, ``components`` (``d × d``, columns = axes)
-        and ``mean``.
+        ``participation_ratio``, ``entropy_rank``, ``components`` (columns = axes, in the
+        standardised space when ``standardise``), ``mean`` and ``n_features`` (features that
+        vary; all ``d`` without ``standardise``).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((5000, 3)) * [1000.0, 1.0, 0.001]  # one feature in other units
+        >>> round(spectrum(X)["participation_ratio"], 2), round(spectrum(X, standardise=True)["participation_ratio"], 1)
+        (1.0, 3.0)
     """
     C, mu = _second_moment(X, centre=True)
     C /= max(len(X) - 1, 1)
+    n_features = C.shape[0]
+    if standardise:
+        sd = np.sqrt(np.clip(np.diag(C), 0.0, None))
+        varying = sd > 1e-12 * max(float(sd.max(initial=0.0)), np.finfo(float).tiny)
+        sd = sd[varying]
+        C = C[np.ix_(varying, varying)] / np.outer(sd, sd)
+        n_features = int(varying.sum())
     lam, V = np.linalg.eigh(C)
     lam, V = np.clip(lam[::-1], 0.0, None), V[:, ::-1]
     total = lam.sum()
@@ -69,19 +93,8 @@ def spectrum(X: np.ndarray) -> dict[str, np.ndarray | float]:
         "entropy_rank": float(np.exp(-(nz * np.log(nz)).sum())) if total > 0 else 0.0,
         "components": V,
         "mean": mu,
+        "n_features": n_features,
     }
-
-
-def isotropy(X: np.ndarray) -> float:
-    """Mu & Viswanath's partition-function isotropy ``min Z(c) / max Z(c)`` (see module doc)."""
-    S, _ = _second_moment(X, centre=False)
-    _, V = np.linalg.eigh(S)
-    logZ = []
-    for s in range(0, len(X), 8192):
-        P = X[s : s + 8192].astype(np.float64) @ V
-        logZ.append(np.concatenate([logsumexp(P, axis=0), logsumexp(-P, axis=0)]))
-    lz = logsumexp(np.stack(logZ), axis=0)
-    return float(np.exp(lz.min() - lz.max()))
 
 
 def mean_cosine(X: np.ndarray) -> float:

@@ -3,7 +3,9 @@
 A scatter plot alone invites over-reading, so the :class:`Projection` result carries, beside
 the coordinates, quantitative descriptors (see :mod:`ecgprobe.analyzers.descriptors`):
 trustworthiness of the projection, per-label silhouettes and kNN label purity in the embedding
-space *and* in the projection, the PCA spectrum with effective ranks, isotropy and mean cosine.
+space *and* in the projection, the PCA spectrum with effective ranks (of the raw and of the
+standardised features: raw effective ranks are dominated by the features with the largest
+scale) and the mean cosine. Isotropy is no longer computed (see the descriptors module).
 
 Reproducibility. With a seed, umap-learn runs its optimisation on one thread (it overrides
 ``n_jobs``; results differ across thread counts otherwise); the result records the threads that
@@ -88,7 +90,10 @@ class ProjectionResult(Result):
 
     Schema:
         metrics: ``trustworthiness`` (``trust_k`` neighbours, ``n_eval`` query records),
-            ``participation_ratio``, ``entropy_rank``, ``isotropy``, ``mean_cosine``,
+            ``participation_ratio``, ``entropy_rank`` (raw features, in their units),
+            ``participation_ratio_standardised``, ``entropy_rank_standardised`` (every
+            feature at unit variance), ``n_varying_features``, ``mean_cosine`` (results made
+            before the standardised ranks hold ``isotropy`` instead),
             ``n_projected``, ``n_total``, ``pca_retained_variance`` (with pre-projection),
             ``fit_s`` (UMAP fit time) and ``knn_s``.
         tables: ``labels`` — per label: ``label``, ``n_pos``, ``prevalence``,
@@ -139,7 +144,7 @@ def _versions(*names: str) -> dict[str, str]:
 
 @ANALYZERS.register(
     "projection",
-    summary="UMAP to 2-D with trustworthiness, per-label silhouette and kNN purity, spectrum, isotropy",
+    summary="UMAP to 2-D with trustworthiness, per-label silhouette and kNN purity, effective ranks",
 )
 class Projection(Analyzer):
     """UMAP projection to 2-D plus quantitative descriptors of the space and the projection.
@@ -240,6 +245,7 @@ class Projection(Analyzer):
                 "lower them or use more records"
             )
         spec = desc.spectrum(X)
+        spec_std = desc.spectrum(X, standardise=True)
         Xin, metrics = X, {}
         if self.pca_dims is not None and self.pca_dims < X.shape[1]:
             V = spec["components"][:, : self.pca_dims]
@@ -262,7 +268,9 @@ class Projection(Analyzer):
             n_eval=len(queries),
             participation_ratio=spec["participation_ratio"],
             entropy_rank=spec["entropy_rank"],
-            isotropy=desc.isotropy(X),
+            participation_ratio_standardised=spec_std["participation_ratio"],
+            entropy_rank_standardised=spec_std["entropy_rank"],
+            n_varying_features=spec_std["n_features"],
             mean_cosine=desc.mean_cosine(X),
             n_projected=n,
             n_total=n_total,

@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "umap",
-        help="UMAP projection with trustworthiness, silhouettes, kNN purity, spectrum and isotropy",
+        help="UMAP projection with trustworthiness, silhouettes, kNN purity and effective ranks",
         description="Project one encoder's embeddings of a dataset to 2-D with UMAP (seeded; exact kNN graph) and "
         "write the coordinates, quantitative descriptors and scatter plots coloured by label, age or sex.",
     )
@@ -146,7 +146,7 @@ def cmd_cka(args: argparse.Namespace) -> int:
             al.save(tmp / "alignment.json")
     if res.arrays["cka"].shape == (1, 1):
         m = res.metrics
-        ci = f" [{m['cka_ci_low']:.3f}, {m['cka_ci_high']:.3f}]" if res.metrics["n_boot"] else ""
+        ci = f" [{m['cka_ci_low']:.3f}, {m['cka_ci_high']:.3f}]" if m.get("n_replicates") else ""
         print(
             f"CKA ({args.kernel}{', debiased' if args.debiased else ''}): {m['cka']:.4f}{ci}  n={m['n_records']}"
         )
@@ -210,7 +210,8 @@ def cmd_umap(args: argparse.Namespace) -> int:
     m = res.metrics
     print(
         f"{m['n_projected']} records projected; trustworthiness (k={m['trust_k']}) {m['trustworthiness']:.3f}; "
-        f"effective rank {m['participation_ratio']:.1f}; isotropy {m['isotropy']:.3g}; "
+        f"effective rank {m['participation_ratio_standardised']:.1f} standardised, "
+        f"{m['participation_ratio']:.1f} raw; "
         f"mean cosine {m['mean_cosine']:.3f}"
     )
     if res.tables["labels"]:

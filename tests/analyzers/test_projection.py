@@ -59,7 +59,24 @@ def test_label_purity_and_chance():
     assert pur[0] == 1.0 and 0.2 < pur[1] < 0.8
 
 
-def test_spectrum_effective_rank_isotropy_and_mean_cosine():
+def test_standardised_effective_rank_does_not_depend_on_feature_units():
+    # handcrafted features mix units (ms, mV, ...): the raw participation ratio counts the
+    # largest-scale features ("1.6 of 186"), the standardised one the directions they span
+    rng = np.random.default_rng(11)
+    Z = rng.standard_normal((4000, 6))
+    X = np.hstack([Z, Z[:, :2] @ rng.standard_normal((2, 2)), np.full((4000, 1), 7.0)])  # + a constant
+    units = np.geomspace(1e-3, 1e3, X.shape[1])
+    raw, scaled = desc.spectrum(X), desc.spectrum(X * units)
+    std, std_scaled = desc.spectrum(X, standardise=True), desc.spectrum(X * units, standardise=True)
+    assert scaled["participation_ratio"] < 1.1 < raw["participation_ratio"]  # units dominate it
+    assert std_scaled["participation_ratio"] == pytest.approx(std["participation_ratio"], rel=1e-9)
+    assert std_scaled["entropy_rank"] == pytest.approx(std["entropy_rank"], rel=1e-9)
+    assert std["n_features"] == 8 and 4 < std["participation_ratio"] < 8  # 6 independent directions
+    ident = desc.spectrum(rng.standard_normal((20000, 5)) * [1, 10, 100, 1e3, 1e4], standardise=True)
+    assert ident["participation_ratio"] == pytest.approx(5, rel=0.01)
+
+
+def test_spectrum_effective_rank_and_mean_cosine():
     rng = np.random.default_rng(3)
     iso = rng.standard_normal((20000, 8))
     s = desc.spectrum(iso)
@@ -68,10 +85,6 @@ def test_spectrum_effective_rank_isotropy_and_mean_cosine():
     assert s["explained_variance_ratio"].sum() == pytest.approx(1.0)
     rank1 = np.outer(rng.standard_normal(500), rng.standard_normal(6))
     assert desc.spectrum(rank1)["participation_ratio"] == pytest.approx(1.0, abs=1e-6)
-    # isotropy: a symmetric cross (±e_i) is perfectly isotropic; a common offset destroys it
-    cross = np.vstack([np.eye(4), -np.eye(4)])
-    assert desc.isotropy(cross) == pytest.approx(1.0)
-    assert desc.isotropy(cross + 5.0) < 1e-3
     # mean cosine over distinct pairs, against brute force
     X = rng.standard_normal((40, 5)) + 0.5
     U = X / np.linalg.norm(X, axis=1, keepdims=True)
@@ -131,7 +144,10 @@ def test_umap_on_clustered_data_is_trustworthy_and_pure(fitted):
     assert (tab["silhouette_pos_embedding"] > 0.5).all()
     assert tab["purity_chance"].iloc[0] == pytest.approx(59 / 299)
     assert res.coords.shape == (300, 2) and res.coords.dtype == np.float32
-    assert m["participation_ratio"] > 1 and 0 < m["isotropy"] <= 1
+    assert (
+        m["participation_ratio"] > 1 and 1 < m["participation_ratio_standardised"] <= m["n_varying_features"]
+    )
+    assert "isotropy" not in m  # scale-dependent, 0.000 for every real encoder: dropped (issue 12, item 9)
 
 
 def test_result_records_what_ran(fitted):
@@ -198,3 +214,33 @@ def test_regression_target_projects_without_label_descriptors(fitted):
     assert res.arrays["y"].dtype == np.float32 and res.metrics["trustworthiness"] > 0.8
     with pytest.raises(ConfigError, match="regression"):
         plot_projection(res, color_by="label")
+
+
+def test_report_explains_each_descriptor_and_reads_old_results(fitted):
+    from ecgprobe.report.sections.geometry import DESCRIPTOR_HELP, descriptor_help, descriptor_rows
+
+    _, _, res = fitted
+    rows = descriptor_rows(res)
+    names = [k for k, _ in rows]
+    assert "effective rank, standardised features" in names and "effective rank, raw features" in names
+    assert not any("isotropy" in k for k in names)
+    explained = descriptor_help(rows).items
+    assert len(explained) == len(rows) - 1  # all but the record count, one sentence each
+    assert all(text.count(". ") == 0 and text.endswith(".") for text in explained)
+    # a result saved before the standardised ranks (with isotropy) still renders, raw rank only
+    old = ProjectionResult(
+        kind="projection",
+        metrics={
+            "n_projected": 10,
+            "n_total": 10,
+            "participation_ratio": 1.6,
+            "isotropy": 0.0,
+            "mean_cosine": 0.2,
+        },
+        arrays={"explained_variance_ratio": np.ones(186) / 186},
+    )
+    old_rows = dict(descriptor_rows(old))
+    assert old_rows["effective rank, raw features"] == "1.6 of 186 dimensions"
+    assert "effective rank, standardised features" not in old_rows and set(old_rows) - {
+        "records projected"
+    } <= set(DESCRIPTOR_HELP)

@@ -18,7 +18,7 @@ from ecgprobe.report.blocks import Block, Figure, Heading, KeyValues, Note, Para
 from ecgprobe.report.claims import MIN_PATIENTS, ci_label, enough, fmt_p, level_of, n_phrase
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
-from ecgprobe.report.sections.geometry import descriptor_rows
+from ecgprobe.report.sections.geometry import descriptor_help, descriptor_rows
 from ecgprobe.report.sections.probes import ci
 from ecgprobe.report.sections.scarcity import band, efficiency_findings, efficiency_rows, overlay_figure
 
@@ -162,13 +162,7 @@ def render_similarity(report: Report) -> list[Block]:
     cka = report.get("cka")
     if cka is not None and "cka" in cka.arrays:
         mat = np.asarray(cka.arrays["cka"])
-        blocks.append(
-            Paragraph(
-                f"Linear CKA (centred kernel alignment; 1 = the same representation up to rotation and scale) between every layer "
-                f"of {a} (rows) and of {b} (columns), on {fmt(cka.metrics.get('n_records'))} records, with {fmt(cka.metrics.get('n_boot'))} "
-                "bootstrap replicates."
-            )
-        )
+        blocks.append(Paragraph(cka_method_text(cka, a, b)))
         blocks.append(
             Figure(
                 render_png(
@@ -231,9 +225,11 @@ def render_similarity(report: Report) -> list[Block]:
         )
         blocks.append(
             Paragraph(
-                "Mutual kNN overlap: the share of each record's k nearest neighbours that both encoders agree on. Procrustes "
-                "distance: the residual after the best rotation of one centred, normalised space onto the other (0 = identical "
-                "shape, √2 = unrelated)."
+                "Mutual kNN overlap: the share of each record's k nearest neighbours that both encoders agree on; it depends "
+                "on the number of records, so compare it at equal n. Procrustes similarity: how well one centred, normalised "
+                "space maps onto the other by the best rotation (1 = identical shape); Procrustes distance: the residual of that "
+                "rotation (0 = identical shape, √2 = unrelated); both are biased towards alignment when records are few per "
+                "dimension. " + interval_text(al.params)
             )
         )
     for res in (cka, al):
@@ -268,11 +264,41 @@ def render_maps(report: Report) -> list[Block] | None:
         )
     ]
     rows = {s: dict(descriptor_rows(r)) for s, r in maps.items()}
-    keys = list(next(iter(rows.values())))
+    keys = list(dict.fromkeys(k for r in rows.values() for k in r))
     blocks.append(
         Table(("descriptor", *rows), tuple((k, *(rows[s].get(k, "–") for s in rows)) for k in keys))
     )
+    blocks.append(descriptor_help([(k, "") for k in keys]))
     return blocks
+
+
+def interval_text(params: dict[str, Any]) -> str:
+    """How the intervals of a similarity result were made, in one sentence."""
+    if params.get("interval"):
+        return (
+            f"Intervals: delete-a-group jackknife over {fmt(params.get('n_blocks_used'))} random groups of "
+            f"{params.get('resampling_unit', 'record')}s (each statistic recomputed without each group), centred on the "
+            "estimate."
+        )
+    if params.get("bootstrap"):
+        return (
+            "Intervals: record bootstrap (results made before the jackknife; copies of records bias these intervals "
+            "upward, recompute for a valid interval)."
+        )
+    return "No intervals were computed."
+
+
+def cka_method_text(cka: Result, a: str, b: str) -> str:
+    """What the CKA matrix is: estimator, records and intervals."""
+    debiased = cka.params.get("debiased")
+    kind = "debiased (unbiased HSIC) " if debiased else "biased " if debiased is False else ""
+    text = (
+        f"{'RBF' if cka.params.get('kernel') == 'rbf' else 'Linear'} CKA, {kind}estimator (centred kernel alignment; 1 = the same representation up to rotation and scale), "
+        f"between every layer of {a} (rows) and of {b} (columns), on {fmt(cka.metrics.get('n_records'))} records. "
+    )
+    if debiased is False:
+        text += "The biased estimator is inflated when records are few per dimension; its interval does not cover that. "
+    return text + interval_text(cka.params)
 
 
 @section(

@@ -8,7 +8,7 @@ from typing import Any
 from ecgprobe.analyzers.base import Result
 from ecgprobe.report import plots
 from ecgprobe.report.base import Finding, finding, section
-from ecgprobe.report.blocks import Block, Figure, KeyValues, Note, Paragraph, Table, fmt
+from ecgprobe.report.blocks import Block, Bullets, Figure, KeyValues, Note, Paragraph, Table, fmt
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
 
@@ -36,29 +36,71 @@ def maps_figure(res: Result, caption: str) -> Figure:
     )
 
 
+#: One sentence per descriptor, shown wherever the descriptors are (keys: the row names).
+DESCRIPTOR_HELP: dict[str, str] = {
+    "trustworthiness of the 2-D map": (
+        "The share of the map's neighbourhoods that are neighbourhoods in the full space too (1 = every 2-D "
+        "neighbour is a true neighbour; below 0.9 clusters in the map may be artefacts)."
+    ),
+    "effective rank, standardised features": (
+        "How many independent directions the embedding spans, with every feature scaled to unit variance "
+        "(participation ratio of the correlation matrix), so that the features' units do not matter."
+    ),
+    "effective rank, raw features": (
+        "The same count on the features in the units the encoder emits: it is dominated by the features with "
+        "the largest scale, so a value near 1 can mean one large-valued feature rather than a collapsed space."
+    ),
+    "entropy effective rank, standardised": (
+        "A second count of the directions of the standardised features, exp of the entropy of the normalised "
+        "eigenvalues, less sensitive than the participation ratio to the largest eigenvalue."
+    ),
+    "mean cosine similarity between records": (
+        "The average cosine between two records' embeddings: near 0 the vectors point every way, near 1 they "
+        "share a common direction (it depends on the embeddings' offset, not on their scale)."
+    ),
+    "variance kept by the PCA pre-projection": (
+        "The share of the variance that the principal axes passed to UMAP retain."
+    ),
+}
+
+
 def descriptor_rows(res: Result) -> list[tuple[str, str]]:
-    """The projection's quantitative descriptors, in words."""
+    """The projection's quantitative descriptors, in words (keys of :data:`DESCRIPTOR_HELP`).
+
+    Results made before the standardised effective ranks existed show their raw ranks only.
+    """
     m = res.metrics
     dim = len(res.arrays.get("explained_variance_ratio", []))
+
+    def of(value: object, dims: object) -> str:
+        return f"{fmt(value, 1)} of {dims} dimensions" if dims else fmt(value, 1)
+
     rows = [
         ("records projected", f"{fmt(m.get('n_projected'))} of {fmt(m.get('n_total'))}"),
-        (
-            "trustworthiness of the 2-D map",
-            f"{fmt(m.get('trustworthiness'))} (k = {fmt(m.get('trust_k'))}; 1 = every 2-D neighbour is a true neighbour)",
-        ),
-        (
-            "effective rank (participation ratio)",
-            f"{fmt(m.get('participation_ratio'), 1)} of {dim} dimensions"
-            if dim
-            else fmt(m.get("participation_ratio"), 1),
-        ),
-        ("effective rank (entropy)", fmt(m.get("entropy_rank"), 1)),
-        ("isotropy", fmt(m.get("isotropy"))),
-        ("mean cosine similarity between records", fmt(m.get("mean_cosine"))),
+        ("trustworthiness of the 2-D map", f"{fmt(m.get('trustworthiness'))} (k = {fmt(m.get('trust_k'))})"),
     ]
+    if m.get("participation_ratio_standardised") is not None:
+        rows.append(
+            (
+                "effective rank, standardised features",
+                of(m["participation_ratio_standardised"], m.get("n_varying_features") or dim),
+            )
+        )
+    rows.append(("effective rank, raw features", of(m.get("participation_ratio"), dim)))
+    if m.get("entropy_rank_standardised") is not None:
+        rows.append(("entropy effective rank, standardised", fmt(m["entropy_rank_standardised"], 1)))
+    rows.append(("mean cosine similarity between records", fmt(m.get("mean_cosine"))))
     if m.get("pca_retained_variance") is not None:
         rows.append(("variance kept by the PCA pre-projection", fmt(m["pca_retained_variance"])))
     return rows
+
+
+def descriptor_help(rows: list[tuple[str, str]]) -> Bullets:
+    """One sentence for each descriptor among ``rows``."""
+    return Bullets(
+        tuple(f"{name}: {DESCRIPTOR_HELP[name]}" for name, _ in rows if name in DESCRIPTOR_HELP),
+        title="What the descriptors say",
+    )
 
 
 def purity_table(res: Result) -> Table:
@@ -99,6 +141,7 @@ def render(report: Report) -> list[Block]:
     res = report.get("projection")
     assert res is not None
     umap_params = res.params.get("umap", {})
+    rows = descriptor_rows(res)
     blocks: list[Block] = [
         Paragraph(
             f"UMAP (n_neighbors {fmt(umap_params.get('n_neighbors', res.params.get('n_neighbors')))}, min_dist "
@@ -110,7 +153,8 @@ def render(report: Report) -> list[Block]:
             res,
             "UMAP of the embeddings coloured by label (single positive label; grey: none, other or several), age and sex.",
         ),
-        KeyValues(tuple(descriptor_rows(res)), caption="Descriptors of the space"),
+        KeyValues(tuple(rows), caption="Descriptors of the space"),
+        descriptor_help(rows),
     ]
     if "explained_variance_ratio" in res.arrays:
         blocks.append(
@@ -133,10 +177,20 @@ def rule_geometry(report: Report) -> Iterator[Finding]:
     assert res is not None
     m = res.metrics
     dim = len(res.arrays.get("explained_variance_ratio", []))
-    pr = m.get("participation_ratio")
-    if pr is not None and dim:
+    pr_std, pr = m.get("participation_ratio_standardised"), m.get("participation_ratio")
+    if pr_std is not None:
         yield Finding(
-            f"The embedding's variance spreads over an effective rank of {fmt(pr, 1)} of its {dim} dimensions (participation ratio).",
+            f"With every feature at unit variance the embedding spans an effective rank of {fmt(pr_std, 1)} of its "
+            f"{m.get('n_varying_features') or dim} varying dimensions (participation ratio; {fmt(pr, 1)} on the raw "
+            "features, whose largest-scale features dominate it).",
+            "info",
+            "geometry",
+            "projection.metrics.participation_ratio_standardised",
+        )
+    elif pr is not None and dim:
+        yield Finding(
+            f"The embedding's variance spreads over an effective rank of {fmt(pr, 1)} of its {dim} dimensions "
+            "(participation ratio of the raw features: dominated by the features with the largest scale).",
             "info",
             "geometry",
             "projection.metrics.participation_ratio",
