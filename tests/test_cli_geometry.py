@@ -108,9 +108,12 @@ def test_cka_of_embedding_folders_needs_no_dataset(data_args, tmp_path, capsys):
     (tmp_path / "b_reversed" / "manifest.json").unlink()  # a folder from another tool
     out = tmp_path / "out"
     args = ["cka", "--embeddings-a", str(tmp_path / "a"), "--embeddings-b", str(tmp_path / "b_reversed")]
-    assert main([*args, "--n-boot", "0", "--debiased", "--out", str(out)]) == 0
+    assert main([*args, "--n-boot", "0", "--out", str(out)]) == 0  # debiased by default
     res = Result.load(out / "cka.json")
     assert res.metrics["cka"] == pytest.approx(linear_cka(a.X, b.X, debiased=True), abs=1e-6)
+    assert main([*args, "--n-boot", "0", "--biased", "--out", str(tmp_path / "biased")]) == 0
+    biased = Result.load(tmp_path / "biased" / "cka.json")
+    assert biased.metrics["cka"] == pytest.approx(linear_cka(a.X, b.X, debiased=False), abs=1e-6)
     # different records: a clear error listing the mismatch
     save_embeddings(tmp_path / "fewer", a.take(list(a.ids[:-5])))
     capsys.readouterr()

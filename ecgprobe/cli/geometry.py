@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "cka",
         help="CKA (and optionally mutual kNN / Procrustes) between two encoders, or layer by layer",
-        description="Compare two encoders on the same records: linear or RBF CKA with a bootstrap CI, for the "
+        description="Compare two encoders on the same records: linear or RBF CKA with a grouped-jackknife CI, for the "
         "official embeddings or every pair of layers. Each side comes from an encoder (extracted through the "
         "cache) or from an `ecgprobe extract` folder; records are matched by id. A dataset is needed to "
         "extract, and optional for two folders (then the folders must hold the same record ids).",
@@ -44,11 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layers-b", default=None, help="layers of side B (overrides --layers)")
     g = p.add_argument_group("CKA")
     g.add_argument("--kernel", choices=("linear", "rbf"), default="linear", help="kernel (default linear)")
-    g.add_argument("--debiased", action="store_true", help="unbiased HSIC (debiased CKA)")
     g.add_argument(
-        "--n-boot", type=non_negative_int, default=200, help="bootstrap replicates for the CI (0: none)"
+        "--biased",
+        dest="debiased",
+        action="store_false",
+        help="the biased HSIC estimator (default: debiased CKA, whose interval covers the population value)",
     )
-    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of the bootstrap (default 0)")
+    g.add_argument(
+        "--n-boot", type=non_negative_int, default=200, help="> 0: a delete-a-group jackknife CI over patient groups; 0: none (default 200)"
+    )
+    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of the jackknife grouping (default 0)")
     g.add_argument(
         "--alignment",
         action="store_true",

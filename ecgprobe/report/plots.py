@@ -457,7 +457,9 @@ def plot_cka(result: Any, *, ax: Any = None, name_a: str = "A", name_b: str = "B
                     fontsize=7,
                     color="white" if mat[i, j] < 0.6 else "#111",
                 )
-    ax.figure.colorbar(im, ax=ax, shrink=0.8, label="linear CKA")
+    params = getattr(result, "params", {}) or {}
+    kind = f"{params.get('kernel', 'linear')} CKA" + (", debiased" if params.get("debiased") else "")
+    ax.figure.colorbar(im, ax=ax, shrink=0.8, label=kind)
     return ax
 
 
