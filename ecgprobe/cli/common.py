@@ -299,3 +299,12 @@ def check_output(args: argparse.Namespace, names: Sequence[str]) -> Output:
         OutputError: ``--out`` is a file, lies under one, or is not writable.
     """
     return Output(args.out, names, force=args.force).check()
+
+
+def plain(text: str) -> str:
+    """Docstring text as plain help text: reStructuredText roles and literal markers removed
+    (``:func:`x``` and ````x```` become ``x``)."""
+    import re
+
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", str(text))
+    return text.replace("``", "").replace("`", "")

@@ -5,16 +5,23 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from ecgprobe.cli.common import add_dataset_args, dataset_from_args
+from ecgprobe.cli.common import add_dataset_args, dataset_from_args, plain
 from ecgprobe.data import DATASETS, dataset_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the data commands."""
-    p = sub.add_parser("datasets", help="list dataset loaders and their options")
+    p = sub.add_parser(
+        "datasets",
+        help="list dataset loaders and their options",
+        description="List every dataset loader with its -o options, their defaults and what they do.",
+    )
     p.set_defaults(handler=cmd_datasets)
     p = sub.add_parser(
-        "info", help="load a dataset and print counts, fs, leads and label prevalence per split"
+        "info",
+        help="load a dataset and print counts, fs, leads and label prevalence per split",
+        description="Load a dataset (with its -o options) and print what was loaded: records, patients, "
+        "sampling rate, leads, label prevalence per split and the loader's notes.",
     )
     add_dataset_args(p)
     p.set_defaults(handler=cmd_info)
@@ -26,7 +33,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         root = "" if entry.info.get("needs_root", True) else "  (generated: no --root)"
         print(f"{entry.name}: {entry.info.get('summary', '')}{root}")
         for opt in dataset_options(entry.name):
-            doc = textwrap.shorten(opt.doc, 90, placeholder="...") if opt.doc else ""
+            doc = textwrap.shorten(plain(opt.doc), 90, placeholder="...") if opt.doc else ""
             arg = f"{opt.name}={opt.default!r}"
             print(f"    -o {arg:<30} {doc}" if len(arg) <= 30 else f"    -o {arg}\n       {'':<30} {doc}")
         print()

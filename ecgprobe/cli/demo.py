@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import ecgprobe
-from ecgprobe.cli.common import non_negative_int, out_folder, positive_int
+from ecgprobe.cli.common import non_negative_int, out_folder, plain, positive_int
 
 #: The codec is single-lead and runs once per lead; three leads (frontal axis + anterior
 #: precordial) keep the demo within minutes on a CPU while seeing every synthetic label's cause.
@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="reports on generated 12-lead ECGs (no download): one model, a comparison, a scarcity study",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=plain("\n\n".join(__doc__.split("\n\n")[1:4])) if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--out",

@@ -15,6 +15,8 @@ import shutil
 import textwrap
 from typing import Any
 
+from ecgprobe.cli.common import plain
+
 __all__ = ["compact_spec", "encoder_rows", "register"]
 
 
@@ -28,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--details", metavar="NAME", help="print everything known about one encoder")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--all", action="store_true", help="also list internal encoders (the test encoder)")
     p.set_defaults(handler=cmd_encoders)
 
 
@@ -64,13 +67,16 @@ def _spec_of(info: dict[str, Any]) -> Any:
     return spec
 
 
-def encoder_rows() -> list[dict[str, Any]]:
-    """One dict per registered encoder: name, family, contract, embed_dim, checkpoint."""
+def encoder_rows(internal: bool = False) -> list[dict[str, Any]]:
+    """One dict per registered encoder: name, family, contract, embed_dim, checkpoint (encoders
+    registered as ``internal``, such as the test encoder, only with ``internal=True``)."""
     from ecgprobe.encoders import ENCODERS
 
     rows = []
     for entry in ENCODERS:
         info = entry.info
+        if info.get("internal") and not internal:
+            continue
         dim = info.get("embed_dim")
         needs = bool(info.get("needs_checkpoint", False))
         fmt = info.get("checkpoint_format") or ("required" if needs else "none")
@@ -87,10 +93,6 @@ def encoder_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def _short(text: str, width: int) -> str:
-    return textwrap.shorten(str(text), width=width, placeholder="...")
-
-
 def _print_table(rows: list[dict[str, Any]]) -> None:
     cols = [("name", "NAME"), ("family", "FAMILY"), ("contract", "INPUT CONTRACT"), ("embed_dim", "DIM")]
     width = {k: max(len(h), *(len(str(r[k])) for r in rows)) for k, h in cols}
@@ -98,9 +100,13 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     ck_width = max(shutil.get_terminal_size((120, 20)).columns - used, 24)
     print("  ".join(h.ljust(width[k]) for k, h in cols) + "  CHECKPOINT")
     for r in rows:
-        print(
-            "  ".join(str(r[k]).ljust(width[k]) for k, _ in cols) + "  " + _short(r["checkpoint"], ck_width)
-        )
+        # the checkpoint column wraps onto continuation lines instead of being cut
+        lines = textwrap.wrap(
+            plain(str(r["checkpoint"])), width=ck_width, break_long_words=False, break_on_hyphens=False
+        ) or [""]
+        print("  ".join(str(r[k]).ljust(width[k]) for k, _ in cols) + "  " + lines[0])
+        for line in lines[1:]:
+            print(" " * used + line)
     print(f"\n{len(rows)} encoders; `ecgprobe encoders --details NAME` for one in full.")
 
 
@@ -174,7 +180,7 @@ def cmd_encoders(args: argparse.Namespace) -> int:
             for line in lines[1:]:
                 print(" " * (label + 2) + line)
         return 0
-    rows = encoder_rows()
+    rows = encoder_rows(internal=args.all)
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:

@@ -51,9 +51,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the biased HSIC estimator (default: debiased CKA, whose interval covers the population value)",
     )
     g.add_argument(
-        "--n-boot", type=non_negative_int, default=200, help="> 0: a delete-a-group jackknife CI over patient groups; 0: none (default 200)"
+        "--n-boot",
+        type=non_negative_int,
+        default=200,
+        help="> 0: a delete-a-group jackknife CI over patient groups; 0: none (default 200)",
     )
-    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of the jackknife grouping (default 0)")
+    g.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the jackknife grouping (default 0)"
+    )
     g.add_argument(
         "--alignment",
         action="store_true",

@@ -108,7 +108,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(+ .npz) and CSV tables.",
     )
     _common(p)
-    p.add_argument("--kind", choices=("linear", "knn", "both"), default="linear", help="probe(s) to run")
+    p.add_argument(
+        "--kind", choices=("linear", "knn", "both"), default="linear", help="probe(s) to run (default linear)"
+    )
     p.add_argument(
         "--target", default=None, help="regression on a metadata column instead of the labels, e.g. age"
     )

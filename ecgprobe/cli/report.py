@@ -31,7 +31,7 @@ def _csv(text: str | None) -> list[str] | None:
     return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _report_args(p: argparse.ArgumentParser) -> None:
+def _report_args(p: argparse.ArgumentParser, default: tuple[str, ...]) -> None:
     g = p.add_argument_group("report")
     g.add_argument("--title", default=None, help="report title (default: encoder and dataset)")
     g.add_argument("--format", default="html,pdf", help="html, pdf or html,pdf (default both)")
@@ -46,14 +46,15 @@ def _report_args(p: argparse.ArgumentParser) -> None:
         "--analyses",
         default=None,
         metavar="A,B,...",
-        help="only these analyses (default all: linear_probe, knn_probe, scarcity, projection, probe_shap, "
-        "input_attribution, subgroups)",
+        help=f"only these analyses (default all: {', '.join(default)})",
     )
     g.add_argument("--skip", default=None, metavar="A,B,...", help="leave these analyses out")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the report, compare and run commands."""
+    from ecgprobe._defaults import COMPARE_ANALYSES, MODEL_ANALYSES
+
     p = sub.add_parser(
         "report",
         help="holistic report of one encoder (HTML + PDF + results.json)",
@@ -64,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_encoder_args(p)
     add_extraction_args(p)
     add_output_args(p, required=False)
-    _report_args(p)
+    _report_args(p, MODEL_ANALYSES)
     p.add_argument(
         "--from", dest="from_dir", type=Path, metavar="DIR", help="re-render the report saved in DIR"
     )
@@ -81,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_encoder_args(p, suffix="-b")
     add_extraction_args(p)
     add_output_args(p)
-    _report_args(p)
+    _report_args(p, COMPARE_ANALYSES)
     p.add_argument(
         "--layers",
         default="all",

@@ -47,6 +47,7 @@ class TinyTestEncoder(TorchEncoder):
 @ENCODERS.register(
     "tiny-test",
     family="testing",
+    internal=True,
     needs_checkpoint=False,
     checkpoint_format="none (seeded random weights)",
     embed_dim=16,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecgprobe._defaults import COMPARE_ANALYSES, MODEL_ANALYSES, PAIRWISE
 from ecgprobe.analyzers.base import ANALYZERS, Result
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError, DependencyError
@@ -41,29 +42,6 @@ __all__ = [
     "run_model_analyses",
 ]
 
-#: The analyses of a model report, in order, with their default settings.
-MODEL_ANALYSES: tuple[str, ...] = (
-    "linear_probe",
-    "knn_probe",
-    "operating_points",
-    "scarcity",
-    "projection",
-    "neighbour_gallery",
-    "probe_shap",
-    "input_attribution",
-    "subgroups",
-)
-#: The analyses of a comparison: per encoder, then pairwise (:data:`PAIRWISE`).
-COMPARE_ANALYSES: tuple[str, ...] = (
-    "linear_probe",
-    "knn_probe",
-    "scarcity",
-    "projection",
-    "paired_bootstrap",
-    "cka",
-    "alignment",
-)
-PAIRWISE: tuple[str, ...] = ("paired_bootstrap", "cka", "alignment")
 #: Analyses computed from another result rather than by a registered analyzer.
 _DERIVED = ("subgroups",)
 #: Settings that are ours, not the analyzer's: how many labels input attributions explain.

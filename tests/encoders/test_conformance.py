@@ -264,7 +264,7 @@ def test_cli_lists_every_registered_encoder_without_creating_it(capsys, monkeypa
         raise AssertionError("`ecgprobe encoders` must not instantiate encoders")
 
     monkeypatch.setattr(Encoder, "__init__", refuse)  # every encoder's constructor goes through it
-    assert main(["encoders"]) == 0
+    assert main(["encoders", "--all"]) == 0  # --all: the internal test encoder too
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
     for name in list_encoders():
@@ -274,7 +274,7 @@ def test_cli_lists_every_registered_encoder_without_creating_it(capsys, monkeypa
         assert (str(dim) if isinstance(dim, int) else "inferred") in lines[name]
     assert "500 Hz, 10 s, 12 leads, zscore_lead" in lines["random-resnet1d"]
     assert "declared by the user" in lines["onnx"]
-    assert main(["encoders", "--json"]) == 0
+    assert main(["encoders", "--all", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == list_encoders() == [e.name for e in ENCODERS]
     for name in list_encoders():

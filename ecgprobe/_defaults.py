@@ -1,0 +1,29 @@
+"""Default analysis plans, by name only (no imports, so the command line can show them cheaply)."""
+
+from __future__ import annotations
+
+__all__ = ["COMPARE_ANALYSES", "MODEL_ANALYSES", "PAIRWISE"]
+
+#: The analyses of a model report, in order.
+MODEL_ANALYSES: tuple[str, ...] = (
+    "linear_probe",
+    "knn_probe",
+    "operating_points",
+    "scarcity",
+    "projection",
+    "neighbour_gallery",
+    "probe_shap",
+    "input_attribution",
+    "subgroups",
+)
+#: The analyses of a comparison: per encoder, then pairwise (:data:`PAIRWISE`).
+COMPARE_ANALYSES: tuple[str, ...] = (
+    "linear_probe",
+    "knn_probe",
+    "scarcity",
+    "projection",
+    "paired_bootstrap",
+    "cka",
+    "alignment",
+)
+PAIRWISE: tuple[str, ...] = ("paired_bootstrap", "cka", "alignment")
