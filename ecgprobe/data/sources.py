@@ -232,4 +232,4 @@ def load_signals(
             notes.append(f"set NaN/inf samples to 0 in {len(bad)} record(s): {names[:10]}")
         if notes:
             warnings.warn(notes[-1], stacklevel=2)
-    return ArraySource(data[keep] if not keep.all() else data), keep, notes
+    return ArraySource(data[keep] if not keep.all() else data, owned=True), keep, notes

@@ -8,7 +8,7 @@ precision and the versions of the libraries that compute it (NumPy, SciPy, PyTor
 and device are not part of the key (they do not change the result beyond float noise).
 
 The signals enter per record: every row is stored with the content digest of its record
-(:meth:`ecgprobe.data.RecordSet.content_digests`: BLAKE2b of the record's raw file bytes, or of
+(:meth:`ecgprobe.data.RecordSet.content_digests`: SHA-256 of the record's raw file bytes, or of
 its samples when in memory), and a row whose digest differs from the record's current one is
 stale. Editing one record therefore recomputes exactly that record's row; the rest of its shard
 is reused. The embeddings' own key (:func:`embeddings_key`) digests the entry key together with

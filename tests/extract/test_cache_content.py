@@ -134,6 +134,21 @@ def test_in_memory_digests_follow_views_and_content():
     assert [a == b for a, b in zip(d, e)] == [True, False, True, True]
 
 
+def test_a_users_array_is_rehashed_a_loaders_is_remembered():
+    x = np.zeros((3, 2, 40), dtype=np.float32)
+    writable = x[:]  # a view made before the source made x read-only: it stays writable
+    src = ArraySource(x)
+    before = src.digests(np.arange(3))
+    writable[2, 1, 5] = 1.0
+    assert src.digests(np.arange(3))[:2] == before[:2] and src.digests([2])[0] != before[2]
+    owned = ArraySource(np.ones((3, 2, 40), dtype=np.float32), owned=True)
+    view = owned.take(np.array([2]))
+    assert (
+        view.digests([0]) == owned.digests([2]) == ArraySource(np.ones((1, 2, 40), np.float32)).digests([0])
+    )
+    assert owned._memo is view._memo and owned._memo[2] is not None
+
+
 def test_other_weights_same_name_options_and_spec_recompute(enc, tmp_path):
     rs = ecgprobe.load_dataset("synthetic", n_records=12, fs=100.0, seed=3)
     first = ecgprobe.extract(enc, rs, cache_dir=tmp_path, progress=False)
