@@ -27,7 +27,7 @@ from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish
 from ecgprobe.data.record import RecordSet
 from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
 from ecgprobe.data.splits import stratified_patient_split
-from ecgprobe.data.wfdb_io import Header, read_header, wfdb_reader
+from ecgprobe.data.wfdb_io import Header, read_header, wfdb_digest, wfdb_reader
 from ecgprobe.exceptions import ConfigError, DataError
 from ecgprobe.options import Range
 
@@ -247,6 +247,7 @@ def load_challenge(
     source = FileSource(
         [str(h.path) for h in kept],
         wfdb_reader,
+        digest=wfdb_digest,
         leads=want,
         fs=target_fs,
         n_samples=n_samples,

@@ -30,7 +30,7 @@ import pandas as pd
 
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish
-from ecgprobe.data.record import ArraySource, RecordSet
+from ecgprobe.data.record import ArraySource, RecordSet, content_digest
 from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
 from ecgprobe.data.splits import stratified_patient_split
 from ecgprobe.exceptions import DataError, DependencyError
@@ -67,15 +67,24 @@ def _open(path: str) -> Any:
 
 def hdf5_row_reader(spec: str, *, scale: float, crop: int) -> tuple[np.ndarray, float, tuple[str, ...]]:
     """Reader for :class:`FileSource`: ``"<file>::<row>"`` -> (12, crop) float32 mV, 400 Hz."""
+    x = np.asarray(_stored_row(spec), dtype=np.float32).T  # (12, 4096)
+    start = (x.shape[1] - crop) // 2
+    return x[:, start : start + crop] * np.float32(scale), FS, LEADS_12
+
+
+def _stored_row(spec: str) -> np.ndarray:
+    """The stored ``(4096, 12)`` samples of ``"<file>::<row>"``, as HDF5 holds them."""
     path, _, row = spec.rpartition("::")
     with _LOCK:  # h5py serialises access anyway; the lock keeps the shared handle cache safe
         try:
-            x = np.asarray(_open(path)["tracings"][int(row)], dtype=np.float32)
+            return np.asarray(_open(path)["tracings"][int(row)])
         except (OSError, KeyError, IndexError) as exc:
             raise DataError(f"cannot read row {row} of {path}: {exc}; the file may be truncated") from None
-    x = x.T  # (12, 4096)
-    start = (x.shape[1] - crop) // 2
-    return x[:, start : start + crop] * np.float32(scale), FS, LEADS_12
+
+
+def hdf5_row_digest(spec: str) -> str:
+    """Digester for :class:`FileSource`: ``"<file>::<row>"`` -> digest of that row's stored samples."""
+    return content_digest(_stored_row(spec))
 
 
 def _index_parts(base: Path, files: list[str]) -> dict[int, tuple[str, int]]:
@@ -162,6 +171,7 @@ def load_code15(
     source = FileSource(
         [f"{where[int(e)][0]}::{where[int(e)][1]}" for e in df["exam_id"]],
         functools.partial(hdf5_row_reader, scale=scale, crop=crop),
+        digest=hdf5_row_digest,
         leads=LEADS_12,
         fs=FS,
         n_samples=crop,

@@ -18,9 +18,9 @@ import pandas as pd
 from ecgprobe.data.leads import LEADS_12, canonical_leads
 from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish
 from ecgprobe.data.record import SPLITS, RecordSet
-from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
+from ecgprobe.data.sources import FileSource, NonFinitePolicy, file_digest, load_signals
 from ecgprobe.data.splits import stratified_patient_split
-from ecgprobe.data.wfdb_io import read_header, wfdb_reader
+from ecgprobe.data.wfdb_io import read_header, wfdb_digest, wfdb_reader
 from ecgprobe.exceptions import ConfigError, DataError
 
 __all__ = ["array_reader", "load_folder"]
@@ -190,7 +190,7 @@ def load_folder(
                 f"folder: records have different sampling rates {dict(rates)}; pass fs=<Hz> to resample"
             )
         durations = {round(h.n_samples / h.fs, 6) for h in headers}
-        reader, resample_ok = wfdb_reader, fs is not None
+        reader, digest, resample_ok = wfdb_reader, wfdb_digest, fs is not None
     else:
         if fs is None:
             raise ConfigError("folder: .npy/.npz records need fs=<sampling rate in Hz>")
@@ -205,6 +205,7 @@ def load_folder(
         target_fs = float(fs)
         durations = {round(max(first.shape) / target_fs, 6)}
         reader = functools.partial(array_reader, fs=target_fs, leads=lead_names, scale=_UNITS[units])
+        digest = file_digest
         resample_ok = False
     if length_s is None:
         if len(durations) > 1:
@@ -215,6 +216,7 @@ def load_folder(
     source = FileSource(
         [str(p) for p in keep_paths],
         reader,
+        digest=digest,
         leads=lead_names,
         fs=target_fs,
         n_samples=int(round(length_s * target_fs)),

@@ -31,7 +31,7 @@ from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish, mi
 from ecgprobe.data.record import RecordSet
 from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
 from ecgprobe.data.splits import stratified_patient_split
-from ecgprobe.data.wfdb_io import wfdb_reader
+from ecgprobe.data.wfdb_io import wfdb_digest, wfdb_reader
 from ecgprobe.exceptions import DataError
 
 __all__ = ["load_mimic_iv_ecg"]
@@ -158,7 +158,13 @@ def load_mimic_iv_ecg(
     ids = np.asarray([str(s) for s in rec["study_id"]], dtype=object)
     pids = np.asarray([str(s) for s in rec["subject_id"]], dtype=object)
     source = FileSource(
-        [str(p) for p in paths], wfdb_reader, leads=LEADS_12, fs=500.0, n_samples=5000, nonfinite=nonfinite
+        [str(p) for p in paths],
+        wfdb_reader,
+        digest=wfdb_digest,
+        leads=LEADS_12,
+        fs=500.0,
+        n_samples=5000,
+        nonfinite=nonfinite,
     )
     source_out, keep, sig_notes = load_signals(source, lazy=lazy, nonfinite=nonfinite, ids=ids)
     notes += sig_notes

@@ -27,7 +27,7 @@ from ecgprobe.data.leads import LEADS_12
 from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish, missing_files
 from ecgprobe.data.record import RecordSet
 from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
-from ecgprobe.data.wfdb_io import wfdb_reader
+from ecgprobe.data.wfdb_io import wfdb_digest, wfdb_reader
 from ecgprobe.exceptions import ConfigError, DataError
 from ecgprobe.options import Range
 
@@ -185,6 +185,7 @@ def load_ptbxl(
     source = FileSource(
         [str(p) for p in paths],
         wfdb_reader,
+        digest=wfdb_digest,
         leads=LEADS_12,
         fs=fs,
         n_samples=int(10 * fs),

@@ -19,14 +19,16 @@ import numpy as np
 
 from ecgprobe.data.leads import canonical_leads
 from ecgprobe.data.preprocess import fit_length, resample
-from ecgprobe.data.record import ArraySource, SignalSource
+from ecgprobe.data.record import ArraySource, SignalSource, files_digest
 from ecgprobe.exceptions import ConfigError, DataError
 
-__all__ = ["FileSource", "NonFinitePolicy", "load_signals", "read_parallel"]
+__all__ = ["FileSource", "NonFinitePolicy", "file_digest", "load_signals", "read_parallel"]
 
 NonFinitePolicy = Literal["error", "drop", "zero"]
 #: A reader maps a path to ``(signals (L, T) float32 mV, fs, lead names)``.
 Reader = Callable[[str], tuple[np.ndarray, float, Sequence[str]]]
+#: A digester maps the same path to the content digest of the bytes the reader decodes.
+Digester = Callable[[str], str]
 LAZY_THRESHOLD_BYTES = 2 * 1024**3
 
 
@@ -89,6 +91,9 @@ class FileSource(SignalSource):
         fixes: the loader's own advice for a record with other leads (``"leads"``) or another
             sampling rate (``"fs"``), naming only options that loader has; by default the
             message says the file does not match and suggests no option.
+        digest: picklable function ``path -> content digest`` of every byte ``reader`` decodes
+            for that record, without decoding (e.g. :func:`file_digest`). Default ``None``:
+            records are decoded and their samples hashed (always right, but slower).
     """
 
     def __init__(
@@ -105,11 +110,13 @@ class FileSource(SignalSource):
         threads: int | None = None,
         index: np.ndarray | None = None,
         fixes: Mapping[str, str] | None = None,
+        digest: Digester | None = None,
     ) -> None:
         if nonfinite not in ("error", "zero", "drop"):
             raise ConfigError(f"nonfinite must be 'error', 'drop' or 'zero', got {nonfinite!r}")
         self._paths = list(paths)
         self._reader = reader
+        self._digest = digest
         fix = {f"fix_{k}": v for k, v in (fixes or {}).items()}
         self._c = _Conform(tuple(leads), float(fs), int(n_samples), resample, fit, nonfinite, **fix)
         self._threads = threads or min(8, (os.cpu_count() or 2) * 2)
@@ -136,6 +143,16 @@ class FileSource(SignalSource):
         x, fs, names = self._reader(path)
         return _conform(x, fs, names, path, self._c)
 
+    def digests(self, indices: np.ndarray) -> list[str]:
+        """Content digests of the records' raw file bytes (read, never decoded), in parallel."""
+        if self._digest is None:
+            return super().digests(indices)
+        paths = [self.path(int(i)) for i in np.asarray(indices, dtype=np.int64)]
+        if len(paths) <= 2 or self._threads <= 1:
+            return [self._digest(p) for p in paths]
+        with ThreadPoolExecutor(max_workers=self._threads) as pool:  # hashlib releases the GIL
+            return list(pool.map(self._digest, paths))
+
     def read(self, indices: np.ndarray) -> np.ndarray:
         idx = np.asarray(indices, dtype=np.int64)
         out = np.empty((len(idx), self.n_leads, self.n_samples), dtype=np.float32)
@@ -150,6 +167,11 @@ class FileSource(SignalSource):
             warnings.warn(f"set NaN/inf samples to 0 in {len(bad)} record(s): {names[:5]}", stacklevel=2)
             out[bad] = np.nan_to_num(out[bad], nan=0.0, posinf=0.0, neginf=0.0)
         return out
+
+
+def file_digest(path: str) -> str:
+    """Digester for one-file-per-record formats (``.npy``, ``.npz``, ...): the file's raw bytes."""
+    return files_digest([path])
 
 
 def read_parallel(
@@ -217,4 +239,4 @@ def load_signals(
             notes.append(f"set NaN/inf samples to 0 in {len(bad)} record(s): {names[:10]}")
         if notes:
             warnings.warn(notes[-1], stacklevel=2)
-    return ArraySource(data[keep] if not keep.all() else data), keep, notes
+    return ArraySource(data[keep] if not keep.all() else data, owned=True), keep, notes

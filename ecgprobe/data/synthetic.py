@@ -289,7 +289,7 @@ def load_synthetic(
     source: SignalSource = SyntheticSource(params, table)
     nbytes = n_records * 12 * params.n_samples * 4
     if lazy is False or (lazy == "auto" and nbytes <= 2 * 1024**3):
-        source = ArraySource(source.read(np.arange(n_records)))
+        source = ArraySource(source.read(np.arange(n_records)), owned=True)
     y = table[list(LABELS)].to_numpy(dtype=np.uint8)
     pids = np.asarray([f"P{p:06d}" for p in table["patient"]], dtype=object)
     split = stratified_patient_split(y, pids, fractions=fractions, seed=seed)

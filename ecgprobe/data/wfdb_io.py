@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from ecgprobe.data.leads import canonical_leads
+from ecgprobe.data.record import files_digest
 from ecgprobe.exceptions import DataError
 
-__all__ = ["Header", "SignalSpec", "read_header", "read_record", "wfdb_reader"]
+__all__ = ["Header", "SignalSpec", "read_header", "read_record", "wfdb_digest", "wfdb_reader"]
 
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
 _SIG_RE = re.compile(
@@ -224,3 +225,15 @@ def wfdb_reader(path: str) -> tuple[np.ndarray, float, tuple[str, ...]]:
     """Reader for :class:`~ecgprobe.data.sources.FileSource`: ``path -> (signals, fs, leads)``."""
     x, h = read_record(path)
     return x, h.fs, h.lead_names
+
+
+def wfdb_digest(path: str) -> str:
+    """Content digest of a WFDB record for :class:`~ecgprobe.data.sources.FileSource`: the raw
+    bytes of its header and of every signal file the header lists (nothing is decoded).
+
+    Raises:
+        DataError: naming the header or signal file that is missing or unreadable.
+    """
+    h = read_header(path)
+    files = dict.fromkeys(h.path.parent / s.file for s in h.signals)
+    return files_digest([h.path, *files])

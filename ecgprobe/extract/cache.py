@@ -1,14 +1,23 @@
 """A content-keyed store of embeddings: shards of rows, a JSON manifest, atomic writes, checksums.
 
 One cache entry holds one layer of one extraction. Its key is the sha256 of everything that
-determines the numbers: the extraction code version, the encoder (name, options, weights
-sha256, input contract), the dataset (loader, options, sampling rate, leads, length, record
-ids), the layer, the window policy and the numeric precision. Batch size and device are not
-part of the key (they do not change the result beyond float noise).
+determines the numbers except the signals themselves: the cache format and extraction code
+version, the encoder (name, options, weights sha256, input contract), the dataset (loader,
+options, sampling rate, leads, length, record ids), the layer, the window policy, the numeric
+precision and the versions of the libraries that compute it (NumPy, SciPy, PyTorch). Batch size
+and device are not part of the key (they do not change the result beyond float noise).
+
+The signals enter per record: every row is stored with the content digest of its record
+(:meth:`ecgprobe.data.RecordSet.content_digests`: SHA-256 of the record's raw file bytes, or of
+its samples when in memory), and a row whose digest differs from the record's current one is
+stale. Editing one record therefore recomputes exactly that record's row; the rest of its shard
+is reused. The embeddings' own key (:func:`embeddings_key`) digests the entry key together with
+every record's content digest, so downstream caches keyed by it see the change too. Caches
+written before per-record digests existed (format 1) are never trusted: they are misses.
 
 Layout: ``<cache_dir>/<encoder>/<key[:24]>/manifest.json`` (the provenance, shard size and a
 summary) and, per shard of ``shard_size`` consecutive records, ``shard-00000.npy`` with its sidecar
-``shard-00000.json`` (rows, dim, sha256, key). A shard is written to a temporary file and renamed
+``shard-00000.json`` (rows, dim, sha256, key, the rows' content digests). A shard is written to a temporary file and renamed
 (atomic), then its sidecar (atomic): a shard counts only once its sidecar exists and its bytes
 match the sidecar's checksum. A run killed at any moment (even ``kill -9``) therefore leaves
 complete shards and at worst a shard without sidecar, which is recomputed; a shard whose bytes
@@ -32,17 +41,33 @@ import numpy as np
 from ecgprobe._io import atomic_write
 from ecgprobe.exceptions import CacheError
 
-__all__ = ["EXTRACTION_CODE_VERSION", "CacheEntry", "cache_key"]
+__all__ = ["EXTRACTION_CODE_VERSION", "CacheEntry", "cache_key", "embeddings_key"]
 
 #: Bump when a change to the extraction code changes the numbers it produces.
 EXTRACTION_CODE_VERSION = "1"
-_FORMAT = "ecgprobe-cache/1"
+_FORMAT = "ecgprobe-cache/2"
 
 
 def cache_key(provenance: dict[str, Any], layer: str) -> str:
-    """The sha256 (hex) of the provenance facts and the layer, canonically serialised."""
-    blob = json.dumps({"provenance": provenance, "layer": layer}, sort_keys=True, default=str)
+    """The sha256 (hex) of the cache format, the provenance facts and the layer, canonically serialised.
+
+    Every fact in ``provenance`` counts (encoder identity with its weights digest and input
+    contract, dataset identity, window, precision, library versions); nothing is filtered out.
+    """
+    doc = {
+        "format": _FORMAT,
+        "provenance": provenance,
+        "layer": layer,
+    }
+    blob = json.dumps(doc, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def embeddings_key(entry_key: str, digests: np.ndarray) -> str:
+    """The key of extracted embeddings: the entry key and every record's content digest, in order."""
+    h = hashlib.sha256(entry_key.encode())
+    h.update("\n".join(digests).encode())
+    return h.hexdigest()
 
 
 def _as_cache_error(exc: OSError, folder: Path) -> CacheError:
@@ -69,6 +94,7 @@ class CacheEntry:
     shard_size: int
     provenance: dict[str, Any]
     shards: dict[int, dict[str, Any]]
+    digests: np.ndarray
     dim: int | None = None
 
     @classmethod
@@ -78,14 +104,17 @@ class CacheEntry:
         encoder_name: str,
         provenance: dict[str, Any],
         layer: str,
-        n_records: int,
+        digests: np.ndarray,
         shard_size: int,
     ) -> CacheEntry:
-        """Open (or prepare) the entry for these facts; an existing manifest's shard size wins."""
+        """Open (or prepare) the entry for these facts and the records' current content
+        ``digests`` (one per record); an existing manifest's shard size wins."""
         key = cache_key(provenance, layer)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", encoder_name)
         folder = Path(cache_dir).expanduser() / safe / key[:24]
-        entry = cls(folder, key, layer, n_records, shard_size, provenance, {})
+        n_records = len(digests)
+        digests = np.asarray(digests, dtype=object)
+        entry = cls(folder, key, layer, n_records, shard_size, provenance, {}, digests)
         manifest = folder / "manifest.json"
         if manifest.exists():
             try:
@@ -115,7 +144,14 @@ class CacheEntry:
                 info = json.loads(side.read_text())
             except (json.JSONDecodeError, OSError):
                 continue
-            if info.get("key") == self.key and info.get("rows") == len(self.rows(s)):
+            rows = len(self.rows(s))
+            digests = info.get("digests")
+            if (
+                info.get("key") == self.key
+                and info.get("rows") == rows
+                and isinstance(digests, list)
+                and len(digests) == rows
+            ):
                 self.shards[s] = info
                 self.dim = info.get("dim", self.dim)
 
@@ -161,19 +197,28 @@ class CacheEntry:
             return None
         return x
 
-    def missing(self, verify: bool = True) -> list[int]:
-        """Shards that must be computed (absent, or failing verification when ``verify``)."""
-        out = []
+    def stale(self, shard: int) -> np.ndarray:
+        """Positions of the listed ``shard``'s records whose content changed since it was written."""
+        rows = self.rows(shard)
+        stored = np.asarray(self.shards[shard]["digests"], dtype=object)
+        return np.asarray(rows, dtype=np.int64)[stored != self.digests[rows.start : rows.stop]]
+
+    def todo(self, verify: bool = True) -> dict[int, np.ndarray]:
+        """Record positions to compute, per shard: all of an absent shard (or one failing
+        verification when ``verify``), the changed records of a present one; shards with
+        nothing to do are left out."""
+        out: dict[int, np.ndarray] = {}
         for s in range(self.n_shards):
-            if s not in self.shards or not self.path(s).exists():
-                out.append(s)
-            elif verify and self.load_shard(s) is None:
-                del self.shards[s]
-                out.append(s)
+            if s not in self.shards or not self.path(s).exists() or (verify and self.load_shard(s) is None):
+                self.shards.pop(s, None)
+                out[s] = np.arange(self.rows(s).start, self.rows(s).stop)
+            elif len(changed := self.stale(s)):
+                out[s] = changed
         return out
 
     def write_shard(self, shard: int, x: np.ndarray) -> None:
-        """Write one shard atomically, then its sidecar (also atomic), then the summary manifest.
+        """Write one shard atomically, then its sidecar (also atomic, with the rows' content
+        digests), then the summary manifest.
 
         Raises:
             CacheError: the folder is not writable or the disk is full (nothing half-written remains).
@@ -192,6 +237,7 @@ class CacheEntry:
                 "rows": int(x.shape[0]),
                 "dim": int(x.shape[1]),
                 "sha256": hashlib.sha256(blob).hexdigest(),
+                "digests": [str(d) for d in self.digests[self.rows(shard).start : self.rows(shard).stop]],
             }
             atomic_write(self.sidecar(shard), json.dumps(info).encode())
             self.dim = info["dim"]

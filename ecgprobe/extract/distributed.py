@@ -55,8 +55,9 @@ def _work(
             f"a Ray worker's {encoder_name} differs from the driver's (other weights, options or ecgprobe "
             "version on that node); install the same versions and paths everywhere"
         )
+    digests = records.content_digests()
     plan = ex._plan(
-        encoder.name, provenance, layers, len(records), cache_dir, settings["shard_size"], "missing"
+        encoder.name, provenance, layers, digests, len(records), cache_dir, settings["shard_size"], "missing"
     )
     _, n = ex._compute(
         encoder,
@@ -122,7 +123,8 @@ def extract_distributed(
     wanted = ex._resolve_layers(local, layers)
     ex._check_args(records, batch_size, "missing", window, precision, shard_size)
     provenance = ex._provenance(local, records, window, hop, precision)
-    plan = ex._plan(local.name, provenance, wanted, len(records), cache_dir, shard_size, "missing")
+    digests = records.content_digests()
+    plan = ex._plan(local.name, provenance, wanted, digests, len(records), cache_dir, shard_size, "missing")
     if plan.todo:
         if not ray.is_initialized():
             root = str(Path(__file__).resolve().parents[2])  # workers import this same ecgprobe

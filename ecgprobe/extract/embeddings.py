@@ -38,7 +38,8 @@ class Embeddings:
         ids: record ids in row order.
         layer: the layer they come from (``"embedding"`` = the encoder's official embedding).
         key: the cache key (a digest of encoder, weights, spec, preprocessing, dataset, ids,
-            layer, window policy and extraction code version); ``""`` when imported.
+            every record's content digest, layer, window policy, precision, numeric library
+            versions and extraction code version); ``""`` when imported or extracted uncached.
         provenance: the facts behind the key (encoder identity, dataset identity, window, ...).
     """
 

@@ -4,8 +4,9 @@ Records stream from the RecordSet in batches (never all signals on the device at
 next batch is read and preprocessed in a background thread while the model runs on the current
 one. On CUDA, batches go through pinned memory with non-blocking copies, optionally under
 bf16/fp16 autocast. Several layers come out of one forward pass (hooks). With a ``cache_dir``,
-results are stored per layer in shards keyed by content and provenance (:mod:`.cache`), so a
-re-run reads instead of computing and an interrupted run resumes from its last complete shard.
+results are stored per layer in shards keyed by provenance, each row with its record's content
+digest (:mod:`.cache`), so a re-run reads instead of computing, an interrupted run resumes from
+its last complete shard, and a record whose signal changed is recomputed alone.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ecgprobe._versions import library_versions
 from ecgprobe.data.record import RecordSet
 from ecgprobe.encoders.base import FINAL_LAYER, Encoder, resolve_device
 from ecgprobe.exceptions import CacheError, ConfigError, DataError
-from ecgprobe.extract.cache import EXTRACTION_CODE_VERSION, CacheEntry
+from ecgprobe.extract.cache import EXTRACTION_CODE_VERSION, CacheEntry, embeddings_key
 from ecgprobe.extract.embeddings import Embeddings
 from ecgprobe.options import check_instance
 
@@ -36,6 +37,8 @@ Overwrite = Literal["missing", "always", "never"]
 Window = Literal["official", "fit", "sliding"]
 Precision = Literal["fp32", "bf16", "fp16"]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+#: Libraries whose version can change the numbers (resampling, filters, the forward pass).
+_NUMERIC_LIBS = ("numpy", "scipy", "torch")
 
 
 def _check_args(
@@ -84,6 +87,7 @@ def _provenance(
         "window": window,
         "hop": hop if window == "sliding" else None,
         "precision": precision,
+        "numerics": {lib: v for lib, v in library_versions().items() if lib in _NUMERIC_LIBS},
     }
 
 
@@ -172,33 +176,52 @@ def _forward(
 
 @dataclass
 class _Plan:
-    """Which shards of which layers must be computed, and where they are cached."""
+    """Which records of which shards of which layers must be computed, and where they are cached."""
 
     wanted: list[str]
     shard: int
     n_shards: int
     entries: dict[str, CacheEntry]
-    missing: dict[str, set[int]]
+    need: dict[str, dict[int, np.ndarray]]  # layer -> shard -> record positions to compute
 
     @property
     def todo(self) -> list[int]:
-        return sorted(set().union(*self.missing.values()))
+        return sorted(set().union(*(set(per) for per in self.need.values())))
+
+    def rows(self, s: int, n: int) -> np.ndarray:
+        """Records of shard ``s`` to compute: the union of what its layers need."""
+        parts = [per[s] for per in self.need.values() if s in per]
+        return np.unique(np.concatenate(parts)) if parts else np.arange(0)
+
+    def n_changed(self) -> int:
+        """Records to recompute because their content changed (their shard is cached)."""
+        changed: set[int] = set()
+        for layer, entry in self.entries.items():
+            for s, rows in self.need[layer].items():
+                if s in entry.shards:
+                    changed.update(rows.tolist())
+        return len(changed)
 
 
 def _plan(
     encoder_name: str,
     provenance: dict[str, Any],
     wanted: list[str],
+    digests: np.ndarray | None,
     n: int,
     cache_dir: str | Path | None,
     shard_size: int,
     overwrite: str,
 ) -> _Plan:
+    """Plan the work; ``digests`` (the records' content digests) are needed with a ``cache_dir``."""
     shard = min(shard_size, n)
     entries: dict[str, CacheEntry] = {}
     if cache_dir is not None:
+        if digests is None or len(digests) != n:
+            raise ValueError("_plan: a cache needs one content digest per record")
         entries = {
-            layer: CacheEntry.open(cache_dir, encoder_name, provenance, layer, n, shard) for layer in wanted
+            layer: CacheEntry.open(cache_dir, encoder_name, provenance, layer, digests, shard)
+            for layer in wanted
         }
         if overwrite == "always":
             for e in entries.values():
@@ -213,10 +236,26 @@ def _plan(
                 e.refresh()
     n_shards = -(-n // shard)
     if cache_dir is None:
-        missing = {layer: set(range(n_shards)) for layer in wanted}
+        every = {s: np.arange(s * shard, min((s + 1) * shard, n)) for s in range(n_shards)}
+        need = {layer: dict(every) for layer in wanted}
     else:
-        missing = {layer: set(e.missing()) for layer, e in entries.items()}
-    return _Plan(wanted, shard, n_shards, entries, missing)
+        need = {layer: e.todo() for layer, e in entries.items()}
+    return _Plan(wanted, shard, n_shards, entries, need)
+
+
+def _complete(plan: _Plan, layer: str, s: int, rows: np.ndarray, block: np.ndarray, n: int) -> np.ndarray:
+    """Shard ``s`` of ``layer`` whole: the computed ``rows`` over the cached rows where some were kept."""
+    start, stop = s * plan.shard, min((s + 1) * plan.shard, n)
+    if len(rows) == stop - start:
+        return block
+    full = plan.entries[layer].load_shard(s)
+    if full is None:  # verified when planned: removed since by a concurrent writer
+        raise CacheError(
+            f"cache shard {plan.entries[layer].path(s)} disappeared during extraction; run again"
+        )
+    full = full.copy()
+    full[rows - start] = block
+    return full
 
 
 def _compute(
@@ -231,13 +270,18 @@ def _compute(
     progress: bool,
     only: set[int] | None = None,
 ) -> tuple[dict[str, dict[int, np.ndarray]], int]:
-    """Compute the planned shards (or the subset ``only``), writing each to the cache as it completes."""
-    n, shard = len(records), plan.shard
+    """Compute the planned shards (or the subset ``only``), writing each to the cache as it completes.
+
+    Only the planned records of a shard go through the encoder; a shard with some changed
+    records is completed from its cached rows before it is written back."""
+    n = len(records)
     todo = [s for s in plan.todo if only is None or s in only]
+    rows_of = {s: plan.rows(s, n) for s in todo}
     if todo:  # refuse incompatible data before any work: preprocess one record
-        encoder.preprocess(records.read([todo[0] * shard]), records.fs, records.leads, window=window, hop=hop)
+        first = rows_of[todo[0]][:1]
+        encoder.preprocess(records.read(first), records.fs, records.leads, window=window, hop=hop)
     shards_out: dict[str, dict[int, np.ndarray]] = {layer: {} for layer in plan.wanted}
-    n_todo = sum(min((s + 1) * shard, n) - s * shard for s in todo)
+    n_todo = sum(len(r) for r in rows_of.values())
     bar = _progress(progress and bool(todo), total=n_todo, desc=encoder.name)
     per_pass = batch_size
     if window != "fit" and todo:
@@ -249,8 +293,8 @@ def _compute(
     n_computed = 0
     try:
         for s in todo:
-            rows = np.arange(s * shard, min((s + 1) * shard, n))
-            layers_here = [layer for layer in plan.wanted if s in plan.missing[layer]]
+            rows = rows_of[s]
+            layers_here = [layer for layer in plan.wanted if s in plan.need[layer]]
             chunks = [rows[i : i + per_pass] for i in range(0, len(rows), per_pass)]
             parts: dict[str, list[np.ndarray]] = {layer: [] for layer in layers_here}
             for pos, x in loader.iterate(chunks):
@@ -261,6 +305,7 @@ def _compute(
             for layer in layers_here:
                 block = np.concatenate(parts[layer]).astype(np.float32, copy=False)
                 _check_finite(block, records.ids[rows], encoder.name, layer, precision)
+                block = _complete(plan, layer, s, rows, block, n)
                 shards_out[layer][s] = block
                 if layer in plan.entries:
                     plan.entries[layer].write_shard(s, block)
@@ -356,11 +401,14 @@ def extract(
     t0 = time.perf_counter()
     provenance = _provenance(encoder, records, window, hop, precision)
     n = len(records)
-    plan = _plan(encoder.name, provenance, wanted, n, cache_dir, shard_size, overwrite)
+    digests = records.content_digests() if cache_dir is not None else None
+    plan = _plan(encoder.name, provenance, wanted, digests, n, cache_dir, shard_size, overwrite)
+    n_changed = plan.n_changed()
     if overwrite == "never" and plan.todo:
         raise CacheError(
-            f"overwrite='never' but {len(plan.todo)} of {plan.n_shards} shards are not cached for {encoder.name} on "
-            f"{records.name}; run with overwrite='missing' to compute them"
+            f"overwrite='never' but {len(plan.todo)} of {plan.n_shards} shards are not cached (or hold "
+            f"{n_changed} records whose content changed) for {encoder.name} on {records.name}; run with "
+            "overwrite='missing' to compute them"
         )
     shards_out, n_computed = _compute(
         encoder, records, plan, dev, batch_size, window, hop, precision, progress
@@ -374,6 +422,7 @@ def extract(
         "records": n,
         "computed": n_computed,
         "from_cache": n - n_computed,
+        "changed": n_changed,
         "seconds": round(elapsed, 3),
         "records_per_s": round(n_computed / elapsed, 2) if n_computed and elapsed > 0 else None,
         "device": str(dev),
@@ -391,7 +440,7 @@ def extract(
                 )
             blocks.append(block)
         X = np.concatenate(blocks)
-        key = entries[layer].key if layer in entries else ""
+        key = embeddings_key(entries[layer].key, digests) if digests is not None else ""
         note = _window_note(encoder, records, window)
         prov = {
             **provenance,
@@ -450,8 +499,9 @@ def _summary(
         line = f"reused {stats['records']} cached embeddings of {encoder.name} on {records.name} ({', '.join(layers)}){where}"
     else:
         rate = stats["records_per_s"]
+        changed = f" ({stats['changed']} of them changed since cached)" if stats["changed"] else ""
         line = (
-            f"extracted {encoder.name} on {records.name}: {stats['computed']} records computed "
+            f"extracted {encoder.name} on {records.name}: {stats['computed']} records computed{changed} "
             f"({rate:g} rec/s on {stats['device']}), {stats['from_cache']} from cache, layers {', '.join(layers)}, "
             f"{stats['seconds']:.1f} s{where}"
         )

@@ -6,7 +6,8 @@ needs weights; skipped with the reason when an optional dependency is missing), 
 
 - ``spec`` is an InputSpec and matches the registration; ``layer_names()`` ends with ``embedding``;
 - ``preprocess`` of synthetic records at the contract's rate and at another rate gives
-  ``(N, n_leads, n_samples)`` finite float32;
+  ``(N, n_leads, n_samples)`` finite float32, and two sines given at the native rate and at 2x
+  and 5x that rate give the same model input (the records are resampled, not just cut);
 - ``embed`` gives ``(N, embed_dim)`` finite, deterministically; ``embed_layers`` gives a finite
   2-D output per layer, its ``embedding`` equal to ``embed``'s, and leaves no forward hook
   behind, even when the forward pass fails;
@@ -120,6 +121,7 @@ def test_encoder_conformance(name: str, tmp_path: Path):
     x2 = enc.preprocess(signals2, fs2, leads2)
     assert x2.dtype == np.float32 and np.isfinite(x2).all()
     assert x2.shape[:2] == (N, spec.n_leads) and (spec.n_samples is None or x2.shape[2] == spec.n_samples)
+    _check_rate_invariance(name, enc)
 
     # --- embeddings: shape, finiteness, determinism, all layers in one pass
     with torch.no_grad():
@@ -165,6 +167,37 @@ def test_encoder_conformance(name: str, tmp_path: Path):
     if ckpt is not None:
         model_keys = dict(enc.module.state_dict()) if isinstance(enc, TorchEncoder) else {}
         _check_mismatch_refused(name, Path(ckpt), tmp_path, info, model_keys)
+
+
+def _sines(spec: InputSpec, fs: float) -> np.ndarray:
+    """One 12-lead record of two sines (3 and 7 Hz, a phase per lead) at ``fs``, as long as the
+    contract's window (10 s for any length): the same continuous signal at every rate."""
+    duration = spec.window_s if spec.window_s is not None else 10.0
+    t = np.arange(int(round(duration * fs))) / fs
+    phase = np.linspace(0.0, np.pi, len(LEADS_12))[:, None]
+    x = np.sin(2 * np.pi * 3.0 * t + phase) + 0.5 * np.sin(2 * np.pi * 7.0 * t + 2 * phase)
+    return x[None].astype(np.float32)
+
+
+def _check_rate_invariance(name: str, enc: Encoder) -> None:
+    """The contract resamples: a signal given at the native rate and at 2x and 5x that rate
+    reaches the model as the same input (padding or cropping to the window cannot hide a
+    missing resampling step here: the samples themselves are compared)."""
+    spec = enc.spec
+    native = enc.preprocess(_sines(spec, spec.fs), spec.fs, LEADS_12)
+    lo, hi = native.shape[-1] // 10, native.shape[-1] - native.shape[-1] // 10  # filter edges aside
+    ref = native[..., lo:hi]
+    scale = float(np.sqrt(np.mean(ref**2)))
+    assert scale > 0, f"{name}: preprocessing removed the 3 and 7 Hz test signal"
+    for factor in (2, 5):
+        fs = factor * spec.fs
+        x = enc.preprocess(_sines(spec, fs), fs, LEADS_12)
+        assert x.shape == native.shape, f"{name}: {x.shape} at {fs:g} Hz, {native.shape} at {spec.fs:g} Hz"
+        err = float(np.sqrt(np.mean((x[..., lo:hi] - ref) ** 2))) / scale
+        assert err < 0.05, (
+            f"{name}: the model input from a {fs:g} Hz record differs from the {spec.fs:g} Hz one "
+            f"(relative RMS {err:.3f}); is the record resampled to the contract's rate?"
+        )
 
 
 def _state_dicts(obj: Any, depth: int = 0) -> list[dict]:
