@@ -211,7 +211,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "ecgprobe/data/wfdb_io.py",
         "out = ((digital - base) / gain * scale)",
         "out = (digital / gain * scale)",
-        ("tests/data/test_ptbxl.py", "tests/data/test_challenge.py"),
+        ("tests/data/test_wfdb_io.py", "tests/data/test_ptbxl.py", "tests/data/test_challenge.py"),
         "WFDB decoding: the ADC baseline is not subtracted",
     ),
 )
