@@ -12,6 +12,7 @@ from ecgprobe.report.blocks import Block, Figure, Note, Paragraph, Table, fmt, f
 from ecgprobe.report.claims import ci_of, enough, n_phrase, side
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
+from ecgprobe.report.glossary import explain
 
 PROBES = ("linear_probe", "knn_probe")
 _NAMES = {"linear_probe": "linear probe", "knn_probe": "kNN probe"}
@@ -236,6 +237,7 @@ def render_accuracy(report: Report) -> list[Block]:
     if roc is not None:
         blocks.append(roc)
     blocks.append(_label_table(report))
+    blocks.append(explain("auroc", "auprc", "f1"))
     legend = flag_legend(ref)
     if legend is not None:
         blocks.append(legend)
@@ -301,6 +303,7 @@ def render_calibration(report: Report) -> list[Block] | None:
     blocks.append(
         Table(("probe", "macro ECE", f"macro Brier ({ci_of(probes[0])})", "largest ECE"), tuple(rows))
     )
+    blocks.append(explain("ece", "brier"))
     return blocks
 
 
