@@ -346,6 +346,11 @@ def _names(rows: list[dict[str, Any]], limit: int = 8) -> str:
     return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
 
 
+def _count(n: int, one: str = "is", many: str = "are") -> str:
+    """``"1 label is"`` / ``"3 labels are"``."""
+    return f"{n} label {one}" if n == 1 else f"{n} labels {many}"
+
+
 def _few_positives(r: dict[str, Any]) -> bool:
     """A label with too few test patients for a claim (the probe's own flag where stored)."""
     if "flagged" in r:
@@ -385,14 +390,14 @@ def rule_best_worst(report: Report) -> Iterator[Finding]:
     ]
     if strong:
         yield Finding(
-            f"{len(strong)} labels are predicted well (whole AUROC interval above {AUROC_STRONG}): {_names(strong)}.",
+            f"{_count(len(strong))} predicted well (whole AUROC interval above {AUROC_STRONG}): {_names(strong)}.",
             "good",
             "probe_best_worst",
             src,
         )
     if weak:
         yield Finding(
-            f"{len(weak)} labels are predicted poorly (whole AUROC interval below {AUROC_WEAK}): {_names(weak)}.",
+            f"{_count(len(weak))} predicted poorly (whole AUROC interval below {AUROC_WEAK}): {_names(weak)}.",
             "bad",
             "probe_best_worst",
             src,
@@ -400,7 +405,7 @@ def rule_best_worst(report: Report) -> Iterator[Finding]:
     few = [r for r in every if _few_positives(r)]
     if few:
         yield Finding(
-            f"{len(few)} labels ({FLAG}) have too few positive or negative test patients for a claim: {_names(few)}.",
+            f"{_count(len(few), 'has', 'have')} too few positive or negative test patients for a claim (marked {FLAG}): {_names(few)}.",
             "inconclusive",
             "probe_best_worst",
             src,
@@ -433,7 +438,7 @@ def rule_chance(report: Report) -> Iterator[Finding]:
         )
     if below:
         yield Finding(
-            f"{len(below)} labels are predicted below chance (whole interval under 0.5): {_names(below)}.",
+            f"{_count(len(below))} predicted below chance (whole interval under 0.5): {_names(below)}.",
             "bad",
             "probe_chance",
             src,
