@@ -69,6 +69,18 @@ def demo_encoders(use_openecg: bool) -> list[tuple[str, dict[str, Any]]]:
     return encoders
 
 
+def variant(name: str, options: dict[str, Any]) -> str:
+    """The name a demo encoder is shown under: its variant is named wherever it appears
+    (``openecg-codec-3lead`` when it sees 3 of the 12 leads)."""
+    leads = options.get("leads")
+    return f"{name}-{len(str(leads).split(','))}lead" if leads else name
+
+
+def _about(name: str, options: dict[str, Any]) -> str:
+    leads = options.get("leads")
+    return f"{name} on leads {', '.join(str(leads).split(','))}" if leads else name
+
+
 def _say(args: argparse.Namespace, text: str) -> None:
     if not args.quiet:
         print(text, file=sys.stderr, flush=True)
@@ -88,7 +100,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not formats or set(formats) - {"html", "pdf"}:
         raise ConfigError(f"--format must be html, pdf or html,pdf; got {args.format!r}")
     names = Report.output_names(formats)
-    encoders = demo_encoders(not args.no_openecg)
+    chosen = demo_encoders(not args.no_openecg)
+    about = {variant(n, o): _about(n, o) for n, o in chosen}
+    encoders = [(variant(n, o), n, o) for n, o in chosen]
     main_name, ref_name = (
         encoders[0][0],
         "random-resnet1d" if encoders[0][0] != "random-resnet1d" else "handcrafted",
@@ -99,7 +113,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         [*(f"{f}/{n}" for f in folders.values() for n in names), "scarcity/scarcity.csv", "index.html"],
         force=args.force,
     ).check()
-    if not any(e[0] == "openecg-codec" for e in encoders) and not args.no_openecg:
+    if not any(e[1] == "openecg-codec" for e in encoders) and not args.no_openecg:
         _say(
             args,
             "note: the openecg package is not installed (Python >= 3.11: pip install 'ecgprobe[openecg]'); "
@@ -113,9 +127,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     cache = args.out / "cache"
     layers, created, timings = {}, {}, {}
-    for name, options in encoders:
+    for name, registered, options in encoders:
         t1 = time.perf_counter()
-        enc = ecgprobe.create_encoder(name, device=args.device, **options)
+        enc = ecgprobe.create_encoder(registered, device=args.device, **options)
         got = ecgprobe.extract(enc, records, layers="all", cache_dir=cache, progress=not args.quiet)
         layers[name], created[name] = got, enc
         timings[f"{name}: extraction"] = round(time.perf_counter() - t1, 3)
@@ -128,7 +142,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         records,
         encoder=created[main_name],
         name=main_name,
-        title=f"{main_name} on synthetic 12-lead ECGs",
+        title=f"{about[main_name]}, on synthetic 12-lead ECGs",
         analyses=None
         if created[main_name].differentiable
         else [a for a in _model_analyses() if a != "input_attribution"],
@@ -143,14 +157,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         records,
         names=(main_name, ref_name),
         encoders=(created[main_name], created[ref_name]),
-        title=f"{main_name} vs {ref_name} on synthetic 12-lead ECGs",
+        title=f"{about[main_name]} vs {about[ref_name]}, on synthetic 12-lead ECGs",
         extra_timings={k: v for k, v in timings.items() if k.split(":")[0] in (main_name, ref_name)},
         **common,
     )
     written["comparison"] = folders["compare"]
 
     study = scarcity_report(
-        {name: layers[name]["embedding"] for name, _ in encoders},
+        {name: layers[name]["embedding"] for name, _, _ in encoders},
         records,
         encoders=created,
         title="Data scarcity on synthetic 12-lead ECGs",
@@ -167,7 +181,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         write_scarcity_csv(study, tmp / folders["scarcity"] / "scarcity.csv")
         index = render_index(
             "ecgprobe demo",
-            f"{len(records)} generated 12-lead ECGs (seed {args.seed}); encoders: {', '.join(n for n, _ in encoders)}.",
+            f"{len(records)} generated 12-lead ECGs (seed {args.seed}); encoders: {', '.join(about.values())}.",
             [(title, tmp / folder) for title, folder in written.items()],
             tmp,
         )
