@@ -182,7 +182,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         index = render_index(
             "ecgprobe demo",
             f"{len(records)} generated 12-lead ECGs (seed {args.seed}); encoders: {', '.join(about.values())}.",
-            [(title, tmp / folder) for title, folder in written.items()],
+            [
+                (title, tmp / folder, rep)
+                for (title, folder), rep in zip(written.items(), (model, cmp, study))
+            ],
             tmp,
         )
         atomic_write(tmp / "index.html", index.encode())

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-from ecgprobe.report.blocks import fmt_ci
+from ecgprobe.report.blocks import fmt, fmt_ci
 from ecgprobe.report.document import Report
+from ecgprobe.report.sections.probes import ci
 
 __all__ = ["headline", "render_index"]
 
@@ -30,17 +31,11 @@ th,td{{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #d9dde5;vert
 """
 
 
-def _macro(res: object) -> str:
-    m = getattr(res, "metrics", {}) or {}
-    lo, hi = (m.get("macro_auroc_ci") or [None, None])[:2]
-    return fmt_ci(m.get("macro_auroc"), lo, hi)
-
-
 def headline(report: Report) -> str:
     """The one-line headline of a report, from its stored results."""
     if report.mode == "model":
         lp = report.get("linear_probe")
-        return f"linear-probe macro AUROC {_macro(lp)}" if lp is not None else "–"
+        return f"linear-probe macro AUROC {ci(lp.metrics, 'macro_auroc')}" if lp is not None else "–"
     if report.mode == "compare":
         pb = report.get("paired_bootstrap")
         a, b = [*report.subjects, "a", "b"][:2]
@@ -52,25 +47,20 @@ def headline(report: Report) -> str:
     for subject in report.subjects:
         res = report.get("linear_probe", subject)
         if res is not None:
-            parts.append(f"{subject} {_macro(res)}")
+            parts.append(f"{subject} {ci(res.metrics, 'macro_auroc')}")
             continue
         sc = report.get("scarcity", subject)
         if sc is not None:
-            parts.append(
-                f"{subject} full-data macro AUROC {fmt_ci(sc.metrics.get('full_macro_auroc'), None, None)}"
-            )
+            parts.append(f"{subject} full-data macro AUROC {fmt(sc.metrics.get('full_macro_auroc'))}")
     return "; ".join(parts) or "–"
 
 
-def render_index(title: str, intro: str, entries: Sequence[tuple[str, Path]], root: Path) -> str:
-    """The index HTML for ``entries`` (``(title, report folder)``) written into ``root``.
-
-    Each folder must hold a written report (``results.json``); links are relative to ``root``
-    and only to files that exist.
+def render_index(title: str, intro: str, entries: Sequence[tuple[str, Path, Report]], root: Path) -> str:
+    """The index HTML for ``entries`` (``(title, report folder, the report written there)``) in
+    ``root``; links are relative to ``root`` and only to files that exist in the folder.
     """
     rows = []
-    for name, folder in entries:
-        report = Report.load(folder)
+    for name, folder, report in entries:
         rel = folder.relative_to(root).as_posix()
         files = [p for p in ("report.html", "report.pdf", "results.json") if (folder / p).is_file()]
         files += sorted(p.name for p in folder.glob("*.csv"))

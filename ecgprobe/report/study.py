@@ -262,6 +262,7 @@ def run_study(
     index_file = study.out / "index.html"
     Output(study.out, [*study_outputs(study, formats), "index.html"], force=force, option="out:").check()
     written: list[Path] = []
+    reports: list[Any] = []  # the report written in each folder of ``written``, for the index
     want_layers = "all" if "compare" in study.reports and study.compare_layers == "all" else None
     for ds in study.datasets:
         records = ecgprobe.load_dataset(ds["name"], ds.get("root"), **(ds.get("options") or {}))
@@ -330,6 +331,7 @@ def run_study(
                 )
                 rep.write(base / label, force=force, formats=formats, option="out:")
                 written.append(base / label)
+                reports.append(rep)
         if "scarcity" in study.reports and len(finals) >= 1:
             settings = (study.analyses or {}).get("scarcity") if isinstance(study.analyses, Mapping) else None
             rep = scarcity_report(
@@ -340,6 +342,7 @@ def run_study(
                 rep.write_files(tmp, formats)
                 write_scarcity_csv(rep, tmp / "scarcity.csv")
             written.append(base / "scarcity")
+            reports.append(rep)
         if "compare" in study.reports:
             for a, b in combinations(list(layers), 2):
                 rep = compare_report(
@@ -353,11 +356,12 @@ def run_study(
                 )
                 rep.write(base / f"{a}-vs-{b}", force=force, formats=formats, option="out:")
                 written.append(base / f"{a}-vs-{b}")
+                reports.append(rep)
     if written:
         from ecgprobe._io import atomic_write
         from ecgprobe.report.index import render_index
 
-        entries = [(p.relative_to(study.out).as_posix(), p) for p in written]
+        entries = [(p.relative_to(study.out).as_posix(), p, r) for p, r in zip(written, reports)]
         intro = f"Study {study.name}: {len(written)} reports (seed {study.seed}, profile {study.profile})."
         atomic_write(
             index_file, render_index(f"ecgprobe study {study.name}", intro, entries, study.out).encode()

@@ -354,7 +354,7 @@ def _count(n: int, one: str = "is", many: str = "are") -> str:
 def _few_positives(r: dict[str, Any]) -> bool:
     """A label with too few test patients for a claim (the probe's own flag where stored)."""
     if "flagged" in r:
-        return bool(r["flagged"])
+        return flagged(r)
     n = r.get("n_test_pos_patients", r.get("n_test_pos"))
     return n is None or n < MIN_POSITIVES
 
