@@ -272,6 +272,8 @@ class Alignment(PairwiseAnalyzer):
 
     name = "alignment"
 
+    needs_labels = False
+
     def __init__(
         self,
         *,

@@ -102,7 +102,9 @@ class InputAttribution(Analyzer):
             embeddings' provenance (encoders without a checkpoint only).
         probe: a fitted ``LinearProbe`` result, a dict of ``LinearProbe`` settings to fit one, or
             ``None`` (fit with defaults).
-        labels: labels to explain (default: all the probe fitted).
+        labels: labels to explain (default: all the probe fitted, or ``max_labels`` of them).
+        max_labels: without ``labels``, explain only this many evaluated labels, those with the
+            most test positives (ties by name); ``None``: every label.
         method: ``"ig"``, ``"gradshap"``, ``"kernelshap"`` (lead Shapley values) or
             ``"auto"`` (``ig`` for differentiable encoders, else ``kernelshap``).
         baseline: ``"zeros"``, ``"mean"`` or ``"smooth"`` (see the module docstring).
@@ -137,12 +139,16 @@ class InputAttribution(Analyzer):
         >>> res.lead_matrix()  # labels x leads  # doctest: +SKIP
     """
 
+    requires: ClassVar[Mapping[str, str]] = {"probe": "linear_probe"}
+    needs_encoder = True
+
     def __init__(
         self,
         *,
         encoder: Any = None,
         probe: Result | Mapping[str, Any] | None = None,
         labels: Sequence[str] | None = None,
+        max_labels: int | None = None,
         method: str = "auto",
         baseline: str = "zeros",
         n_examples: int = 8,
@@ -162,6 +168,7 @@ class InputAttribution(Analyzer):
         self.encoder = encoder
         self.probe = probe
         self.labels = labels
+        self.max_labels = max_labels
         self.method = method
         self.baseline = baseline
         self.n_examples = n_examples
@@ -189,6 +196,8 @@ class InputAttribution(Analyzer):
             raise ConfigError(
                 f"lead_shapley {self.lead_shapley!r} is not one of ['auto', 'exact', 'sampled']"
             )
+        if self.max_labels is not None and (not isinstance(self.max_labels, int) or self.max_labels < 1):
+            raise ConfigError(f"max_labels must be an integer >= 1 or None, got {self.max_labels!r}")
         for name in ("n_examples", "n_steps", "n_samples", "batch_size", "n_permutations"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -201,9 +210,18 @@ class InputAttribution(Analyzer):
                 f"beat_window_ms must be (negative, positive) ms around R, got {self.beat_window_ms}"
             )
 
+    def _labels(self) -> list[str] | None:
+        """The labels to explain: ``labels``, else the ``max_labels`` evaluated labels of the
+        probe with the most test positives (ties by name), else all."""
+        if self.labels is not None or self.max_labels is None or not isinstance(self.probe, Result):
+            return None if self.labels is None else list(self.labels)
+        rows = [r for r in self.probe.tables.get("per_label", []) if r.get("evaluated")]
+        rows.sort(key=lambda r: (-(r.get("n_test_pos") or 0), r["label"]))
+        return [r["label"] for r in rows[: self.max_labels]] or None
+
     # ----------------------------------------------------------------- orchestration
     def _run(self, emb: Embeddings, records: RecordSet) -> InputAttributionResult:
-        head = resolve_head(self.probe, emb, records, self.labels)
+        head = resolve_head(self.probe, emb, records, self._labels())
         encoder = self.encoder if self.encoder is not None else encoder_from_provenance(emb)
         _check_encoder(encoder, emb)
         method = self.method

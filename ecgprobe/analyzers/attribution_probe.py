@@ -316,6 +316,8 @@ class ProbeShap(Analyzer):
         >>> res.table("labels")[["label", "top1_frac", "effective_dims"]]  # doctest: +SKIP
     """
 
+    requires: ClassVar[Mapping[str, str]] = {"probe": "linear_probe"}
+
     def __init__(
         self,
         *,

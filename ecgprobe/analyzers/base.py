@@ -220,10 +220,28 @@ class Result:
         )
 
 
+def _is_result(value: Any) -> bool:
+    return isinstance(value, Result) or (
+        isinstance(value, (tuple, list)) and bool(value) and all(isinstance(v, Result) for v in value)
+    )
+
+
 class _Base:
     """Shared parameter introspection (the scikit-learn ``get_params`` convention)."""
 
     name: ClassVar[str] = ""
+    #: The analyses this one reads, as ``{constructor argument: analysis name}``. A workflow
+    #: runs those first and passes their results (to a :class:`PairwiseAnalyzer`: the pair of
+    #: side A's and side B's results); its cache key covers theirs.
+    requires: ClassVar[Mapping[str, str]] = {}
+    #: True when it runs the encoder itself (e.g. differentiates through it): a workflow passes
+    #: ``encoder=`` and skips it, saying why, when only embeddings are at hand.
+    needs_encoder: ClassVar[bool] = False
+    #: True when it reads the dataset's labels (a workflow skips it on unlabelled records).
+    needs_labels: ClassVar[bool] = True
+    #: A :class:`PairwiseAnalyzer` that compares every extracted layer (``{layer: Embeddings}``
+    #: per side) rather than the final embeddings.
+    takes_layers: ClassVar[bool] = False
 
     def get_params(self) -> dict[str, Any]:
         """The settings given to ``__init__`` (read back from attributes of the same name)."""
@@ -249,7 +267,13 @@ class _Base:
             setattr(self, key, value)
 
     def _finish(self, result: Result, t0: float, provenance: dict[str, Any]) -> Result:
-        result.params = {**self.get_params(), **result.params}
+        # upstream results and the encoder are inputs, not settings: the provenance names them
+        own = {
+            k: v
+            for k, v in self.get_params().items()
+            if k != "encoder" and not (k in self.requires and _is_result(v))
+        }
+        result.params = {**own, **result.params}
         result.provenance = {**provenance, **result.provenance}
         result.runtime_s = time.perf_counter() - t0
         return result

@@ -287,6 +287,9 @@ class CKA(PairwiseAnalyzer):
 
     name = "cka"
 
+    needs_labels = False
+    takes_layers = True
+
     def __init__(
         self,
         *,

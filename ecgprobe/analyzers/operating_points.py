@@ -14,6 +14,7 @@ often as its patient was drawn); PPV and NPV depend on the test prevalence, whic
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -91,6 +92,7 @@ class OperatingPoints(Analyzer):
     """
 
     name = "operating_points"
+    requires: ClassVar[Mapping[str, str]] = {"probe": "linear_probe"}
 
     def __init__(
         self,

@@ -103,9 +103,9 @@ def compare_report(
                 key = cache.key(name, settings, inputs)
                 res = cache.load(name, key)
                 if res is None:
-                    from ecgprobe.analyzers.bootstrap import paired_bootstrap
-
-                    res = cache.save(name, key, paired_bootstrap(probes[0], probes[1], **settings))
+                    res = cache.save(
+                        name, key, ANALYZERS.get(name)(probes=tuple(probes), **settings).run(*finals, records)
+                    )
             else:
                 a_in = sides[0] if name == "cka" else finals[0]
                 b_in = sides[1] if name == "cka" else finals[1]

@@ -16,7 +16,7 @@ import inspect
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,10 +42,6 @@ __all__ = [
     "run_model_analyses",
 ]
 
-#: Analyses computed from another result rather than by a registered analyzer.
-_DERIVED = ("subgroups",)
-#: Settings that are ours, not the analyzer's: how many labels input attributions explain.
-_OWN_SETTINGS = {"input_attribution": {"max_labels": 6}}
 #: Settings profiles: ``full`` (the analyzers' defaults) and ``quick`` (fewer resamples, seeds
 #: and examples: the demo and the tests; the numbers have wider intervals, never other meaning).
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
@@ -77,25 +73,9 @@ class Analysed:
 
 
 def _accepted(name: str) -> set[str]:
-    if name == "subgroups":
-        from ecgprobe.report.subgroups import subgroup_gaps
-
-        fn: Callable[..., Any] = subgroup_gaps
-    elif name == "paired_bootstrap":
-        from ecgprobe.analyzers.bootstrap import paired_bootstrap
-
-        fn = paired_bootstrap
-    else:
-        fn = ANALYZERS.get(name).__init__
-    params = set(inspect.signature(fn).parameters) - {
-        "self",
-        "probe",
-        "encoder",
-        "result_a",
-        "result_b",
-        "records",
-    }
-    return params | set(_OWN_SETTINGS.get(name, {}))
+    """The settings analysis ``name`` takes (its inputs, upstream results and encoder, are not)."""
+    klass = ANALYZERS.get(name)
+    return set(inspect.signature(klass.__init__).parameters) - {"self", "encoder", *klass.requires}
 
 
 def resolve_analyses(
@@ -119,11 +99,9 @@ def resolve_analyses(
         wanted = {str(a): {} for a in analyses}
     out = {}
     for name, settings in wanted.items():
-        if name not in _DERIVED and name != "paired_bootstrap" and name not in ANALYZERS:
-            raise ConfigError(
-                f"unknown analysis {name!r}; available: {sorted({*ANALYZERS.list(), *_DERIVED, 'paired_bootstrap'})}"
-            )
-        merged = {**_OWN_SETTINGS.get(name, {}), **PROFILES[profile].get(name, {}), **settings}
+        if name not in ANALYZERS:
+            raise ConfigError(f"unknown analysis {name!r}; available: {sorted(ANALYZERS.list())}")
+        merged = {**PROFILES[profile].get(name, {}), **settings}
         bad = sorted(set(settings) - _accepted(name))
         if bad:
             raise ConfigError(f"{name}: unknown settings {bad}; accepted: {sorted(_accepted(name))}")
@@ -139,17 +117,6 @@ def _bar(names: Sequence[str], progress: bool, desc: str) -> Any:
 
 def _with_seed(name: str, settings: dict[str, Any], seed: int) -> dict[str, Any]:
     return {**settings, "seed": settings.get("seed", seed)} if "seed" in _accepted(name) else dict(settings)
-
-
-def _attribution_labels(probe: Result, n: int) -> list[str]:
-    """The ``n`` evaluated labels with the most test positives (ties by name)."""
-    rows = [r for r in probe.tables.get("per_label", []) if r.get("evaluated")]
-    rows.sort(key=lambda r: (-(r.get("n_test_pos") or 0), r["label"]))
-    return [r["label"] for r in rows[:n]]
-
-
-#: Analyses that read the linear probe's result (they run after it).
-_NEEDS_PROBE = ("probe_shap", "input_attribution", "subgroups", "operating_points")
 
 
 def run_model_analyses(
@@ -183,39 +150,37 @@ def run_model_analyses(
     done: dict[str, tuple[Result | None, str, str, float]] = {}
 
     def run_one(name: str) -> tuple[Result | None, str, str, float]:
+        klass = ANALYZERS.get(name)
         settings = _with_seed(name, dict(analyses[name]), seed)
-        own = {k: settings.pop(k) for k in list(settings) if k in _OWN_SETTINGS.get(name, {})}
         inputs = list(base_inputs)
         kwargs: dict[str, Any] = {}
-        if name in _NEEDS_PROBE:
-            probe, probe_key, _, _ = done.get("linear_probe", (None, "", "", 0.0))
-            if probe is None:
-                return None, "", "needs the linear probe, which is not part of this run (or failed)", 0.0
-            inputs.append(probe_key)
-            kwargs["probe"] = probe
-            if name == "input_attribution":
-                settings.setdefault("labels", _attribution_labels(probe, int(own.get("max_labels", 6))))
-                if encoder is not None:
-                    kwargs["encoder"] = encoder
+        for arg, upstream in klass.requires.items():
+            got, got_key, _, _ = done.get(upstream, (None, "", "", 0.0))
+            if got is None:
+                return (
+                    None,
+                    "",
+                    f"needs the {upstream} result, which is not part of this run (or failed)",
+                    0.0,
+                )
+            inputs.append(got_key)
+            kwargs[arg] = got
+        if encoder is not None and "encoder" in inspect.signature(klass.__init__).parameters:
+            kwargs["encoder"] = encoder
         key = cache.key(name, settings, inputs)
         t0 = time.perf_counter()
         result = cache.load(name, key)
         if result is None:
             try:
-                if name == "subgroups":
-                    from ecgprobe.report.subgroups import subgroup_gaps
-
-                    result = subgroup_gaps(kwargs["probe"], records, **settings)
-                else:
-                    result = ANALYZERS.get(name)(**settings, **kwargs).run(emb, records)
+                result = klass(**settings, **kwargs).run(emb, records)
             except (AnalysisError, DependencyError, ConfigError) as exc:
                 return None, key, str(exc), 0.0
-            result.params = {k: v for k, v in result.params.items() if k not in ("probe", "encoder")}
             cache.save(name, key, result, {"settings": settings, "inputs": inputs})
         return result, key, "", round(time.perf_counter() - t0, 3)
 
-    first = [n for n in names if n not in _NEEDS_PROBE]
-    later = [n for n in names if n in _NEEDS_PROBE]
+    downstream = [n for n in names if ANALYZERS.get(n).requires]
+    first = [n for n in names if n not in downstream]
+    later = [n for n in names if n in downstream]
     n_workers = max(1, min(workers or min(2, os.cpu_count() or 1), len(names) or 1))
     bar = _bar(names, progress, desc)
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="ecgprobe-analysis") as pool:

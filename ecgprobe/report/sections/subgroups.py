@@ -21,7 +21,6 @@ from ecgprobe.report.claims import (
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
 from ecgprobe.report.glossary import explain
-from ecgprobe.report.subgroups import describe
 
 
 @section(
@@ -153,3 +152,8 @@ def rule_gaps(report: Report) -> Iterator[Finding]:
             "subgroup_gaps",
             src,
         )
+
+
+def describe(row: dict[str, Any]) -> str:
+    """``sex female`` / ``age 60–79``."""
+    return f"age {row['group']}" if row["attribute"] == "age" else f"{row['attribute']} {row['group']}"

@@ -1,4 +1,4 @@
-"""Subgroup gaps: the probe's test AUROC by sex and age band, each compared with the rest.
+"""``subgroups``: the probe's test AUROC by sex and age band, each compared with the rest.
 
 Computed from a probe result's per-record test scores (``test_ids``, ``test_patient_ids``,
 ``test_y``, ``test_scores``) and the records' metadata, with the probes' own patient-bootstrap
@@ -12,17 +12,18 @@ cannot masquerade as a gap.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from ecgprobe.analyzers.base import Result
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
+from ecgprobe.extract.embeddings import Embeddings
 
-__all__ = ["SubgroupResult", "age_band_names", "subgroup_gaps"]
+__all__ = ["SubgroupGaps", "SubgroupResult", "age_band_names", "subgroup_gaps"]
 
 DEFAULT_AGE_EDGES: tuple[float, ...] = (40.0, 60.0, 80.0)
 
@@ -203,6 +204,73 @@ def subgroup_gaps(
     )
 
 
-def describe(row: dict[str, Any]) -> str:
-    """``sex = female`` / ``age 60–79``."""
-    return f"age {row['group']}" if row["attribute"] == "age" else f"{row['attribute']} {row['group']}"
+@ANALYZERS.register(
+    "subgroups", summary="probe AUROC by sex and age band, each group's gap to the rest, paired CIs"
+)
+class SubgroupGaps(Analyzer):
+    """The linear probe's test AUROC per sex and age band, and each group's gap to the rest.
+
+    The analyzer form of :func:`subgroup_gaps`, so that a workflow runs it after the probe it
+    reads (``requires``) and caches it like any other analysis.
+
+    Args:
+        probe: the ``linear_probe`` (or ``knn_probe``) result to break down; ``None`` fits a
+            linear probe with default settings on the given embeddings.
+        age_edges: age band boundaries in years.
+        min_records: groups with fewer test records are listed in the notes, not analysed.
+        n_resamples: bootstrap resamples (patients drawn with replacement, shared by all groups).
+        ci_level: confidence level.
+        seed: seed of the draws.
+
+    Example:
+        >>> res = SubgroupGaps(probe=probe_result).run(emb, records)  # doctest: +SKIP
+        >>> res.table("groups")[["attribute", "group", "gap", "gap_ci_low", "gap_ci_high"]]  # doctest: +SKIP
+    """
+
+    name = "subgroups"
+    requires: ClassVar[Mapping[str, str]] = {"probe": "linear_probe"}
+
+    def __init__(
+        self,
+        *,
+        probe: Result | None = None,
+        age_edges: Sequence[float] = DEFAULT_AGE_EDGES,
+        min_records: int = 20,
+        n_resamples: int = 1000,
+        ci_level: float = 0.95,
+        seed: int = 0,
+    ) -> None:
+        self.probe = probe
+        self.age_edges = age_edges
+        self.min_records = min_records
+        self.n_resamples = n_resamples
+        self.ci_level = ci_level
+        self.seed = seed
+
+    def _validate(self) -> None:
+        edges = [float(e) for e in self.age_edges]
+        if not edges or any(b <= a for a, b in itertools.pairwise(edges)):
+            raise ConfigError(f"age_edges must be increasing ages in years, got {list(self.age_edges)!r}")
+        for name in ("min_records", "n_resamples"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if not 0 < self.ci_level < 1:
+            raise ConfigError(f"ci_level must lie in (0, 1), got {self.ci_level!r}")
+
+    def _run(self, emb: Embeddings, records: RecordSet) -> Result:
+        probe = self.probe
+        if probe is None:
+            from ecgprobe.analyzers.probe import LinearProbe
+
+            probe = LinearProbe(seed=self.seed).run(emb, records)
+        result = subgroup_gaps(
+            probe,
+            records,
+            age_edges=self.age_edges,
+            min_records=self.min_records,
+            n_resamples=self.n_resamples,
+            seed=self.seed,
+            ci_level=self.ci_level,
+        )
+        result.params = {k: v for k, v in result.params.items() if k != "probe"}
+        return result
