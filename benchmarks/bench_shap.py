@@ -34,7 +34,7 @@ def _timed(fn, repeat: int = 1):
 def bench_linear(n_records: int, n_labels: int, dim: int, n_background: int, kernel_records: int) -> None:
     import shap
 
-    from ecgprobe.analyzers.attribution_probe import linear_shap
+    from ecgprobe.analyzers.probe_shap import linear_shap
 
     rng = np.random.default_rng(0)
     W = rng.normal(size=(n_labels, dim)) / np.sqrt(dim)
@@ -90,7 +90,7 @@ def bench_leads(n_records: int) -> None:
     import torch
 
     import ecgprobe
-    from ecgprobe.analyzers import _attribution_methods as am
+    from ecgprobe.analyzers._stats import attribution_methods as am
 
     rs = ecgprobe.load_dataset("synthetic", n_records=max(n_records, 8), fs=100.0, seed=0)
     enc = ecgprobe.create_encoder("tiny-test", device="cpu")

@@ -68,7 +68,7 @@ def child(n: int, d: int) -> None:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from ecgprobe.analyzers.neighbors import exact_knn
+    from ecgprobe.analyzers._stats.neighbors import exact_knn
     from ecgprobe.analyzers.projection import Projection
 
     emb, rs = make_data(n, d)

@@ -39,14 +39,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ecgprobe.analyzers.bootstrap import (  # noqa: E402
+from ecgprobe.analyzers._stats.bootstrap import (  # noqa: E402
     CI_METHODS,
     confidence_interval,
     jackknife_weights,
     macro_replicates,
     resample_weights,
 )
-from ecgprobe.analyzers.metrics import expected_calibration_error, rank_metrics  # noqa: E402
+from ecgprobe.analyzers._stats.metrics import expected_calibration_error, rank_metrics  # noqa: E402
 
 
 def _coverage(intervals: np.ndarray, truth: float) -> dict[str, float]:

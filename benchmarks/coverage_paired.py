@@ -30,8 +30,8 @@ from scipy.stats import norm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ecgprobe.analyzers.bootstrap import percentile_ci, resample_weights  # noqa: E402
-from ecgprobe.analyzers.metrics import rank_metrics  # noqa: E402
+from ecgprobe.analyzers._stats.bootstrap import percentile_ci, resample_weights  # noqa: E402
+from ecgprobe.analyzers._stats.metrics import rank_metrics  # noqa: E402
 
 
 def paired_difference(

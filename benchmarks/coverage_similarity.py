@@ -43,8 +43,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ecgprobe.analyzers import _cka_rbf as rbf
-from ecgprobe.analyzers._cka_linear import ratio
+from ecgprobe.analyzers._stats import cka_rbf as rbf
+from ecgprobe.analyzers._stats.cka_linear import ratio
 from ecgprobe.analyzers.alignment import Alignment, mutual_knn_overlap
 from ecgprobe.analyzers.cka import CKA
 from ecgprobe.data.record import ArraySource, RecordSet

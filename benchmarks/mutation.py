@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "mutation.json"
 
 _EXTRACT = ("tests/extract/test_cache_content.py", "tests/extract/test_extractor.py")
-_PROBE = ("tests/analyzers/test_probe*.py", "tests/analyzers/test_evaluation*.py")
+_PROBE = ("tests/analyzers/test_linear_probe*.py", "tests/analyzers/test_evaluation*.py")
 _CONFORMANCE = (
     "tests/encoders/test_conformance.py::test_encoder_conformance[tiny-test]",
     "tests/encoders/test_conformance.py::test_encoder_conformance[random-resnet1d]",
@@ -96,10 +96,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "bootstrap-by-record",
-        "ecgprobe/analyzers/evaluation.py",
+        "ecgprobe/analyzers/_stats/evaluation.py",
         'test_groups=np.asarray(records.patient_ids[masks["test"]], dtype=str)',
         'test_groups=np.asarray(records.ids[masks["test"]], dtype=str)',
-        (*_PROBE, "tests/analyzers/test_knn.py"),
+        (*_PROBE, "tests/analyzers/test_knn_probe.py"),
         "issue 19.4: record ids where patient ids belong in the probe's bootstrap",
     ),
     Mutation(
@@ -128,7 +128,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "auroc-ties-ignored",
-        "ecgprobe/analyzers/metrics.py",
+        "ecgprobe/analyzers/_stats/metrics.py",
         "twice = lt + cneg[:, upto] if tied else 2 * lt",
         "twice = 2 * lt",
         ("tests/analyzers/test_metrics.py",),
@@ -136,7 +136,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "cka-uncentred",
-        "ecgprobe/analyzers/_cka_linear.py",
+        "ecgprobe/analyzers/_stats/cka_linear.py",
         "            C -= mu\n",
         "            pass\n",
         ("tests/analyzers/test_cka.py",),
@@ -144,7 +144,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "C-chosen-on-test",
-        "ecgprobe/analyzers/probe.py",
+        "ecgprobe/analyzers/linear_probe.py",
         '        val_auc = val_auroc(Y["val"], logits_val)\n',
         '        val_auc = val_auroc(Y["test"], path.decision_function(Xs["test"]))\n',
         _PROBE,
@@ -152,15 +152,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "threshold-chosen-on-test",
-        "ecgprobe/analyzers/evaluation.py",
+        "ecgprobe/analyzers/_stats/evaluation.py",
         "    thresholds = best_f1_thresholds(y_val, p_val)\n",
         "    thresholds = best_f1_thresholds(y_test, p_test)\n",
-        (*_PROBE, "tests/analyzers/test_knn.py"),
+        (*_PROBE, "tests/analyzers/test_knn_probe.py"),
         "model selection leak: F1 thresholds are chosen on the test split",
     ),
     Mutation(
         "scaler-fit-on-test",
-        "ecgprobe/analyzers/probe.py",
+        "ecgprobe/analyzers/linear_probe.py",
         'fit_scaler(data.X["train"])',
         'fit_scaler(np.concatenate([data.X["train"], data.X["test"]]))',
         _PROBE,
@@ -168,15 +168,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "knn-k-not-tuned",
-        "ecgprobe/analyzers/knn.py",
+        "ecgprobe/analyzers/knn_probe.py",
         "        _, _, best = select_by_val(val_auc, per_label=False)\n",
         "        best = len(ks) - 1\n",
-        ("tests/analyzers/test_knn.py",),
+        ("tests/analyzers/test_knn_probe.py",),
         "kNN probe: k is not chosen on validation (always the largest k)",
     ),
     Mutation(
         "ci-wrong-level",
-        "ecgprobe/analyzers/bootstrap.py",
+        "ecgprobe/analyzers/_stats/bootstrap.py",
         "q = [50 * (1 - level), 50 * (1 + level)]",
         "q = [100 * (1 - level), 100 * level]",
         ("tests/analyzers/test_metrics.py", *_PROBE),

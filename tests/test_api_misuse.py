@@ -8,7 +8,7 @@ import pytest
 
 import ecgprobe
 from ecgprobe.analyzers.cka import CKA, linear_cka
-from ecgprobe.analyzers.probe import LinearProbe
+from ecgprobe.analyzers.linear_probe import LinearProbe
 from ecgprobe.exceptions import ArgumentTypeError, ConfigError, EcgprobeError
 from ecgprobe.extract import Embeddings
 

@@ -7,9 +7,10 @@ import pytest
 
 import ecgprobe
 from ecgprobe.analyzers import Result
-from ecgprobe.analyzers.attribution_input import InputAttributionResult
-from ecgprobe.analyzers.attribution_probe import ProbeShapResult
-from ecgprobe.analyzers.probe import LinearProbe, linear_head
+from ecgprobe.analyzers._stats.heads import linear_head
+from ecgprobe.analyzers.input_attribution import InputAttributionResult
+from ecgprobe.analyzers.linear_probe import LinearProbe
+from ecgprobe.analyzers.probe_shap import ProbeShapResult
 from ecgprobe.cli import main
 from tests.analyzers.attribution_fixtures import embed
 

@@ -104,12 +104,12 @@ def test_openecg_missing_says_so_once(monkeypatch, tmp_path, capsys):
 
 
 def test_captum_hint_names_a_real_install(monkeypatch):
-    from ecgprobe.analyzers import _attribution_methods
+    from ecgprobe.analyzers._stats import attribution_methods
 
     monkeypatch.setitem(sys.modules, "captum", None)
     monkeypatch.setitem(sys.modules, "captum.attr", None)
     with pytest.raises(DependencyError, match=r"pip install 'captum>=0\.7'") as info:
-        _attribution_methods._captum()
+        attribution_methods._captum()
     assert "[attribution]" not in str(info.value)
 
 

@@ -19,7 +19,7 @@ zero-padded matrices equals ``2 − 2 ||X̃ᵀỸ||_*`` for Frobenius-normalised
 memory. When ``n`` is not much larger than the dimensions, any two sets align well: read the
 distance against ``n/d`` and compare encoders at equal ``n``.
 
-Intervals: the delete-a-group jackknife of :mod:`ecgprobe.analyzers._jackknife` (groups of
+Intervals: the delete-a-group jackknife of :mod:`ecgprobe.analyzers._stats.jackknife` (groups of
 whole patients when a dataset is given), each statistic recomputed exactly without each group.
 Mutual kNN: the kNN graphs are recomputed too — each record's ``K > k`` nearest neighbours are
 found once and the ``k`` nearest that remain are read off per replicate (exact while at least
@@ -41,10 +41,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ecgprobe.analyzers import _cka_linear as lin
-from ecgprobe.analyzers import _jackknife as jk
+from ecgprobe.analyzers._stats import cka_linear as lin
+from ecgprobe.analyzers._stats import jackknife as jk
+from ecgprobe.analyzers._stats.neighbors import METRICS, exact_knn
 from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result
-from ecgprobe.analyzers.neighbors import METRICS, exact_knn
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError, DataError
 from ecgprobe.extract.embeddings import Embeddings

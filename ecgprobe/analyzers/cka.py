@@ -16,13 +16,13 @@ scaling of either side, but not to general invertible linear maps.
   CKA is inflated at small ``n`` or large ``d``.
 - :func:`rbf_cka`: Gaussian kernels with the median-heuristic bandwidth; exact up to
   ``max_exact_n`` records, beyond that the minibatch estimator of Nguyen et al. (2021)
-  (see :mod:`ecgprobe.analyzers._cka_rbf`).
+  (see :mod:`ecgprobe.analyzers._stats.cka_rbf`).
 
 The :class:`CKA` analyzer (``"cka"``, alias ``"layer_cka"``) compares one embedding set with
 another, or every layer of one encoder with every layer of another (or of itself), as a
 matrix computed from a few large products over the concatenated layers.
 
-Uncertainty: a **delete-a-group jackknife interval** (see :mod:`ecgprobe.analyzers._jackknife`),
+Uncertainty: a **delete-a-group jackknife interval** (see :mod:`ecgprobe.analyzers._stats.jackknife`),
 not a permutation p-value. The question users ask is "how similar, and is A closer to B than to
 C" — an interval answers it, whereas a permutation test of "CKA > 0 under independence" is
 trivially significant for two encoders of the same ECGs. Patients (records without a dataset)
@@ -45,9 +45,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ecgprobe.analyzers import _cka_linear as lin
-from ecgprobe.analyzers import _cka_rbf as rbf
-from ecgprobe.analyzers import _jackknife as jk
+from ecgprobe.analyzers._stats import cka_linear as lin
+from ecgprobe.analyzers._stats import cka_rbf as rbf
+from ecgprobe.analyzers._stats import jackknife as jk
 from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result, check_finite, check_ids_match
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ArgumentTypeError, ConfigError, DataError

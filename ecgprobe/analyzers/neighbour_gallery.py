@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
-from ecgprobe.analyzers.knn import METRICS, nearest_neighbours
+from ecgprobe.analyzers.knn_probe import METRICS, nearest_neighbours
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings

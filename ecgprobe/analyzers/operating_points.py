@@ -20,9 +20,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ecgprobe.analyzers.attribution_probe import resolve_head
+from ecgprobe.analyzers._stats.bootstrap import bootstrap_unit, percentile_ci, resample_weights
+from ecgprobe.analyzers._stats.heads import resolve_head
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
-from ecgprobe.analyzers.bootstrap import bootstrap_unit, percentile_ci, resample_weights
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings

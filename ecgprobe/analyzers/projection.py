@@ -1,7 +1,7 @@
 """A 2-D UMAP projection of an embedding space, with the numbers that say how far to trust it.
 
 A scatter plot alone invites over-reading, so the :class:`Projection` result carries, beside
-the coordinates, quantitative descriptors (see :mod:`ecgprobe.analyzers.descriptors`):
+the coordinates, quantitative descriptors (see :mod:`ecgprobe.analyzers._stats.descriptors`):
 trustworthiness of the projection, per-label silhouettes and kNN label purity in the embedding
 space *and* in the projection, the PCA spectrum with effective ranks (of the raw and of the
 standardised features: raw effective ranks are dominated by the features with the largest
@@ -15,7 +15,7 @@ degenerate eigenproblem): when the exact kNN graph has several components the la
 initialised from PCA instead, and the result says so.
 
 kNN graph. Up to ``n² d ≤ 2.5·10¹¹`` (n ≈ 22,000 at d = 512; a few seconds on 2 cores) the
-graph is computed exactly by batched matrix products (:mod:`ecgprobe.analyzers.neighbors`) and
+graph is computed exactly by batched matrix products (:mod:`ecgprobe.analyzers._stats.neighbors`) and
 passed to umap as ``precomputed_knn``: exact and deterministic, and in a fresh process faster
 than umap's own search, whose numba compilation alone takes ~35 s (pynndescent above 4,096
 records, a compiled exact search below; ``benchmarks/bench_umap.py``). Larger sets use umap's
@@ -46,9 +46,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ecgprobe.analyzers import descriptors as desc
+from ecgprobe.analyzers._stats import descriptors as desc
+from ecgprobe.analyzers._stats.neighbors import METRICS, exact_knn
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
-from ecgprobe.analyzers.neighbors import METRICS, exact_knn
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError, DependencyError
 from ecgprobe.extract.embeddings import Embeddings

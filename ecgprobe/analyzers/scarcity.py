@@ -1,9 +1,9 @@
 """The data-scarcity study: how the linear probe's test AUROC grows with the labelled training data.
 
 For each seed, nested patient-wise stratified subsets of the *train* split are drawn
-(:mod:`ecgprobe.analyzers.subsets`): fractions of its records (default 1, 2, 5, 10, 25, 50,
+(:mod:`ecgprobe.analyzers._stats.subsets`): fractions of its records (default 1, 2, 5, 10, 25, 50,
 100 %) or at least ``n`` positives per label. On each subset the linear probe is fitted exactly as
-:class:`ecgprobe.analyzers.probe.LinearProbe` does (standardisation fitted on the subset, C chosen
+:class:`ecgprobe.analyzers.linear_probe.LinearProbe` does (standardisation fitted on the subset, C chosen
 per label on validation), and evaluated on the fixed test split. The validation split is kept
 whole (``subsample_val=True`` subsamples it to the same fraction, for a fully low-label setting).
 The embeddings are computed once and reused; the full training set is the same for every seed and
@@ -44,9 +44,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ecgprobe.analyzers._scarcity_summary import crossing_point, normalised_area, scarcity_notes
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
-from ecgprobe.analyzers.bootstrap import (
+from ecgprobe.analyzers._stats.bootstrap import (
     DEFAULT_MIN_POSITIVES,
     bootstrap_unit,
     check_ci_method,
@@ -56,7 +54,7 @@ from ecgprobe.analyzers.bootstrap import (
     jackknife_weights,
     resample_weights,
 )
-from ecgprobe.analyzers.evaluation import (
+from ecgprobe.analyzers._stats.evaluation import (
     check_grid,
     fit_scaler,
     fittable_labels,
@@ -64,9 +62,11 @@ from ecgprobe.analyzers.evaluation import (
     split_data,
     val_auroc,
 )
-from ecgprobe.analyzers.metrics import rank_metrics
-from ecgprobe.analyzers.probe import DEFAULT_CS, LinearProbe
-from ecgprobe.analyzers.subsets import nested_count_subsets, nested_fraction_subsets
+from ecgprobe.analyzers._stats.metrics import rank_metrics
+from ecgprobe.analyzers._stats.scarcity_summary import crossing_point, normalised_area, scarcity_notes
+from ecgprobe.analyzers._stats.subsets import nested_count_subsets, nested_fraction_subsets
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
+from ecgprobe.analyzers.linear_probe import DEFAULT_CS, LinearProbe
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings

@@ -85,8 +85,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_attribute(args: argparse.Namespace) -> int:
     """Run both attribution analyzers and save their results."""
     from ecgprobe.analyzers import Result
-    from ecgprobe.analyzers.attribution_input import InputAttribution
-    from ecgprobe.analyzers.attribution_probe import ProbeShap
+    from ecgprobe.analyzers.input_attribution import InputAttribution
+    from ecgprobe.analyzers.probe_shap import ProbeShap
 
     output = check_output(args, OUTPUTS)
     records = dataset_from_args(args)
@@ -99,7 +99,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     emb = embeddings_from_args(args, records, encoder=encoder)
     fitted = probe is None
     if fitted:  # fit once, explain twice; saved so that the explained head is on disk
-        from ecgprobe.analyzers.attribution_probe import fit_probe
+        from ecgprobe.analyzers._stats.heads import fit_probe
 
         probe = fit_probe({"seed": args.seed}, emb, records)
     labels = [s.strip() for s in args.labels.split(",") if s.strip()] if args.labels else None

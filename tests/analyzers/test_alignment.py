@@ -9,8 +9,9 @@ from scipy.linalg import orthogonal_procrustes
 from sklearn.neighbors import NearestNeighbors
 
 from ecgprobe.analyzers import ANALYZERS, Result
-from ecgprobe.analyzers import _cka_linear as lin
-from ecgprobe.analyzers import _jackknife as jk
+from ecgprobe.analyzers._stats import cka_linear as lin
+from ecgprobe.analyzers._stats import jackknife as jk
+from ecgprobe.analyzers._stats.neighbors import exact_knn
 from ecgprobe.analyzers.alignment import (
     Alignment,
     AlignmentResult,
@@ -19,7 +20,6 @@ from ecgprobe.analyzers.alignment import (
     procrustes,
     procrustes_replicates,
 )
-from ecgprobe.analyzers.neighbors import exact_knn
 from ecgprobe.exceptions import ConfigError, DataError
 from ecgprobe.extract.embeddings import Embeddings
 from tests.analyzers.coverage_fixtures import coverage_module

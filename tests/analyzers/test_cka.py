@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from ecgprobe.analyzers import ANALYZERS, Result
-from ecgprobe.analyzers import _cka_linear as lin
-from ecgprobe.analyzers import _cka_rbf as rbf
-from ecgprobe.analyzers import _jackknife as jk
+from ecgprobe.analyzers._stats import cka_linear as lin
+from ecgprobe.analyzers._stats import cka_rbf as rbf
+from ecgprobe.analyzers._stats import jackknife as jk
 from ecgprobe.analyzers.cka import CKA, CKAResult, LayerCKA, cka_from_grams, linear_cka, rbf_cka
 from ecgprobe.exceptions import AnalysisError, ConfigError, DataError
 from ecgprobe.extract.embeddings import Embeddings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecgprobe.analyzers import _attribution_methods as am
+from ecgprobe.analyzers._stats import attribution_methods as am
 
 
 def _game(n_leads: int, seed: int):

@@ -9,14 +9,14 @@ from scipy.stats import norm
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
-from ecgprobe.analyzers.bootstrap import (
+from ecgprobe.analyzers._stats.bootstrap import (
     bca_ci,
     confidence_interval,
     jackknife_weights,
     percentile_ci,
     resample_weights,
 )
-from ecgprobe.analyzers.metrics import (
+from ecgprobe.analyzers._stats.metrics import (
     auroc,
     average_precision,
     best_f1_thresholds,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import ecgprobe
+from ecgprobe.analyzers.linear_probe import LinearProbe
 from ecgprobe.analyzers.operating_points import OperatingPoints, threshold_for_sensitivity
-from ecgprobe.analyzers.probe import LinearProbe
 from ecgprobe.exceptions import ConfigError
 
 

@@ -10,7 +10,7 @@ from sklearn.manifold import trustworthiness
 from sklearn.metrics import silhouette_samples
 
 from ecgprobe.analyzers import ANALYZERS, Result
-from ecgprobe.analyzers import descriptors as desc
+from ecgprobe.analyzers._stats import descriptors as desc
 from ecgprobe.analyzers.projection import Projection, ProjectionResult, plot_projection, stratified_subsample
 from ecgprobe.data.record import ArraySource, RecordSet
 from ecgprobe.exceptions import ConfigError

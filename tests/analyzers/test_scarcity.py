@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from ecgprobe.analyzers import ANALYZERS
-from ecgprobe.analyzers.probe import LinearProbe
+from ecgprobe.analyzers._stats.subsets import nested_count_subsets, nested_fraction_subsets
+from ecgprobe.analyzers.linear_probe import LinearProbe
 from ecgprobe.analyzers.scarcity import ScarcityCurve, ScarcityResult, crossing_point, normalised_area
-from ecgprobe.analyzers.subsets import nested_count_subsets, nested_fraction_subsets
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from tests.analyzers.probe_fixtures import make_problem
 

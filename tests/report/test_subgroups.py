@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ecgprobe
-from ecgprobe.analyzers.subgroup_gaps import age_band_names, subgroup_gaps
+from ecgprobe.analyzers.subgroups import age_band_names, subgroup_gaps
 from ecgprobe.exceptions import ConfigError
 from ecgprobe.extract.embeddings import Embeddings
 

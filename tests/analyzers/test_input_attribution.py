@@ -14,10 +14,10 @@ from torch import nn
 
 import ecgprobe
 from ecgprobe.analyzers import ANALYZERS, Result
-from ecgprobe.analyzers import _attribution_methods as am
-from ecgprobe.analyzers.attribution_input import InputAttribution, InputAttributionResult
-from ecgprobe.analyzers.attribution_probe import resolve_head
-from ecgprobe.analyzers.probe import LinearProbe
+from ecgprobe.analyzers._stats import attribution_methods as am
+from ecgprobe.analyzers._stats.heads import resolve_head
+from ecgprobe.analyzers.input_attribution import InputAttribution, InputAttributionResult
+from ecgprobe.analyzers.linear_probe import LinearProbe
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders.base import Encoder, InputSpec, TorchEncoder
 from ecgprobe.exceptions import AnalysisError, ConfigError

@@ -7,7 +7,7 @@ import pytest
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 from ecgprobe.analyzers import ANALYZERS
-from ecgprobe.analyzers.knn import KNNProbe, KNNProbeResult, nearest_neighbours
+from ecgprobe.analyzers.knn_probe import KNNProbe, KNNProbeResult, nearest_neighbours
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
 from tests.analyzers.probe_fixtures import make_problem

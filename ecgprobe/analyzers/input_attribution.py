@@ -38,8 +38,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ecgprobe.analyzers import _attribution_methods as am
-from ecgprobe.analyzers.attribution_probe import LinearHead, encoder_from_provenance, resolve_head
+from ecgprobe.analyzers._stats import attribution_methods as am
+from ecgprobe.analyzers._stats.heads import LinearHead, encoder_from_provenance, resolve_head
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
 from ecgprobe.data.record import SPLITS, RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
@@ -440,7 +440,7 @@ class InputAttribution(Analyzer):
         self, encoder: Any, head: LinearHead, x: np.ndarray, base: np.ndarray, r: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
         """Lead Shapley values ``(L, C)`` of one record (exact, or sampled with standard errors:
-        see :func:`._attribution_methods.lead_shapley`), the efficiency gap ``(C,)``, the SEs
+        see :func:`~ecgprobe.analyzers._stats.attribution_methods.lead_shapley`), the efficiency gap ``(C,)``, the SEs
         and how they were computed."""
 
         def value(batch: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Turning a probe's test predictions into the metrics, tables and arrays of its Result.
 
 Shared by the linear and the kNN probe so that both report the same schema (documented on
-:class:`ecgprobe.analyzers.probe.LinearProbeResult`), and so that a paired comparison or a report
+:class:`ecgprobe.analyzers.linear_probe.LinearProbeResult`), and so that a paired comparison or a report
 can treat them alike.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ecgprobe.analyzers.bootstrap import (
+from ecgprobe.analyzers._stats.bootstrap import (
     DEFAULT_MIN_POSITIVES,
     bootstrap_unit,
     check_ci_method,
@@ -25,7 +25,7 @@ from ecgprobe.analyzers.bootstrap import (
     macro_replicates,
     resample_weights,
 )
-from ecgprobe.analyzers.metrics import (
+from ecgprobe.analyzers._stats.metrics import (
     best_f1_thresholds,
     expected_calibration_error,
     rank_metrics,
@@ -238,7 +238,7 @@ def evaluate_multilabel(
 
     Headline macros (``macro_<metric>``) average the labels with at least ``min_positives``
     positive and negative test patients; ``macro_<metric>_all`` average every evaluated label
-    (see :func:`ecgprobe.analyzers.bootstrap.headline_columns`).
+    (see :func:`ecgprobe.analyzers._stats.bootstrap.headline_columns`).
     """
     names = list(label_names)
     thresholds = best_f1_thresholds(y_val, p_val)

@@ -14,7 +14,7 @@ Bandwidth: ``k(x, y) = exp(−||x−y||² / (2σ²))`` with ``σ`` the median of
 (off-diagonal) of up to 2,000 seeded records (all when fewer) unless given; it is held fixed over
 minibatches and jackknife replicates.
 
-Replicates (:mod:`ecgprobe.analyzers._jackknife`): exact CKA is recomputed on the records that
+Replicates (:mod:`ecgprobe.analyzers._stats.jackknife`): exact CKA is recomputed on the records that
 remain when a group of patients is left out (0/1 record weights); minibatch CKA leaves out one
 minibatch at a time, minibatches being groups of whole patients.
 """
@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecgprobe.analyzers._cka_linear import ratio
-from ecgprobe.analyzers._jackknife import group_plan
-from ecgprobe.analyzers.neighbors import distance_blocks
+from ecgprobe.analyzers._stats.cka_linear import ratio
+from ecgprobe.analyzers._stats.jackknife import group_plan
+from ecgprobe.analyzers._stats.neighbors import distance_blocks
 from ecgprobe.exceptions import AnalysisError
 
 MEDIAN_SAMPLE = 2000

@@ -10,10 +10,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 from ecgprobe.analyzers import ANALYZERS, Result
-from ecgprobe.analyzers.bootstrap import paired_bootstrap
-from ecgprobe.analyzers.knn import KNNProbe
-from ecgprobe.analyzers.probe import LinearProbe, LinearProbeResult, linear_head
-from ecgprobe.analyzers.solvers import fit_logistic_path, fit_logistic_path_sklearn, ridge_path
+from ecgprobe.analyzers._stats.heads import linear_head
+from ecgprobe.analyzers._stats.solvers import fit_logistic_path, fit_logistic_path_sklearn, ridge_path
+from ecgprobe.analyzers.knn_probe import KNNProbe
+from ecgprobe.analyzers.linear_probe import LinearProbe, LinearProbeResult
+from ecgprobe.analyzers.paired_bootstrap import paired_bootstrap
 from ecgprobe.exceptions import AnalysisError, ConfigError, DataError
 from ecgprobe.extract.embeddings import Embeddings
 from tests.analyzers.probe_fixtures import make_problem, make_records

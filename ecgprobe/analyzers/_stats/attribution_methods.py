@@ -1,4 +1,4 @@
-"""The mechanics behind :mod:`ecgprobe.analyzers.attribution_input`: the encoder plus a linear
+"""The mechanics behind :mod:`ecgprobe.analyzers.input_attribution`: the encoder plus a linear
 head as one differentiable model, a guard restoring the model's state after attribution,
 reference inputs (baselines), gradient attributions (captum), exact Shapley values over lead
 occlusions, model randomisation for the sanity check, and beat alignment of saliency.

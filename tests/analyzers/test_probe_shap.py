@@ -11,14 +11,14 @@ import pytest
 
 import ecgprobe
 from ecgprobe.analyzers import ANALYZERS, Result
-from ecgprobe.analyzers.attribution_probe import (
+from ecgprobe.analyzers._stats.heads import linear_head, resolve_head
+from ecgprobe.analyzers.linear_probe import LinearProbe
+from ecgprobe.analyzers.probe_shap import (
     ProbeShap,
     ProbeShapResult,
     concentration,
     linear_shap,
-    resolve_head,
 )
-from ecgprobe.analyzers.probe import LinearProbe, linear_head
 from ecgprobe.data.record import ArraySource, RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings

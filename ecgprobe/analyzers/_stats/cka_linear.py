@@ -15,7 +15,7 @@ centred into one matrix ``Z = [X̃_1 … X̃_p]`` so that each layer of side A m
 B in one large product per row chunk.
 
 Group replicates. Records are put into ``m`` groups (whole patients per group, see
-:mod:`ecgprobe.analyzers._jackknife`), stored contiguously; a replicate gives each group a
+:mod:`ecgprobe.analyzers._stats.jackknife`), stored contiguously; a replicate gives each group a
 weight ``w_b`` and CKA is recomputed *exactly* on the weighted records, re-centred with the
 replicate's own means. The delete-a-group jackknife uses ``w = 1 − e_g`` (every group but
 ``g``): weights are 0 or 1, so every replicate is the estimator on distinct records. (Weights

@@ -14,14 +14,14 @@ Protocol (nothing fitted ever sees a test record):
    one-vs-rest for the same reason). Labels without both classes in val take the shared choice
    (best mean validation AUROC). ``c_selection="shared"`` uses the shared C for all labels;
 4. F1 thresholds are chosen per label on validation (maximum F1), then everything is evaluated
-   once on test, with patient-bootstrap confidence intervals (:mod:`ecgprobe.analyzers.bootstrap`).
+   once on test, with patient-bootstrap confidence intervals (:mod:`ecgprobe.analyzers._stats.bootstrap`).
 
 Regression targets (``records.task == "regression"``, e.g. ``records.with_meta_target("age")``):
 ridge regression with alpha chosen on validation by mean squared error; records without a
 target value are dropped and counted in the notes.
 
 The fitting runs on a CUDA GPU when one is present (``device="auto"``), else on the CPU, with
-the batched Newton-CG solver of :mod:`ecgprobe.analyzers.solvers`; ``solver="lbfgs"`` uses
+the batched Newton-CG solver of :mod:`ecgprobe.analyzers._stats.solvers`; ``solver="lbfgs"`` uses
 scikit-learn instead (slower; the reference).
 """
 
@@ -31,9 +31,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
-from ecgprobe.analyzers.bootstrap import DEFAULT_MIN_POSITIVES
-from ecgprobe.analyzers.evaluation import (
+from ecgprobe.analyzers._stats.bootstrap import DEFAULT_MIN_POSITIVES
+from ecgprobe.analyzers._stats.evaluation import (
     check_common,
     check_grid,
     evaluate_multilabel,
@@ -44,17 +43,18 @@ from ecgprobe.analyzers.evaluation import (
     split_data,
     val_auroc,
 )
-from ecgprobe.analyzers.solvers import (
+from ecgprobe.analyzers._stats.solvers import (
     fit_logistic_path,
     fit_logistic_path_sklearn,
     resolve_device,
     ridge_path,
 )
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
 from ecgprobe.data.record import RecordSet
-from ecgprobe.exceptions import AnalysisError, ConfigError
+from ecgprobe.exceptions import ConfigError
 from ecgprobe.extract.embeddings import Embeddings
 
-__all__ = ["DEFAULT_ALPHAS", "DEFAULT_CS", "LinearProbe", "LinearProbeResult", "linear_head"]
+__all__ = ["DEFAULT_ALPHAS", "DEFAULT_CS", "LinearProbe", "LinearProbeResult"]
 
 DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 2, 7))
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-1, 5, 7))
@@ -111,33 +111,6 @@ class LinearProbeResult(Result):
     KIND: ClassVar[str] = "linear_probe"
 
 
-def linear_head(result: Result) -> tuple[np.ndarray, np.ndarray]:
-    """The probe's head in the raw embedding space: logits (or predictions) ``= X @ W.T + b``.
-
-    ``W = coef / scaler_scale`` and ``b = intercept - W @ scaler_mean``; rows follow
-    ``result.metrics["labels_fitted"]``.
-
-    Raises:
-        AnalysisError: the result has no linear head (not a linear probe, or arrays not loaded).
-
-    Example:
-        >>> W, b = linear_head(result)  # doctest: +SKIP
-        >>> logits = emb.X @ W.T + b  # doctest: +SKIP
-    """
-    missing = [k for k in ("coef", "intercept", "scaler_mean", "scaler_scale") if k not in result.arrays]
-    if missing:
-        raise AnalysisError(
-            f"result {result.kind!r} has no linear head (arrays {missing} missing); "
-            "use a linear_probe result saved with its .npz"
-        )
-    coef = np.asarray(result.arrays["coef"], dtype=np.float64)
-    W = coef / np.asarray(result.arrays["scaler_scale"], dtype=np.float64)[None, :]
-    b = np.asarray(result.arrays["intercept"], dtype=np.float64) - W @ np.asarray(
-        result.arrays["scaler_mean"], dtype=np.float64
-    )
-    return W, b
-
-
 @ANALYZERS.register("linear_probe", summary="logistic (or ridge) probe, C chosen on val, bootstrap CIs")
 class LinearProbe(Analyzer):
     """Linear probe of frozen embeddings (see the module docstring for the protocol).
@@ -150,7 +123,7 @@ class LinearProbe(Analyzer):
         ci_level: confidence level.
         ci_method: ``"percentile"`` (default) or ``"bca"`` (bias-corrected and accelerated, with
             a patient jackknife: better coverage with few positives, see
-            :mod:`ecgprobe.analyzers.bootstrap`).
+            :mod:`ecgprobe.analyzers._stats.bootstrap`).
         min_positives: labels with fewer positive (or negative) test patients are flagged and
             left out of the headline macro averages (reported beside them over all labels).
         n_bins: equal-width bins of the calibration error and reliability diagram.

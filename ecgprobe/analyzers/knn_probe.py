@@ -19,9 +19,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
-from ecgprobe.analyzers.bootstrap import DEFAULT_MIN_POSITIVES
-from ecgprobe.analyzers.evaluation import (
+from ecgprobe.analyzers._stats.bootstrap import DEFAULT_MIN_POSITIVES
+from ecgprobe.analyzers._stats.evaluation import (
     check_common,
     evaluate_multilabel,
     fit_scaler,
@@ -30,7 +29,8 @@ from ecgprobe.analyzers.evaluation import (
     split_data,
     val_auroc,
 )
-from ecgprobe.analyzers.solvers import resolve_device
+from ecgprobe.analyzers._stats.solvers import resolve_device
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
@@ -44,7 +44,7 @@ METRICS = ("cosine", "euclidean")
 class KNNProbeResult(Result):
     """Result of :class:`KNNProbe` (``kind = "knn_probe"``).
 
-    Schema: as :class:`ecgprobe.analyzers.probe.LinearProbeResult` (multi-label) without
+    Schema: as :class:`ecgprobe.analyzers.linear_probe.LinearProbeResult` (multi-label) without
     ``coef``/``intercept``/``C``/``c_grid``; instead metrics ``k`` (chosen), ``metric``,
     ``standardize``, ``labels_fitted`` (labels with a positive and a negative in train), and arrays
     ``k_grid`` (K,), ``val_auroc_grid`` (K x C), plus ``scaler_mean``/``scaler_scale`` when
@@ -130,7 +130,7 @@ class KNNProbe(Analyzer):
         ci_level: confidence level.
         ci_method: ``"percentile"`` (default) or ``"bca"`` (bias-corrected and accelerated, with
             a patient jackknife: better coverage with few positives, see
-            :mod:`ecgprobe.analyzers.bootstrap`).
+            :mod:`ecgprobe.analyzers._stats.bootstrap`).
         min_positives: labels with fewer positive (or negative) test patients are flagged and
             left out of the headline macro averages (reported beside them over all labels).
         n_bins: bins of the calibration error and reliability diagram.

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgprobe.analyzers.neighbors import distance_blocks, prepare
+from ecgprobe.analyzers._stats.neighbors import distance_blocks, prepare
 
 __all__ = ["SpaceStats", "mean_cosine", "space_stats", "spectrum", "trustworthiness_from"]
 

@@ -2,7 +2,7 @@
 
 Computed from a probe result's per-record test scores (``test_ids``, ``test_patient_ids``,
 ``test_y``, ``test_scores``) and the records' metadata, with the probes' own patient-bootstrap
-machinery (:mod:`ecgprobe.analyzers.bootstrap`, :func:`ecgprobe.analyzers.metrics.rank_metrics`):
+machinery (:mod:`ecgprobe.analyzers._stats.bootstrap`, :func:`ecgprobe.analyzers._stats.metrics.rank_metrics`):
 one set of patient draws is shared by every group, so a group and the rest of the test set are
 resampled together and the interval of their difference is a paired one. A gap compares the
 group with the rest on the labels that have both classes in both, so a different label mix
@@ -98,8 +98,13 @@ def subgroup_gaps(
         >>> gaps = subgroup_gaps(probe_result, records)  # doctest: +SKIP
         >>> gaps.table("groups")[["attribute", "group", "macro_auroc", "gap"]]  # doctest: +SKIP
     """
-    from ecgprobe.analyzers.bootstrap import bootstrap_unit, macro_replicates, percentile_ci, resample_weights
-    from ecgprobe.analyzers.metrics import rank_metrics
+    from ecgprobe.analyzers._stats.bootstrap import (
+        bootstrap_unit,
+        macro_replicates,
+        percentile_ci,
+        resample_weights,
+    )
+    from ecgprobe.analyzers._stats.metrics import rank_metrics
 
     missing = [k for k in ("test_ids", "test_patient_ids", "test_y", "test_scores") if k not in probe.arrays]
     if missing or probe.metrics.get("task") == "regression":
@@ -260,7 +265,7 @@ class SubgroupGaps(Analyzer):
     def _run(self, emb: Embeddings, records: RecordSet) -> Result:
         probe = self.probe
         if probe is None:
-            from ecgprobe.analyzers.probe import LinearProbe
+            from ecgprobe.analyzers.linear_probe import LinearProbe
 
             probe = LinearProbe(seed=self.seed).run(emb, records)
         result = subgroup_gaps(
