@@ -53,7 +53,7 @@ from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError, DependencyError
 from ecgprobe.extract.embeddings import Embeddings
 
-__all__ = ["Projection", "ProjectionResult", "plot_projection", "stratified_subsample"]
+__all__ = ["Projection", "ProjectionResult", "stratified_subsample"]
 
 _UMAP_METRICS = ("euclidean", "cosine", "manhattan", "correlation", "chebyshev")
 #: ``n² d`` up to which the exact kNN graph is used by default (a few seconds on 2 cores).
@@ -424,52 +424,3 @@ class Projection(Analyzer):
         if "sex" in meta.columns:
             arrays["sex"] = meta["sex"].astype(str).to_numpy(dtype=str)
         return arrays
-
-
-def plot_projection(
-    result: ProjectionResult, *, color_by: str = "label", ax: Any = None, max_legend: int = 12
-):
-    """Scatter the projection coloured by ``"label"``, ``"age"`` or ``"sex"`` (pure; returns ``ax``).
-
-    With several labels per record, ``"label"`` colours by the single positive label, and
-    "multiple"/"none" otherwise.
-
-    Raises:
-        ConfigError: ``color_by`` is not available in the result.
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 5.5))
-    xy = result.coords
-    kw = {"s": 6, "alpha": 0.8, "linewidths": 0}
-    if color_by == "age":
-        if "age" not in result.arrays:
-            raise ConfigError("this projection has no ages (the dataset has no 'age' metadata)")
-        sc = ax.scatter(xy[:, 0], xy[:, 1], c=result.arrays["age"], cmap="viridis", **kw)
-        ax.figure.colorbar(sc, ax=ax, label="age")
-    elif color_by in ("label", "sex"):
-        if color_by == "sex":
-            if "sex" not in result.arrays:
-                raise ConfigError("this projection has no sex (the dataset has no 'sex' metadata)")
-            cats = result.arrays["sex"].astype(str)
-        else:
-            y, names = np.asarray(result.arrays["y"]), result.arrays["label_names"].astype(str)
-            if y.dtype.kind == "f":
-                raise ConfigError("a regression target has no label categories; colour by age or sex")
-            k = (y > 0).sum(axis=1)
-            cats = np.where(k == 1, names[np.argmax(y, axis=1)], np.where(k > 1, "multiple", "none"))
-        values, counts = np.unique(cats, return_counts=True)
-        palette = plt.get_cmap("tab20" if len(values) > 10 else "tab10")
-        for i, v in enumerate(values[np.argsort(-counts)]):
-            m = cats == v
-            ax.scatter(xy[m, 0], xy[m, 1], color=palette(i % palette.N), label=f"{v} ({m.sum()})", **kw)
-        if len(values) <= max_legend:
-            ax.legend(markerscale=2.5, fontsize="small", frameon=False, loc="best")
-    else:
-        raise ConfigError(f"color_by must be 'label', 'age' or 'sex', got {color_by!r}")
-    t = result.metrics.get("trustworthiness")
-    ax.set_title(f"UMAP ({result.params.get('umap', {}).get('metric', '')}), trustworthiness {t:.3f}")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    return ax

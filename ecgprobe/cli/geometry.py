@@ -188,7 +188,8 @@ def cmd_umap(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ecgprobe.analyzers.projection import Projection, plot_projection
+    from ecgprobe.analyzers.projection import Projection
+    from ecgprobe.report.plots import plot_projection
 
     colours = [c.strip() for c in args.color_by.split(",") if c.strip()]
     bad = [c for c in colours if c not in COLOURS]

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ecgprobe.exceptions import ConfigError
 from ecgprobe.report.ecg_plot import STANDARD_LAYOUT, plot_ecg
 from ecgprobe.report.figures import new_axes
 
@@ -254,8 +255,16 @@ def plot_projection(result: Any, *, color_by: str = "label", ax: Any = None, max
     frequent (``multiple``/``none``/``other`` otherwise).
 
     Raises:
-        KeyError: ``color_by`` is not stored in the result (e.g. a dataset without ages).
+        ConfigError: ``color_by`` is not one of those, or is not stored in the result (e.g. a
+            dataset without ages).
     """
+    if color_by not in ("label", "age", "sex"):
+        raise ConfigError(f"color_by must be 'label', 'age' or 'sex', got {color_by!r}")
+    if color_by in ("age", "sex") and color_by not in result.arrays:
+        raise ConfigError(
+            f"color_by={color_by!r}: this projection stores no {color_by} (the dataset has no {color_by!r} "
+            "metadata); colour by 'label'"
+        )
     ax = ax if ax is not None else new_axes((5.0, 5.0))
     xy = np.asarray(result.arrays["coords"], dtype=float)
     size = float(np.clip(3000.0 / max(len(xy), 1), 1.0, 12.0))
@@ -269,10 +278,8 @@ def plot_projection(result: Any, *, color_by: str = "label", ax: Any = None, max
     else:
         if color_by == "sex":
             cats = np.asarray(result.arrays["sex"]).astype(str)
-        elif color_by == "label":
-            cats = projection_categories(result, max_labels=max_labels)
         else:
-            raise KeyError(f"color_by must be 'label', 'age' or 'sex', got {color_by!r}")
+            cats = projection_categories(result, max_labels=max_labels)
         values, counts = np.unique(cats, return_counts=True)
         order = [
             v
