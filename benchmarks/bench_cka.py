@@ -122,7 +122,7 @@ def bench_layers(n: int, d: int, p: int, with_ci: bool) -> None:
     a, b = side("a"), side("b")
     print(f"\n== layer-by-layer linear CKA, {p} x {p} layers, n={n}, d={d} ==")
     t0 = time.perf_counter()
-    res = CKA(n_boot=0).run(a, b)
+    res = CKA(n_resamples=0).run(a, b)
     t_point = time.perf_counter() - t0
     print(
         f"CKA matrix (no CI): {t_point:.1f} s  (target < 60 s); CKA[0, :3] = {np.round(res.arrays['cka'][0, :3], 4)}"
@@ -131,7 +131,7 @@ def bench_layers(n: int, d: int, p: int, with_ci: bool) -> None:
     print(f"spot check a3/b7 vs float64 single pair: |diff| = {abs(spot - res.arrays['cka'][3, 7]):.1e}")
     if with_ci:
         t0 = time.perf_counter()
-        ci = CKA(n_boot=200).run(a, b)
+        ci = CKA(n_resamples=200).run(a, b)
         t_ci = time.perf_counter() - t0
         w = ci.arrays["ci_high"] - ci.arrays["ci_low"]
         print(

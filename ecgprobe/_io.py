@@ -1,14 +1,22 @@
-"""Atomic file writes: a reader never sees a half-written file, and a failed write leaves none."""
+"""Atomic file writes (a reader never sees a half-written file, and a failed write leaves none),
+and the one reader of a JSON document with its checksummed side ``.npz`` of arrays."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-__all__ = ["atomic_write"]
+import numpy as np
+
+from ecgprobe.exceptions import DataError
+
+__all__ = ["atomic_write", "read_json_npz"]
 
 
 def _default_mode() -> int:
@@ -47,3 +55,50 @@ def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], object]) -
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def read_json_npz(
+    path: str | Path, *, what: str, redo: str, missing: str | None = None, missing_npz: str | None = None
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read a JSON document and the arrays of the ``.npz`` its ``arrays_file`` entry names.
+
+    The entry (``{"name": ..., "sha256": ...}``, written beside the document) is checked
+    against the array file's bytes, so a stale or swapped file is refused rather than read.
+
+    Args:
+        path: the JSON file.
+        what: how messages name it (``"result file"``).
+        redo: the fix for an unreadable or stale file (``"re-run the analysis"``).
+        missing: the fix when ``path`` does not exist (default: check the path, or ``redo``).
+        missing_npz: the fix when the array file is missing (default: ``redo``).
+
+    Returns:
+        The document, and its arrays by name (empty without an ``arrays_file`` entry).
+
+    Raises:
+        DataError: naming the file and the fix: a missing file, invalid JSON, a missing array
+            file, or one that does not match the recorded checksum.
+
+    Example:
+        >>> doc, arrays = read_json_npz("out/linear_probe.json", what="result file", redo="re-run")  # doctest: +SKIP
+    """
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{what} {p} does not exist; {missing or 'check the path, or ' + redo}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{what} {p} is not valid JSON ({exc}); {redo}") from None
+    if not isinstance(doc, dict):
+        raise DataError(f"{what} {p} holds a JSON {type(doc).__name__}, not an object; {redo}")
+    entry = doc.get("arrays_file")
+    if not entry:
+        return doc, {}
+    npz = p.with_name(entry["name"])
+    if not npz.exists():
+        raise DataError(f"{p} refers to {npz.name}, which is missing; {missing_npz or redo}")
+    blob = npz.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != entry["sha256"]:
+        raise DataError(f"{npz} does not match the checksum recorded in {p.name} (stale or modified); {redo}")
+    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+        return doc, {k: z[k] for k in z.files}

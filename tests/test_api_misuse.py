@@ -51,9 +51,9 @@ def test_probe_settings_of_the_wrong_type(records, emb, settings, match):
 
 def test_pairwise_analyzer_given_arrays(emb):
     with pytest.raises(ArgumentTypeError, match=r"side a must be an Embeddings"):
-        CKA(n_boot=0).run(emb.X, emb)
-    with pytest.raises(ConfigError, match=r"CKA setting: n_boot='many'"):
-        CKA(n_boot="many").run(emb, emb)
+        CKA(n_resamples=0).run(emb.X, emb)
+    with pytest.raises(ConfigError, match=r"CKA setting: n_resamples='many'"):
+        CKA(n_resamples="many").run(emb, emb)
 
 
 def test_linear_cka_of_an_object_array(emb):

@@ -38,7 +38,7 @@ INT_OPTIONS = {
     "scarcity": ["--seeds"],
     "umap": ["--n-neighbors", "--max-records"],
     "attribute": ["--n-examples", "--n-steps"],
-    "cka": ["--n-boot", "--k"],
+    "cka": ["--n-resamples", "--k"],
 }
 HOSTILE = ["../../../etc/passwd", "$(touch pwned)", "; rm -rf ~", "名前\u202e", "x" * 5000, "-", " "]
 

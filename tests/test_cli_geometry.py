@@ -41,8 +41,10 @@ def test_cka_of_two_real_encoders_through_the_cli(real_args, tmp_path, capsys):
         "--encoder-b",
         "handcrafted",
         "--alignment",
-        "--n-boot",
+        "--n-resamples",
         "100",
+        "--ci-level",
+        "0.9",
         "--out",
         str(out),
     ]
@@ -51,6 +53,7 @@ def test_cka_of_two_real_encoders_through_the_cli(real_args, tmp_path, capsys):
     res = Result.load(out / "cka.json")
     m = res.metrics
     assert m["n_records"] == 488 and 0 < m["cka"] < 1 and m["cka_ci_low"] < m["cka"] < m["cka_ci_high"]
+    assert res.params["n_resamples"] == 100 and res.params["ci_level"] == 0.9
     assert f"{m['cka']:.4f}" in printed and "mutual kNN overlap" in printed
     assert res.provenance["a"]["encoder"]["encoder"] == "random-resnet1d"
     assert res.provenance["b"]["encoder"]["encoder"] == "handcrafted"
@@ -73,7 +76,9 @@ def test_cka_layer_by_layer_through_the_cli(data_args, tmp_path):
         "seed=1",
     ]
     assert (
-        main([*args, "--no-cache", "--quiet", "--layers", "all", "--n-boot", "50", "--out", str(tmp_path)])
+        main(
+            [*args, "--no-cache", "--quiet", "--layers", "all", "--n-resamples", "50", "--out", str(tmp_path)]
+        )
         == 0
     )
     lay = Result.load(tmp_path / "cka.json")
@@ -108,11 +113,13 @@ def test_cka_of_embedding_folders_needs_no_dataset(data_args, tmp_path, capsys):
     (tmp_path / "b_reversed" / "manifest.json").unlink()  # a folder from another tool
     out = tmp_path / "out"
     args = ["cka", "--embeddings-a", str(tmp_path / "a"), "--embeddings-b", str(tmp_path / "b_reversed")]
-    assert main([*args, "--n-boot", "0", "--out", str(out)]) == 0  # debiased by default
+    assert main([*args, "--n-resamples", "0", "--out", str(out)]) == 0  # debiased by default
     res = Result.load(out / "cka.json")
     assert res.metrics["cka"] == pytest.approx(linear_cka(a.X, b.X, debiased=True), abs=1e-6)
+    # --n-boot: the option's former name still works
     assert main([*args, "--n-boot", "0", "--biased", "--out", str(tmp_path / "biased")]) == 0
     biased = Result.load(tmp_path / "biased" / "cka.json")
+    assert biased.params["n_resamples"] == 0 and res.params["n_resamples"] == 0
     assert biased.metrics["cka"] == pytest.approx(linear_cka(a.X, b.X, debiased=False), abs=1e-6)
     # different records: a clear error listing the mismatch
     save_embeddings(tmp_path / "fewer", a.take(list(a.ids[:-5])))

@@ -250,10 +250,10 @@ class Alignment(PairwiseAnalyzer):
     Args:
         k: neighbours per record for the mutual kNN overlap.
         metric: ``"cosine"`` or ``"euclidean"`` for the kNN graphs.
-        n_boot: ``0``: no intervals; any positive value: jackknife intervals (the name keeps
-            older settings valid; the replicates are the ``n_blocks`` groups).
+        n_resamples: ``0``: no intervals; any positive value: jackknife intervals (the replicates
+            are the ``n_blocks`` groups; saved as ``n_boot`` by older versions).
         n_blocks: jackknife groups of patients (records without a dataset).
-        ci: confidence level.
+        ci_level: confidence level.
         seed: seeds the group assignment.
 
     CIs: delete-a-group jackknife (module doc): both statistics are recomputed exactly —
@@ -265,7 +265,7 @@ class Alignment(PairwiseAnalyzer):
         >>> rng = np.random.default_rng(0)
         >>> ids = [f"r{i}" for i in range(200)]
         >>> a = Embeddings(rng.standard_normal((200, 6)), ids)
-        >>> res = Alignment(k=5, n_boot=20).run(a, a)
+        >>> res = Alignment(k=5, n_resamples=20).run(a, a)
         >>> res.metrics["mutual_knn"], round(res.metrics["procrustes_distance"], 6)
         (1.0, 0.0)
     """
@@ -279,16 +279,16 @@ class Alignment(PairwiseAnalyzer):
         *,
         k: int = 10,
         metric: str = "cosine",
-        n_boot: int = 200,
+        n_resamples: int = 200,
         n_blocks: int = 50,
-        ci: float = 0.95,
+        ci_level: float = 0.95,
         seed: int = 0,
     ) -> None:
         self.k = k
         self.metric = metric
-        self.n_boot = n_boot
+        self.n_resamples = n_resamples
         self.n_blocks = n_blocks
-        self.ci = ci
+        self.ci_level = ci_level
         self.seed = seed
 
     def _validate(self) -> None:
@@ -296,19 +296,19 @@ class Alignment(PairwiseAnalyzer):
             raise ConfigError(f"k must be a positive integer, got {self.k!r}")
         if self.metric not in METRICS:
             raise ConfigError(f"metric must be one of {list(METRICS)}, got {self.metric!r}")
-        if not (isinstance(self.n_boot, int) and self.n_boot >= 0):
-            raise ConfigError(f"n_boot must be an integer >= 0, got {self.n_boot!r}")
+        if not (isinstance(self.n_resamples, int) and self.n_resamples >= 0):
+            raise ConfigError(f"n_resamples must be an integer >= 0, got {self.n_resamples!r}")
         if not (isinstance(self.n_blocks, int) and self.n_blocks >= 2):
             raise ConfigError(f"n_blocks must be an integer >= 2, got {self.n_blocks!r}")
-        if not 0 < self.ci < 1:
-            raise ConfigError(f"ci must be in (0, 1), got {self.ci!r}")
+        if not 0 < self.ci_level < 1:
+            raise ConfigError(f"ci_level must be in (0, 1), got {self.ci_level!r}")
 
     def _run(self, a: Embeddings, b: Embeddings, records: RecordSet | None) -> AlignmentResult:
         n = len(a)
         if n < self.k + 2:
             raise AnalysisError(f"mutual kNN with k={self.k} needs at least {self.k + 2} records, got {n}")
         rng = np.random.default_rng(self.seed)
-        plan = jk.group_plan(n, self.n_blocks, rng, jk.patients_of(a.ids, records)) if self.n_boot else None
+        plan = jk.group_plan(n, self.n_blocks, rng, jk.patients_of(a.ids, records)) if self.n_resamples else None
         groups = plan.membership(n) if plan is not None else np.zeros(n, dtype=np.int64)
         params: dict[str, Any] = {}
         notes = []
@@ -342,12 +342,12 @@ class Alignment(PairwiseAnalyzer):
             )
         if with_ci:
             assert plan is not None
-            lo, hi, se = jk.jackknife_interval(mean, reps_knn, self.ci)
+            lo, hi, se = jk.jackknife_interval(mean, reps_knn, self.ci_level)
             metrics.update(mutual_knn_ci_low=max(lo, 0.0), mutual_knn_ci_high=min(hi, 1.0), mutual_knn_se=se)
             W = jk.leave_one_out_weights(plan.m)
             reps_rho = procrustes_replicates(A, B, plan.slices, W)
             for name, vals in _shape_metrics(reps_rho).items():
-                lo, hi, se = jk.jackknife_interval(shape[name], vals, self.ci)
+                lo, hi, se = jk.jackknife_interval(shape[name], vals, self.ci_level)
                 lo, hi = np.clip([lo, hi], 0.0, _RANGE[name])
                 metrics[f"procrustes_{name}_ci_low"], metrics[f"procrustes_{name}_ci_high"] = lo, hi
                 metrics[f"procrustes_{name}_se"] = se

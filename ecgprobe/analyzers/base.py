@@ -27,7 +27,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import pandas as pd
 
-from ecgprobe._io import atomic_write
+from ecgprobe._io import atomic_write, read_json_npz
 from ecgprobe._versions import library_versions
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, DataError
@@ -42,6 +42,7 @@ __all__ = [
     "PairwiseAnalyzer",
     "Result",
     "check_ids_match",
+    "migrate_params",
     "to_jsonable",
 ]
 
@@ -50,6 +51,14 @@ __all__ = [
 ANALYZERS: Registry[type] = Registry("analyzer")
 #: Result subclasses by ``kind``, so that :meth:`Result.load` returns the right type.
 RESULT_TYPES: dict[str, type[Result]] = {}
+#: Settings renamed since results were first saved, per kind (old name -> current name), so that
+#: results written by older versions load with today's names (one name per setting:
+#: ``n_resamples``, ``ci_level``).
+RENAMED_PARAMS: dict[str, dict[str, str]] = {
+    "cka": {"n_boot": "n_resamples", "ci": "ci_level"},
+    "alignment": {"n_boot": "n_resamples", "ci": "ci_level"},
+    "probe_shap": {"n_bootstrap": "n_resamples", "ci": "ci_level"},
+}
 
 R = TypeVar("R", bound="Result")
 
@@ -80,6 +89,23 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, pd.DataFrame):
         return to_jsonable(obj.to_dict(orient="records"))
     return obj
+
+
+def migrate_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` of a saved ``kind`` result with renamed settings under their current names
+    (:data:`RENAMED_PARAMS`); a current name already present wins.
+
+    Example:
+        >>> migrate_params("cka", {"n_boot": 50, "ci": 0.9})
+        {'n_resamples': 50, 'ci_level': 0.9}
+    """
+    renames = RENAMED_PARAMS.get(kind, {})
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        new = renames.get(key, key)
+        if new == key or new not in params:
+            out[new] = value
+    return out
 
 
 @dataclass
@@ -180,37 +206,21 @@ class Result:
         """
         p = Path(path)
         p = p if p.suffix == ".json" else p.with_name(p.name + ".json")
-        try:
-            doc = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise DataError(f"result file {p} does not exist") from None
-        except json.JSONDecodeError as exc:
-            raise DataError(f"result file {p} is not valid JSON ({exc}); re-run the analysis") from None
-        arrays: dict[str, np.ndarray] = {}
-        if doc.get("arrays_file"):
-            npz = p.with_name(doc["arrays_file"]["name"])
-            if not npz.exists():
-                raise DataError(f"{p} refers to {npz.name}, which is missing; re-run the analysis")
-            blob = npz.read_bytes()
-            if hashlib.sha256(blob).hexdigest() != doc["arrays_file"]["sha256"]:
-                raise DataError(
-                    f"{npz} does not match the checksum recorded in {p.name} (stale or modified); re-run"
-                )
-            with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+        doc, arrays = read_json_npz(p, what="result file", redo="re-run the analysis")
         return Result.from_dict(doc, arrays)
 
     @staticmethod
     def from_dict(doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Result:
         """The result of type ``doc["kind"]`` (registered subclasses; else :class:`Result`) from
-        its :meth:`to_dict` document and its arrays."""
+        its :meth:`to_dict` document and its arrays; settings saved under former names are
+        renamed (:func:`migrate_params`)."""
         klass = RESULT_TYPES.get(doc["kind"], Result)
         return klass(
             kind=doc["kind"],
             metrics=doc.get("metrics", {}),
             tables=doc.get("tables", {}),
             arrays=dict(arrays),
-            params=doc.get("params", {}),
+            params=migrate_params(doc["kind"], doc.get("params", {})),
             seed=doc.get("seed"),
             provenance=doc.get("provenance", {}),
             notes=doc.get("notes", []),

@@ -262,12 +262,13 @@ class CKA(PairwiseAnalyzer):
         kernel: ``"linear"`` (feature space, any ``n``) or ``"rbf"`` (Gram matrices).
         debiased: unbiased HSIC (Song et al. 2012; Nguyen et al. 2021); the default, since only
             its interval covers the population CKA (see the module doc).
-        n_boot: ``0``: no interval; any positive value: the jackknife interval (its replicate
-            count is the number of groups; the name keeps older settings valid).
+        n_resamples: ``0``: no interval; any positive value: the jackknife interval (its replicate
+            count is the number of groups, ``n_blocks``; the one name of this setting across
+            analyzers, saved as ``n_boot`` by older versions).
         n_blocks: jackknife groups of patients (capped by the records, the patients and, for
             linear CKA, memory: ``n_blocks × d_a × d_b`` floats per layer pair within 512 MiB;
             recorded).
-        ci: confidence level.
+        ci_level: confidence level.
         seed: seeds group assignment, bandwidth subsample and minibatches.
         precision: ``"mixed"`` or ``"float64"`` (linear kernel; see the module doc).
         sigma: RBF bandwidth (``None``: median heuristic per layer).
@@ -281,7 +282,7 @@ class CKA(PairwiseAnalyzer):
         >>> ids = [f"r{i}" for i in range(300)]
         >>> a = Embeddings(rng.standard_normal((300, 8)), ids)
         >>> b = Embeddings(a.X @ np.linalg.qr(rng.standard_normal((8, 8)))[0], ids)
-        >>> round(CKA(n_boot=50).run(a, b).metrics["cka"], 6)
+        >>> round(CKA(n_resamples=50).run(a, b).metrics["cka"], 6)
         1.0
     """
 
@@ -295,9 +296,9 @@ class CKA(PairwiseAnalyzer):
         *,
         kernel: str = "linear",
         debiased: bool = True,
-        n_boot: int = 200,
+        n_resamples: int = 200,
         n_blocks: int = 50,
-        ci: float = 0.95,
+        ci_level: float = 0.95,
         seed: int = 0,
         precision: str = "mixed",
         sigma: float | None = None,
@@ -306,9 +307,9 @@ class CKA(PairwiseAnalyzer):
     ) -> None:
         self.kernel = kernel
         self.debiased = debiased
-        self.n_boot = n_boot
+        self.n_resamples = n_resamples
         self.n_blocks = n_blocks
-        self.ci = ci
+        self.ci_level = ci_level
         self.seed = seed
         self.precision = precision
         self.sigma = sigma
@@ -319,12 +320,12 @@ class CKA(PairwiseAnalyzer):
         if self.kernel not in ("linear", "rbf"):
             raise ConfigError(f"kernel must be 'linear' or 'rbf', got {self.kernel!r}")
         _dtype(self.precision)
-        if not (isinstance(self.n_boot, int) and self.n_boot >= 0):
-            raise ConfigError(f"n_boot must be an integer >= 0, got {self.n_boot!r}")
+        if not (isinstance(self.n_resamples, int) and self.n_resamples >= 0):
+            raise ConfigError(f"n_resamples must be an integer >= 0, got {self.n_resamples!r}")
         if not (isinstance(self.n_blocks, int) and self.n_blocks >= 2):
             raise ConfigError(f"n_blocks must be an integer >= 2, got {self.n_blocks!r}")
-        if not 0 < self.ci < 1:
-            raise ConfigError(f"ci must be in (0, 1), e.g. 0.95; got {self.ci!r}")
+        if not 0 < self.ci_level < 1:
+            raise ConfigError(f"ci_level must be in (0, 1), e.g. 0.95; got {self.ci_level!r}")
         if self.sigma is not None and not self.sigma > 0:
             raise ConfigError(f"sigma must be positive or None, got {self.sigma!r}")
         if self.batch_size is not None and self.batch_size < 6:
@@ -413,7 +414,7 @@ class CKA(PairwiseAnalyzer):
             )
         lo, hi, se = (np.full_like(point, np.nan) for _ in range(3))
         if reps is not None and len(reps) >= 2:
-            lo, hi, se = jk.jackknife_interval(point, reps, self.ci)
+            lo, hi, se = jk.jackknife_interval(point, reps, self.ci_level)
             lo, hi = np.clip(lo, -1.0, 1.0), np.clip(hi, -1.0, 1.0)  # |CKA| <= 1 (Cauchy-Schwarz)
             if len(reps) < 20:
                 notes.append(f"jackknife over only {len(reps)} groups: the interval is coarse")
@@ -468,8 +469,8 @@ class CKA(PairwiseAnalyzer):
             [m.shape[1] for m in mats_a], [m.shape[1] for m in mats_b], np.dtype(dt).itemsize
         )
         m = min(self.n_blocks, n, cap)
-        if self.n_boot == 0 or m < 2:
-            if self.n_boot:
+        if self.n_resamples == 0 or m < 2:
+            if self.n_resamples:
                 notes.append("no interval: the layers are too wide for the group statistics' memory budget")
             A = lin.make_side(names_a, mats_a, dt)
             B = A if within else lin.make_side(names_b, mats_b, dt)
@@ -494,22 +495,22 @@ class CKA(PairwiseAnalyzer):
             )
         if exact:
             params["estimator"] = f"exact RBF CKA ({'unbiased' if self.debiased else 'biased'} HSIC)"
-            if self.n_boot:
+            if self.n_resamples:
                 plan = self._plan(n, min(self.n_blocks, n), rng, patients, params)
                 W = 1.0 - np.eye(plan.m)[:, plan.membership(n)].T  # (n, m): 0 for the group left out
             else:
                 W = np.ones((n, 0))
             point, reps = rbf.exact_matrix(mats_a, mats_b, sig_a, sig_b, within, self.debiased, W)
-            return point, reps if self.n_boot else None
+            return point, reps if self.n_resamples else None
         bs = self.batch_size or 1024
         batches = rbf.minibatches(n, bs, rng, patients)
         params["estimator"] = (
             f"minibatch RBF CKA (unbiased HSIC averaged over {len(batches)} batches of ~{n // len(batches)} "
             "records, whole patients per batch)"
         )
-        V = jk.leave_one_out_weights(len(batches)) if self.n_boot else np.ones((0, len(batches)))
+        V = jk.leave_one_out_weights(len(batches)) if self.n_resamples else np.ones((0, len(batches)))
         point, reps = rbf.minibatch_matrix(mats_a, mats_b, sig_a, sig_b, within, batches, V)
-        if not self.n_boot or len(batches) < 2:
+        if not self.n_resamples or len(batches) < 2:
             return point, None
         unit = "patient" if patients is not None and len(set(patients)) < n else "record"
         _describe(params, len(batches), unit, "minibatches")

@@ -490,7 +490,7 @@ class InputAttribution(Analyzer):
             return
         r_attr = self._attribute(rand, head, method, ex)
         C = len(head.labels)
-        r_imp, _ = am.lead_importance(r_attr.lead_abs(), ex.label, C, self.seed, n_boot=0)
+        r_imp, _ = am.lead_importance(r_attr.lead_abs(), ex.label, C, self.seed, n_resamples=0)
         a, b = (attr.maps, r_attr.maps) if attr.maps is not None else (attr.lead, r_attr.lead)
         arrays["random_lead_importance"] = r_imp
         arrays["random_lead_attributions"] = r_attr.lead

@@ -150,8 +150,8 @@ class ProbeShap(Analyzer):
         explain_split: split whose records are explained.
         top_k: ``k`` of the ``topk_frac`` concentration metric.
         n_top: dimensions listed per label in the ``top_dims`` table.
-        n_bootstrap: bootstrap resamples of the explained records for the CIs (0: none).
-        ci: confidence level of the intervals.
+        n_resamples: bootstrap resamples of the explained records for the CIs (0: none).
+        ci_level: confidence level of the intervals.
         feature_names: names of the embedding dimensions; default: the encoder's
             ``feature_names()`` when it has them (e.g. ``handcrafted``), else ``dim_<j>``.
         encoder: the encoder that produced the embeddings (only used for ``feature_names``; when
@@ -176,8 +176,8 @@ class ProbeShap(Analyzer):
         explain_split: str = "test",
         top_k: int = 10,
         n_top: int = 20,
-        n_bootstrap: int = 200,
-        ci: float = 0.95,
+        n_resamples: int = 200,
+        ci_level: float = 0.95,
         feature_names: Sequence[str] | None = None,
         encoder: Any = None,
         store_values: bool = False,
@@ -189,8 +189,8 @@ class ProbeShap(Analyzer):
         self.explain_split = explain_split
         self.top_k = top_k
         self.n_top = n_top
-        self.n_bootstrap = n_bootstrap
-        self.ci = ci
+        self.n_resamples = n_resamples
+        self.ci_level = ci_level
         self.feature_names = feature_names
         self.encoder = encoder
         self.store_values = store_values
@@ -203,10 +203,10 @@ class ProbeShap(Analyzer):
         for name in ("top_k", "n_top"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        if not isinstance(self.n_bootstrap, int) or self.n_bootstrap < 0:
-            raise ConfigError(f"n_bootstrap must be an integer >= 0, got {self.n_bootstrap!r}")
-        if not 0 < self.ci < 1:
-            raise ConfigError(f"ci must lie in (0, 1), got {self.ci!r}")
+        if not isinstance(self.n_resamples, int) or self.n_resamples < 0:
+            raise ConfigError(f"n_resamples must be an integer >= 0, got {self.n_resamples!r}")
+        if not 0 < self.ci_level < 1:
+            raise ConfigError(f"ci_level must lie in (0, 1), got {self.ci_level!r}")
 
     def _dim_names(self, emb: Embeddings) -> list[str] | None:
         if self.feature_names is not None:
@@ -300,9 +300,9 @@ class ProbeShap(Analyzer):
             f"SHAP values are exact (linear model, interventional): phi = W (x - mu), mu = mean of the "
             f"{int(bg.sum())} {self.background_split!r} embeddings; they explain the probe's logit.",
         ]
-        if self.n_bootstrap:
+        if self.n_resamples:
             notes.append(
-                f"{self.ci:.0%} CIs: percentile bootstrap over the explained records ({self.n_bootstrap} resamples)."
+                f"{self.ci_level:.0%} CIs: percentile bootstrap over the explained records ({self.n_resamples} resamples)."
             )
         return ProbeShapResult(
             kind=ProbeShapResult.KIND,
@@ -318,13 +318,13 @@ class ProbeShap(Analyzer):
         """``(C, 4, 2)`` percentile CIs of the concentration metrics (NaN without bootstrap)."""
         C = absW.shape[0]
         out = np.full((C, len(_CONC), 2), np.nan)
-        if not self.n_bootstrap:
+        if not self.n_resamples:
             return out
         n = len(centred)
         rng = np.random.default_rng(self.seed)
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=self.n_bootstrap)  # (B, N)
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=self.n_resamples)  # (B, N)
         mac_b = counts @ centred / n  # (B, D): mean |x - mu| per resample
-        alpha = (1 - self.ci) / 2
+        alpha = (1 - self.ci_level) / 2
         for c in range(C):
             conc = concentration(mac_b * absW[c], k=self.top_k)
             for m, key in enumerate(_CONC):

@@ -15,6 +15,7 @@ from ecgprobe.cli.common import (
     dataset_from_args,
     embeddings_from_args,
     non_negative_int,
+    open_interval,
     positive_int,
 )
 from ecgprobe.exceptions import ConfigError
@@ -51,11 +52,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the biased HSIC estimator (default: debiased CKA, whose interval covers the population value)",
     )
     g.add_argument(
-        "--n-boot",
+        "--n-resamples",
         type=non_negative_int,
         default=200,
         help="> 0: a delete-a-group jackknife CI over patient groups; 0: none (default 200)",
     )
+    # the option's former name, kept working for existing scripts
+    g.add_argument(
+        "--n-boot",
+        dest="n_resamples",
+        type=non_negative_int,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
+    g.add_argument("--ci-level", type=open_interval, default=0.95, help="confidence level (default 0.95)")
     g.add_argument(
         "--seed", type=non_negative_int, default=0, help="seed of the jackknife grouping (default 0)"
     )
@@ -142,14 +152,20 @@ def cmd_cka(args: argparse.Namespace) -> int:
     side_a = embeddings_from_args(args, records, layers=_layers(args.layers_a or args.layers), suffix="-a")
     side_b = embeddings_from_args(args, records, layers=_layers(args.layers_b or args.layers), suffix="-b")
     side_b = _match_by_id(side_a, side_b)
-    res = CKA(kernel=args.kernel, debiased=args.debiased, n_boot=args.n_boot, seed=args.seed).run(
-        side_a, side_b, records
-    )
+    res = CKA(
+        kernel=args.kernel,
+        debiased=args.debiased,
+        n_resamples=args.n_resamples,
+        ci_level=args.ci_level,
+        seed=args.seed,
+    ).run(side_a, side_b, records)
     al = None
     if args.alignment:
         a = side_a.get("embedding", next(iter(side_a.values()))) if isinstance(side_a, dict) else side_a
         b = side_b.get("embedding", next(iter(side_b.values()))) if isinstance(side_b, dict) else side_b
-        al = Alignment(k=args.k, n_boot=args.n_boot, seed=args.seed).run(a, b, records)
+        al = Alignment(k=args.k, n_resamples=args.n_resamples, ci_level=args.ci_level, seed=args.seed).run(
+            a, b, records
+        )
     with output.staged() as tmp:
         res.save(tmp / "cka.json")
         if al is not None:

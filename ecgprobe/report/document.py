@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ecgprobe._io import atomic_write
+from ecgprobe._io import atomic_write, read_json_npz
 from ecgprobe.analyzers.base import Result, to_jsonable
 from ecgprobe.exceptions import ConfigError, DataError
 from ecgprobe.outputs import Output
@@ -195,29 +195,22 @@ class Report:
         p = Path(path)
         if p.is_dir():
             p = p / OUTPUT_FILES["json"]
-        try:
-            doc = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise DataError(f"{p} does not exist; pass a report folder or its results.json") from None
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{p} is not valid JSON ({exc}); re-run the report") from None
+        doc, flat = read_json_npz(
+            p,
+            what="report results file",
+            redo="re-run the report",
+            missing="pass a report folder or its results.json",
+            missing_npz=f"copy it beside {p.name}",
+        )
         if doc.get("format") != RESULTS_FORMAT:
             raise DataError(
                 f"{p} is not an ecgprobe report results file (format {doc.get('format')!r}, "
                 f"expected {RESULTS_FORMAT!r})"
             )
         arrays: dict[str, dict[str, np.ndarray]] = {}
-        if doc.get("arrays_file"):
-            npz = p.with_name(doc["arrays_file"]["name"])
-            if not npz.exists():
-                raise DataError(f"{p} refers to {npz.name}, which is missing; copy it beside {p.name}")
-            blob = npz.read_bytes()
-            if hashlib.sha256(blob).hexdigest() != doc["arrays_file"]["sha256"]:
-                raise DataError(f"{npz} does not match the checksum in {p.name} (stale or modified)")
-            with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-                for key in z.files:
-                    name, _, arr = key.partition(_SEP)
-                    arrays.setdefault(name, {})[arr] = z[key]
+        for key, value in flat.items():
+            name, _, arr = key.partition(_SEP)
+            arrays.setdefault(name, {})[arr] = value
         results = {
             name: Result.from_dict(rdoc, arrays.get(name, {})) for name, rdoc in doc["results"].items()
         }

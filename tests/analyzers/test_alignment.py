@@ -109,7 +109,7 @@ def test_alignment_analyzer(tmp_path):
     X = rng.standard_normal((300, 8))
     a = Embeddings(X=X, ids=ids)
     b = Embeddings(X=np.tanh(X[:, :6]) + 0.3 * rng.standard_normal((300, 6)), ids=ids)
-    res = Alignment(k=8, n_boot=100, n_blocks=20).run(a, b)
+    res = Alignment(k=8, n_resamples=100, n_blocks=20).run(a, b)
     m = res.metrics
     assert m["mutual_knn"] == pytest.approx(mutual_knn_overlap(a.X, b.X, 8)[0])
     assert m["mutual_knn_chance"] == pytest.approx(8 / 299)
@@ -148,7 +148,7 @@ def test_intervals_contain_their_estimate_at_small_n_per_dim():
     X = rng.standard_normal((500, 64))
     a = Embeddings(X=X, ids=ids)
     b = Embeddings(X=X[:, :32] @ rng.standard_normal((32, 64)) + 3 * rng.standard_normal((500, 64)), ids=ids)
-    res = Alignment(k=10, n_boot=1).run(a, b)
+    res = Alignment(k=10, n_resamples=1).run(a, b)
     m = res.metrics
     for key in ("procrustes_similarity", "procrustes_distance", "procrustes_angle", "mutual_knn"):
         assert m[f"{key}_ci_low"] <= m[key] <= m[f"{key}_ci_high"], (key, m)

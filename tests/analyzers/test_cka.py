@@ -204,7 +204,7 @@ def test_registered_with_alias_and_typed_result():
 @pytest.mark.parametrize("debiased", [False, True])
 def test_layer_matrix_equals_pairwise_cka_and_ci_brackets_it(layered, debiased):
     a, b = layered
-    res = CKA(debiased=debiased, n_boot=100, n_blocks=30).run(a, b)
+    res = CKA(debiased=debiased, n_resamples=100, n_blocks=30).run(a, b)
     ref = np.array([[linear_cka(x.X, y.X, debiased) for y in b.values()] for x in a.values()])
     np.testing.assert_allclose(res.arrays["cka"], ref, atol=1e-6)
     assert res.layers_a == ["a0", "a1", "a2"] and res.layers_b == ["b0", "b1"]
@@ -213,13 +213,13 @@ def test_layer_matrix_equals_pairwise_cka_and_ci_brackets_it(layered, debiased):
     assert np.all(hi - lo > 1e-4) and res.arrays["replicates"].shape == (30, 3, 2)
     assert res.params["n_blocks_used"] == 30 and "jackknife" in res.params["interval"]
     assert res.params["resampling_unit"] == "record" and res.metrics["n_replicates"] == 30
-    no_ci = CKA(debiased=debiased, n_boot=0).run(a, b)
+    no_ci = CKA(debiased=debiased, n_resamples=0).run(a, b)
     np.testing.assert_allclose(no_ci.arrays["cka"], ref, atol=1e-6)
 
 
 def test_within_one_encoder_is_symmetric_with_unit_diagonal(layered):
     a, _ = layered
-    res = CKA(n_boot=20, debiased=False).run(a)
+    res = CKA(n_resamples=20, debiased=False).run(a)
     M = res.arrays["cka"]
     np.testing.assert_allclose(M, M.T, atol=1e-12)
     np.testing.assert_allclose(np.diag(M), 1.0, atol=1e-9)
@@ -229,16 +229,16 @@ def test_within_one_encoder_is_symmetric_with_unit_diagonal(layered):
 
 def test_rbf_analyzer_exact_and_minibatch(layered):
     a, b = layered
-    res = CKA(kernel="rbf", debiased=False, n_boot=30).run(a, b)
+    res = CKA(kernel="rbf", debiased=False, n_resamples=30).run(a, b)
     ref = np.array([[rbf_cka(x.X, y.X) for y in b.values()] for x in a.values()])
     np.testing.assert_allclose(res.arrays["cka"], ref, atol=1e-10)
-    mb = CKA(kernel="rbf", debiased=True, batch_size=60, n_boot=30).run(a, b)
+    mb = CKA(kernel="rbf", debiased=True, batch_size=60, n_resamples=30).run(a, b)
     assert "minibatch" in mb.params["estimator"] and np.all(np.abs(mb.arrays["cka"] - ref) < 0.1)
 
 
 def test_single_pair_metrics_and_roundtrip(layered, tmp_path):
     a, b = layered
-    res = CKA(n_boot=50).run(a["a1"], b["b0"])
+    res = CKA(n_resamples=50).run(a["a1"], b["b0"])
     m = res.metrics
     assert m["cka_ci_low"] <= m["cka"] <= m["cka_ci_high"] and m["n_records"] == 240
     assert res.provenance["a"]["layers"] == ["a1"] and res.seed == 0
@@ -250,7 +250,7 @@ def test_single_pair_metrics_and_roundtrip(layered, tmp_path):
 
 def test_seed_makes_the_ci_reproducible(layered):
     a, b = layered
-    r1, r2 = CKA(n_boot=40, seed=3).run(a["a0"], b["b1"]), CKA(n_boot=40, seed=3).run(a["a0"], b["b1"])
+    r1, r2 = CKA(n_resamples=40, seed=3).run(a["a0"], b["b1"]), CKA(n_resamples=40, seed=3).run(a["a0"], b["b1"])
     np.testing.assert_array_equal(r1.arrays["replicates"], r2.arrays["replicates"])
 
 
@@ -259,13 +259,13 @@ def test_ids_must_match_exactly(layered):
     x = a["a0"]
     shuffled = x.take(list(x.ids[::-1]))
     with pytest.raises(DataError, match="different row order"):
-        CKA(n_boot=0).run(x, shuffled)
+        CKA(n_resamples=0).run(x, shuffled)
     other = Embeddings(X=x.X[:-3], ids=[*x.ids[:-4], "stranger"])
     with pytest.raises(DataError, match=r"only in A \(e\.g\..*only in B \(e\.g\. \['stranger'\]"):
-        CKA(n_boot=0).run(x, other)
+        CKA(n_resamples=0).run(x, other)
     # layers of one side must agree too
     with pytest.raises(DataError, match="different row order"):
-        CKA(n_boot=0).run({"a0": x, "bad": shuffled}, b)
+        CKA(n_resamples=0).run({"a0": x, "bad": shuffled}, b)
 
 
 def test_records_align_embeddings_by_id(layered, synthetic_small):
@@ -274,14 +274,14 @@ def test_records_align_embeddings_by_id(layered, synthetic_small):
     X = rng.standard_normal((len(rs), 5))
     a = Embeddings(X=X, ids=rs.ids)
     b = Embeddings(X=np.tanh(X[::-1]), ids=rs.ids[::-1])  # same records, another order
-    res = CKA(n_boot=0).run(a, b, rs)
+    res = CKA(n_resamples=0).run(a, b, rs)
     assert res.metrics["cka"] == pytest.approx(linear_cka(X, np.tanh(X), debiased=True), abs=1e-6)
     assert res.provenance["dataset"]["n_records"] == len(rs)
 
 
 def test_settings_are_validated(layered):
     a, b = layered
-    for bad in ({"kernel": "poly"}, {"n_boot": -1}, {"ci": 1.5}, {"precision": "half"}, {"n_blocks": 1}):
+    for bad in ({"kernel": "poly"}, {"n_resamples": -1}, {"ci_level": 1.5}, {"precision": "half"}, {"n_blocks": 1}):
         with pytest.raises(ConfigError):
             CKA(**bad).run(a["a0"], b["b0"])
     with pytest.raises(ConfigError, match="dict of layer name"):
@@ -297,7 +297,7 @@ def test_intervals_on_independent_data_contain_their_estimate(kernel):
     ids = [f"r{i}" for i in range(500)]
     a, b = (_emb(rng.standard_normal((500, 64)), ids) for _ in range(2))
     for debiased in (True, False):
-        m = CKA(kernel=kernel, debiased=debiased, n_boot=50).run(a, b).metrics
+        m = CKA(kernel=kernel, debiased=debiased, n_resamples=50).run(a, b).metrics
         assert m["cka_ci_low"] <= m["cka"] <= m["cka_ci_high"], (debiased, m)
         if debiased:  # unbiased: the interval covers the population value 0
             assert m["cka_ci_low"] <= 0.0 <= m["cka_ci_high"] and m["cka_ci_high"] < 0.02
@@ -328,7 +328,7 @@ def test_jackknife_leaves_out_whole_patients(synthetic_small):
     X = rng.standard_normal((len(rs), 6))
     a = Embeddings(X=X, ids=rs.ids)
     b = Embeddings(X=X[:, :4] + rng.standard_normal((len(rs), 4)), ids=rs.ids)
-    res = CKA(n_boot=1, n_blocks=10, seed=4).run(a, b, rs)
+    res = CKA(n_resamples=1, n_blocks=10, seed=4).run(a, b, rs)
     assert res.params["resampling_unit"] == "patient" and res.params["n_blocks_used"] == 10
     plan = jk.group_plan(len(rs), 10, np.random.default_rng(4), rs.patient_ids)  # the analyzer's plan
     of = plan.membership(len(rs))

@@ -104,7 +104,7 @@ def test_planted_dimensions_are_found_and_named(tmp_path):
     emb, rs = _planted()
     probe = sklearn_probe(emb, rs, C=10.0)
     names = [f"feat{j}" for j in range(emb.dim)]
-    res = ProbeShap(probe=probe, feature_names=names, n_top=3, top_k=2, n_bootstrap=100).run(emb, rs)
+    res = ProbeShap(probe=probe, feature_names=names, n_top=3, top_k=2, n_resamples=100).run(emb, rs)
     assert isinstance(res, ProbeShapResult)
     top_a = res.top_dims("a")
     assert top_a[0]["dim"] == 3 and top_a[0]["name"] == "feat3" and top_a[0]["share"] > 0.5
@@ -126,7 +126,7 @@ def test_planted_dimensions_are_found_and_named(tmp_path):
 def test_run_with_the_real_linear_probe_records_everything(tiny_setup):
     emb, rs, _ = tiny_setup
     # probe settings: the analyzer fits a LinearProbe itself
-    res = ANALYZERS.get("probe_shap")(probe={"n_resamples": 20}, store_values=True, n_bootstrap=20).run(
+    res = ANALYZERS.get("probe_shap")(probe={"n_resamples": 20}, store_values=True, n_resamples=20).run(
         emb, rs
     )
     probe = LinearProbe(n_resamples=20).run(emb, rs)
@@ -172,7 +172,7 @@ def test_handcrafted_names_and_known_causes(synthetic_small):
     enc = ecgprobe.create_encoder("handcrafted", device="cpu")
     emb = embed(enc, synthetic_small)
     probe = sklearn_probe(emb, synthetic_small, C=0.1)
-    res = ProbeShap(probe=probe, n_bootstrap=0).run(emb, synthetic_small)  # names from the provenance
+    res = ProbeShap(probe=probe, n_resamples=0).run(emb, synthetic_small)  # names from the provenance
     assert res.metrics["dim_names"] == enc.feature_names()
 
     def top(label: str, k: int) -> list[str]:

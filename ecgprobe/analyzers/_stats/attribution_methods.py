@@ -421,7 +421,7 @@ def label_mean(values: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndar
 
 
 def lead_importance(
-    lead_abs: np.ndarray, labels: np.ndarray, n_labels: int, seed: int, n_boot: int = 200
+    lead_abs: np.ndarray, labels: np.ndarray, n_labels: int, seed: int, n_resamples: int = 200
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per label, the mean over its examples of each example's |attribution| per lead normalised
     to sum 1 (``(C, L)``), and 95 % percentile-bootstrap CIs over examples (``(C, L, 2)``)."""
@@ -431,11 +431,11 @@ def lead_importance(
     imp = label_mean(share, labels, n_labels)
     ci = np.full((*imp.shape, 2), np.nan)
     rng = np.random.default_rng(seed)
-    for c in range(n_labels if n_boot else 0):
+    for c in range(n_labels if n_resamples else 0):
         rows = share[labels == c]
         rows = rows[np.isfinite(rows).all(axis=1)]
         if len(rows) >= 2:
-            boots = rows[rng.integers(0, len(rows), size=(n_boot, len(rows)))].mean(axis=1)
+            boots = rows[rng.integers(0, len(rows), size=(n_resamples, len(rows)))].mean(axis=1)
             ci[c] = np.quantile(boots, [0.025, 0.975], axis=0).T
     return imp, ci
 
