@@ -39,7 +39,8 @@ import numpy as np
 import torch
 
 from ecgprobe.analyzers._stats import attribution_methods as am
-from ecgprobe.analyzers._stats.heads import LinearHead, encoder_from_provenance, resolve_head
+from ecgprobe.analyzers._stats.heads import LinearHead, check_encoder, encoder_from_provenance, resolve_head
+from ecgprobe.analyzers._stats.sanity import Attribution, randomisation_statistics, randomised_encoder
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
 from ecgprobe.data.record import SPLITS, RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
@@ -223,7 +224,7 @@ class InputAttribution(Analyzer):
     def _run(self, emb: Embeddings, records: RecordSet) -> InputAttributionResult:
         head = resolve_head(self.probe, emb, records, self._labels())
         encoder = self.encoder if self.encoder is not None else encoder_from_provenance(emb)
-        _check_encoder(encoder, emb)
+        check_encoder(encoder, emb)
         method = self.method
         if method == "auto":
             method = "ig" if encoder.differentiable else "kernelshap"
@@ -393,7 +394,7 @@ class InputAttribution(Analyzer):
             drift = float(np.abs(e - given).max()) / max(float(np.abs(given).max()), 1e-12)
         return head.logits(e), drift
 
-    def _attribute(self, encoder: Any, head: LinearHead, method: str, ex: _Examples) -> _Attribution:
+    def _attribute(self, encoder: Any, head: LinearHead, method: str, ex: _Examples) -> Attribution:
         """Attributions of every example's label logit, by ``method``."""
         K = len(ex.record)
         if method == "kernelshap":
@@ -405,7 +406,7 @@ class InputAttribution(Analyzer):
                     lead[k], delta[k] = phi[:, ex.label[k]], gap[ex.label[k]]
                     if phi_se is not None:
                         se[k] = phi_se[:, ex.label[k]]
-            return _Attribution(
+            return Attribution(
                 lead=lead, maps=None, delta=delta, se=se if how == "sampled" else None, how=how
             )
         maps = np.empty((K, *ex.x.shape[1:]), dtype=np.float32)
@@ -434,7 +435,7 @@ class InputAttribution(Analyzer):
                         f"{method} attribution of label {head.labels[c]!r} failed ({type(exc).__name__}: {exc}); "
                         "the encoder's state was restored"
                     ) from exc
-        return _Attribution(lead=maps.sum(axis=-1, dtype=np.float64), maps=maps, delta=delta)
+        return Attribution(lead=maps.sum(axis=-1, dtype=np.float64), maps=maps, delta=delta)
 
     def _lead_shapley(
         self, encoder: Any, head: LinearHead, x: np.ndarray, base: np.ndarray, r: int
@@ -471,53 +472,18 @@ class InputAttribution(Analyzer):
         head: LinearHead,
         method: str,
         ex: _Examples,
-        attr: _Attribution,
+        attr: Attribution,
         arrays: dict[str, np.ndarray],
         metrics: dict[str, Any],
         notes: list[str],
     ) -> None:
         """Model-randomisation test: the same attributions with a re-initialised encoder."""
-        rand = am.randomised_copy(encoder, self.seed + 1)
+        rand = randomised_encoder(encoder, ex.x[:1], self.seed + 1, notes)
         if rand is None:
-            notes.append(f"sanity check skipped: encoder {encoder.name!r} has no parameters to randomise")
-            return
-        with torch.no_grad():
-            unchanged = np.allclose(encoder.embed(ex.x[:1]).cpu().numpy(), rand.embed(ex.x[:1]).cpu().numpy())
-        if unchanged:
-            notes.append(
-                "sanity check skipped: re-initialising the encoder's parameters did not change its output"
-            )
             return
         r_attr = self._attribute(rand, head, method, ex)
-        C = len(head.labels)
-        r_imp, _ = am.lead_importance(r_attr.lead_abs(), ex.label, C, self.seed, n_resamples=0)
-        a, b = (attr.maps, r_attr.maps) if attr.maps is not None else (attr.lead, r_attr.lead)
-        arrays["random_lead_importance"] = r_imp
-        arrays["random_lead_attributions"] = r_attr.lead
-        if r_attr.maps is not None and self.store_maps:
-            arrays["random_attributions"] = r_attr.maps
-        arrays["sanity_spearman_lead"] = np.array(
-            [am.spearman(arrays["lead_importance"][c], r_imp[c]) for c in range(C)]
-        )
-        arrays["sanity_spearman_abs"] = np.array(
-            [am.spearman(np.abs(a[k]).ravel(), np.abs(b[k]).ravel()) for k in range(len(a))]
-        )
-        arrays["sanity_spearman_signed"] = np.array(
-            [am.spearman(a[k].ravel(), b[k].ravel()) for k in range(len(a))]
-        )
-        for key in ("lead", "abs", "signed"):
-            v = arrays[f"sanity_spearman_{key}"]
-            metrics[f"sanity_spearman_{key}_median"] = (
-                float(np.nanmedian(v)) if np.isfinite(v).any() else None
-            )
-        # Descriptive, no interval: ρ over L leads of a mean of few examples (3 leads: 4 values).
-        n_ex, n_leads = np.bincount(ex.label, minlength=C), int(r_imp.shape[1])
-        metrics.update(sanity_spearman_descriptive=True, sanity_n_leads=n_leads)
-        metrics["sanity_min_examples_per_label"] = int(n_ex.min())
-        notes.append(
-            "sanity check (model randomisation, Adebayo et al. 2018): encoder weights re-initialised, head kept; "
-            "Spearman correlations near 1 would mean the attributions ignore what the encoder learned. Descriptive, "
-            f"without an interval: each lead ρ ranks {n_leads} leads from {n_ex.min()}–{n_ex.max()} examples per label"
+        randomisation_statistics(
+            attr, r_attr, ex.label, len(head.labels), self.seed, self.store_maps, arrays, metrics, notes
         )
 
 
@@ -529,33 +495,3 @@ class _Examples:
     base: np.ndarray  # (R, L, n) baselines
     record: np.ndarray  # (K,) example -> row of x
     label: np.ndarray  # (K,) example -> label index
-
-
-@dataclass
-class _Attribution:
-    lead: np.ndarray  # (K, L) signed per-lead attribution
-    maps: np.ndarray | None  # (K, L, n) for gradient methods
-    delta: np.ndarray  # (K,) completeness / efficiency gap
-    se: np.ndarray | None = None  # (K, L) standard errors of sampled lead Shapley values
-    how: str = ""  # "exact" / "sampled" for lead Shapley values
-
-    def lead_abs(self) -> np.ndarray:
-        return np.abs(self.maps).mean(axis=-1) if self.maps is not None else np.abs(self.lead)
-
-
-def _check_encoder(encoder: Any, emb: Embeddings) -> None:
-    if encoder.embed_dim != emb.dim:
-        raise AnalysisError(
-            f"encoder {encoder.name!r} makes {encoder.embed_dim}-dim embeddings but these have {emb.dim}; "
-            "pass the encoder that produced them"
-        )
-    if emb.layer != "embedding":
-        raise AnalysisError(
-            f"input attributions explain the encoder's final embedding, but these embeddings are layer {emb.layer!r}"
-        )
-    want = (emb.provenance.get("encoder") or {}).get("weights_sha256")
-    if want and encoder.weights_sha256 and want != encoder.weights_sha256:
-        raise AnalysisError(
-            f"encoder {encoder.name!r} has weights {encoder.weights_sha256[:12]}…, but the embeddings were made with "
-            f"{want[:12]}…; pass the encoder that produced them"
-        )

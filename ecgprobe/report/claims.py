@@ -81,7 +81,7 @@ def n_phrase(n: Any, unit: str = "test patients") -> str:
 def level_of(metrics: Mapping[str, Any] | None, params: Mapping[str, Any] | None = None) -> float:
     """The confidence level a result was computed at (``ci_level``), 0.95 when not stored."""
     for source in (metrics or {}, params or {}):
-        value = source.get("ci_level", source.get("ci"))
+        value = source.get("ci_level")
         if _finite(value) and 0 < float(value) < 1:
             return float(value)
     return 0.95

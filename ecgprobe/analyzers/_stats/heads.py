@@ -20,7 +20,14 @@ from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
 
-__all__ = ["LinearHead", "encoder_from_provenance", "fit_probe", "linear_head", "resolve_head"]
+__all__ = [
+    "LinearHead",
+    "check_encoder",
+    "encoder_from_provenance",
+    "fit_probe",
+    "linear_head",
+    "resolve_head",
+]
 
 
 @dataclass(frozen=True)
@@ -184,10 +191,32 @@ def encoder_from_provenance(emb: Embeddings, device: str = "cpu") -> Any:
             f"encoder=create_encoder({name!r}, checkpoint=PATH)"
         )
     enc = create_encoder(name, device=device, **(ident.get("options") or {}))
-    want = ident.get("weights_sha256")
-    if want and enc.weights_sha256 and enc.weights_sha256 != want:
-        raise AnalysisError(
-            f"re-created encoder {name!r} has weights {enc.weights_sha256[:12]}…, but the embeddings were made with "
-            f"{want[:12]}…; pass the encoder that made them"
-        )
+    _check_weights(enc, emb, "re-created encoder")
     return enc
+
+
+def _check_weights(encoder: Any, emb: Embeddings, what: str) -> None:
+    want = (emb.provenance.get("encoder") or {}).get("weights_sha256")
+    if want and encoder.weights_sha256 and encoder.weights_sha256 != want:
+        raise AnalysisError(
+            f"{what} {encoder.name!r} has weights {encoder.weights_sha256[:12]}…, but the embeddings were made "
+            f"with {want[:12]}…; pass the encoder that made them"
+        )
+
+
+def check_encoder(encoder: Any, emb: Embeddings) -> None:
+    """Require ``encoder`` to be the one that made ``emb`` (its final embedding).
+
+    Raises:
+        AnalysisError: another embedding size, an intermediate layer, or other weights.
+    """
+    if encoder.embed_dim != emb.dim:
+        raise AnalysisError(
+            f"encoder {encoder.name!r} makes {encoder.embed_dim}-dim embeddings but these have {emb.dim}; "
+            "pass the encoder that produced them"
+        )
+    if emb.layer != "embedding":
+        raise AnalysisError(
+            f"input attributions explain the encoder's final embedding, but these embeddings are layer {emb.layer!r}"
+        )
+    _check_weights(encoder, emb, "encoder")
