@@ -94,8 +94,10 @@ class ProjectionResult(Result):
             ``participation_ratio_standardised``, ``entropy_rank_standardised`` (every
             feature at unit variance), ``n_varying_features``, ``mean_cosine`` (results made
             before the standardised ranks hold ``isotropy`` instead),
-            ``n_projected``, ``n_total``, ``pca_retained_variance`` (with pre-projection),
-            ``fit_s`` (UMAP fit time) and ``knn_s``.
+            ``n_projected``, ``n_total``, ``pca_retained_variance`` (with pre-projection).
+            Wall times are not results (a seeded run reproduces its metrics): they are in
+            ``provenance["timings"]`` (``fit_s``, the UMAP fit, and ``knn_s``; older results
+            hold them in metrics).
         tables: ``labels`` — per label: ``label``, ``n_pos``, ``prevalence``,
             ``silhouette_embedding``/``silhouette_projection`` (mean over all queries of the
             has/has-not partition), ``silhouette_pos_embedding``/``_projection`` (mean over
@@ -274,8 +276,6 @@ class Projection(Analyzer):
             mean_cosine=desc.mean_cosine(X),
             n_projected=n,
             n_total=n_total,
-            fit_s=fit_s,
-            knn_s=knn_s,
         )
         table = self._label_table(records, labels, queries, proj, orig)
         if records.task != "multilabel":
@@ -298,6 +298,7 @@ class Projection(Analyzer):
             params=params,
             seed=self.seed,
             notes=notes,
+            provenance={"timings": {"fit_s": fit_s, "knn_s": knn_s}},
         )
 
     # ------------------------------------------------------------------ pieces
