@@ -41,8 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ecgprobe.analyzers._stats.bootstrap import classification_replicates, resample_weights  # noqa: E402
-from ecgprobe.analyzers._stats.evaluation import evaluate_multilabel, fit_scaler  # noqa: E402
+from ecgprobe.analyzers._stats.evaluation import evaluate_multilabel  # noqa: E402
 from ecgprobe.analyzers._stats.metrics import auroc  # noqa: E402
+from ecgprobe.analyzers._stats.probe_data import fit_scaler  # noqa: E402
 from ecgprobe.analyzers.knn_probe import KNNProbe, nearest_neighbours  # noqa: E402
 from ecgprobe.analyzers.linear_probe import DEFAULT_CS, LinearProbe  # noqa: E402
 from ecgprobe.analyzers.scarcity import ScarcityCurve  # noqa: E402

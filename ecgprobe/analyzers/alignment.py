@@ -43,6 +43,7 @@ import numpy as np
 
 from ecgprobe.analyzers._stats import cka_linear as lin
 from ecgprobe.analyzers._stats import jackknife as jk
+from ecgprobe.analyzers._stats.bootstrap import check_resampling
 from ecgprobe.analyzers._stats.neighbors import METRICS, exact_knn
 from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result
 from ecgprobe.data.record import RecordSet
@@ -296,19 +297,18 @@ class Alignment(PairwiseAnalyzer):
             raise ConfigError(f"k must be a positive integer, got {self.k!r}")
         if self.metric not in METRICS:
             raise ConfigError(f"metric must be one of {list(METRICS)}, got {self.metric!r}")
-        if not (isinstance(self.n_resamples, int) and self.n_resamples >= 0):
-            raise ConfigError(f"n_resamples must be an integer >= 0, got {self.n_resamples!r}")
+        check_resampling(self.n_resamples, self.ci_level, least=0)
         if not (isinstance(self.n_blocks, int) and self.n_blocks >= 2):
             raise ConfigError(f"n_blocks must be an integer >= 2, got {self.n_blocks!r}")
-        if not 0 < self.ci_level < 1:
-            raise ConfigError(f"ci_level must be in (0, 1), got {self.ci_level!r}")
 
     def _run(self, a: Embeddings, b: Embeddings, records: RecordSet | None) -> AlignmentResult:
         n = len(a)
         if n < self.k + 2:
             raise AnalysisError(f"mutual kNN with k={self.k} needs at least {self.k + 2} records, got {n}")
         rng = np.random.default_rng(self.seed)
-        plan = jk.group_plan(n, self.n_blocks, rng, jk.patients_of(a.ids, records)) if self.n_resamples else None
+        plan = (
+            jk.group_plan(n, self.n_blocks, rng, jk.patients_of(a.ids, records)) if self.n_resamples else None
+        )
         groups = plan.membership(n) if plan is not None else np.zeros(n, dtype=np.int64)
         params: dict[str, Any] = {}
         notes = []

@@ -48,6 +48,7 @@ import pandas as pd
 from ecgprobe.analyzers._stats import cka_linear as lin
 from ecgprobe.analyzers._stats import cka_rbf as rbf
 from ecgprobe.analyzers._stats import jackknife as jk
+from ecgprobe.analyzers._stats.bootstrap import check_resampling
 from ecgprobe.analyzers._stats.cka_estimators import (
     bandwidths,
     cka_from_grams,
@@ -185,12 +186,9 @@ class CKA(PairwiseAnalyzer):
         if self.kernel not in ("linear", "rbf"):
             raise ConfigError(f"kernel must be 'linear' or 'rbf', got {self.kernel!r}")
         precision_dtype(self.precision)
-        if not (isinstance(self.n_resamples, int) and self.n_resamples >= 0):
-            raise ConfigError(f"n_resamples must be an integer >= 0, got {self.n_resamples!r}")
+        check_resampling(self.n_resamples, self.ci_level, least=0)
         if not (isinstance(self.n_blocks, int) and self.n_blocks >= 2):
             raise ConfigError(f"n_blocks must be an integer >= 2, got {self.n_blocks!r}")
-        if not 0 < self.ci_level < 1:
-            raise ConfigError(f"ci_level must be in (0, 1), e.g. 0.95; got {self.ci_level!r}")
         if self.sigma is not None and not self.sigma > 0:
             raise ConfigError(f"sigma must be positive or None, got {self.sigma!r}")
         if self.batch_size is not None and self.batch_size < 6:

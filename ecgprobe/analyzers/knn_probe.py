@@ -20,15 +20,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ecgprobe.analyzers._stats.bootstrap import DEFAULT_MIN_POSITIVES
-from ecgprobe.analyzers._stats.evaluation import (
-    check_common,
-    evaluate_multilabel,
-    fit_scaler,
-    fittable_labels,
-    select_by_val,
-    split_data,
-    val_auroc,
-)
+from ecgprobe.analyzers._stats.evaluation import check_common, evaluate_probe, select_by_val, val_auroc
+from ecgprobe.analyzers._stats.probe_data import fit_scaler, fittable_targets, split_data
 from ecgprobe.analyzers._stats.solvers import resolve_device
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
 from ecgprobe.data.record import RecordSet
@@ -194,10 +187,8 @@ class KNNProbe(Analyzer):
             mean, scale, _ = fit_scaler(X["train"])
             X = {s: ((x - mean) / scale).astype(np.float32) for s, x in X.items()}
             arrays.update(scaler_mean=mean, scaler_scale=scale)
-        names = list(records.label_names)
-        fit_cols, skipped = fittable_labels(names, data.y["train"])
-        fitted = [names[j] for j in fit_cols]
-        Y = {s: data.y[s][:, fit_cols].astype(np.uint8) for s in data.y}
+        targets = fittable_targets(list(records.label_names), data.y)
+        Y = targets.Y
         n_train = len(X["train"])
         ks = np.asarray([k for k in self.ks if k <= n_train], dtype=np.int64)
         notes = list(data.notes)
@@ -214,34 +205,9 @@ class KNNProbe(Analyzer):
         k = int(ks[best])
         nbr_test = nearest_neighbours(X["test"], X["train"], k, **opts)
         p_test = neighbour_fractions(nbr_test, Y["train"], np.asarray([k]))[0]
-        ev = evaluate_multilabel(
-            fitted,
-            Y["val"],
-            frac_val[best],
-            Y["test"],
-            p_test,
-            data.test_ids,
-            data.test_groups,
-            n_resamples=int(self.n_resamples),
-            seed=int(self.seed),
-            ci_level=float(self.ci_level),
-            n_bins=int(self.n_bins),
-            min_positives=int(self.min_positives),
-            ci_method=self.ci_method,
-        )
-        for j, row in enumerate(ev.tables["per_label"]):
-            row.update(
-                n_train_pos=int(Y["train"][:, j].sum()),
-                n_val_pos=int(Y["val"][:, j].sum()),
-                val_auroc=float(val_auc[best, j]),
-            )
+        ev = evaluate_probe(self, targets, frac_val[best], p_test, data, val_auc[best])
         notes += ev.notes
-        if skipped:
-            notes.append(f"{len(skipped)} labels not scored (a class missing in train): {', '.join(skipped)}")
         metrics = {
-            "task": "multilabel",
-            "labels_fitted": fitted,
-            "labels_skipped": skipped,
             **ev.metrics,
             "k": k,
             "metric": self.metric,

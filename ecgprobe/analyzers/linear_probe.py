@@ -35,14 +35,12 @@ from ecgprobe.analyzers._stats.bootstrap import DEFAULT_MIN_POSITIVES
 from ecgprobe.analyzers._stats.evaluation import (
     check_common,
     check_grid,
-    evaluate_multilabel,
+    evaluate_probe,
     evaluate_regression,
-    fit_scaler,
-    fittable_labels,
     select_by_val,
-    split_data,
     val_auroc,
 )
+from ecgprobe.analyzers._stats.probe_data import fit_scaler, fittable_targets, split_data
 from ecgprobe.analyzers._stats.solvers import (
     fit_logistic_path,
     fit_logistic_path_sklearn,
@@ -211,45 +209,21 @@ class LinearProbe(Analyzer):
         )
 
     def _multilabel(self, Xs: dict, data: Any, records: RecordSet, head: dict) -> Result:
-        names = list(records.label_names)
-        fit_cols, skipped = fittable_labels(names, data.y["train"])
-        fitted = [names[j] for j in fit_cols]
-        Y = {s: data.y[s][:, fit_cols].astype(np.uint8) for s in data.y}
+        targets = fittable_targets(list(records.label_names), data.y)
+        fitted, Y = targets.fitted, targets.Y
         path = self.fit_path(Xs["train"], Y["train"])
         logits_val = path.decision_function(Xs["val"])
         val_auc = val_auroc(Y["val"], logits_val)
         idx, own, shared = select_by_val(val_auc, per_label=self.c_selection == "per_label")
-        cols = np.arange(len(fit_cols))
+        cols = np.arange(len(fitted))
         coef, intercept = path.coef[idx, cols], path.intercept[idx, cols]
         p_val = _sigmoid(logits_val[idx, :, cols].T)
         p_test = _sigmoid(Xs["test"] @ coef.T + intercept)
-        ev = evaluate_multilabel(
-            fitted,
-            Y["val"],
-            p_val,
-            Y["test"],
-            p_test,
-            data.test_ids,
-            data.test_groups,
-            n_resamples=int(self.n_resamples),
-            seed=int(self.seed),
-            ci_level=float(self.ci_level),
-            n_bins=int(self.n_bins),
-            min_positives=int(self.min_positives),
-            ci_method=self.ci_method,
-        )
+        ev = evaluate_probe(self, targets, p_val, p_test, data, val_auc[idx, cols])
         Cs = np.asarray(self.Cs)
         for j, row in enumerate(ev.tables["per_label"]):
-            row.update(
-                n_train_pos=int(Y["train"][:, j].sum()),
-                n_val_pos=int(Y["val"][:, j].sum()),
-                C=float(Cs[idx[j]]),
-                C_own_choice=bool(own[j]),
-                val_auroc=float(val_auc[idx[j], j]),
-            )
+            row.update(C=float(Cs[idx[j]]), C_own_choice=bool(own[j]))
         notes = list(ev.notes)
-        if skipped:
-            notes.append(f"{len(skipped)} labels not fitted (a class missing in train): {', '.join(skipped)}")
         no_val = [fitted[j] for j in np.flatnonzero(~own)] if self.c_selection == "per_label" else []
         if no_val:
             notes.append(
@@ -259,9 +233,6 @@ class LinearProbe(Analyzer):
         if not_conv:
             notes.append(f"solver hit max_iter={self.max_iter} for: {', '.join(not_conv)}")
         metrics = {
-            "task": "multilabel",
-            "labels_fitted": fitted,
-            "labels_skipped": skipped,
             **ev.metrics,
             "c_selection": self.c_selection,
             "shared_C": float(Cs[shared]),

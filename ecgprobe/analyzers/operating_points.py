@@ -20,7 +20,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ecgprobe.analyzers._stats.bootstrap import bootstrap_unit, percentile_ci, resample_weights
+from ecgprobe.analyzers._stats.bootstrap import (
+    bootstrap_unit,
+    check_resampling,
+    percentile_ci,
+    resample_weights,
+)
 from ecgprobe.analyzers._stats.heads import resolve_head
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
 from ecgprobe.data.record import RecordSet
@@ -112,9 +117,8 @@ class OperatingPoints(Analyzer):
     def _validate(self) -> None:
         if not isinstance(self.sensitivity, (int, float)) or not 0 < float(self.sensitivity) < 1:
             raise ConfigError(f"sensitivity must be a number in (0, 1), got {self.sensitivity!r}")
-        if not isinstance(self.n_resamples, int) or self.n_resamples < 10:
-            raise ConfigError(f"n_resamples must be an integer >= 10, got {self.n_resamples!r}")
-        if not isinstance(self.ci_level, float) or not 0.5 < self.ci_level < 1:
+        check_resampling(self.n_resamples, self.ci_level, least=10)
+        if self.ci_level <= 0.5:
             raise ConfigError(f"ci_level must be in (0.5, 1), got {self.ci_level!r}")
 
     def _run(self, emb: Embeddings, records: RecordSet) -> OperatingPointsResult:

@@ -13,6 +13,7 @@ from ecgprobe.analyzers._stats.bootstrap import (
     DEFAULT_MIN_POSITIVES,
     bootstrap_unit,
     check_ci_method,
+    check_resampling,
     class_patients,
     confidence_interval,
     headline_columns,
@@ -280,10 +281,7 @@ class PairedBootstrap(PairwiseAnalyzer):
             len(self.probes) != 2 or not all(isinstance(p, Result) for p in self.probes)
         ):
             raise ConfigError("probes must be two probe results (side A's, side B's) or None")
-        if not isinstance(self.n_resamples, int) or self.n_resamples < 1:
-            raise ConfigError(f"n_resamples must be an integer >= 1, got {self.n_resamples!r}")
-        if not 0 < self.ci_level < 1:
-            raise ConfigError(f"ci_level must lie in (0, 1), got {self.ci_level!r}")
+        check_resampling(self.n_resamples, self.ci_level)
         check_ci_method(self.ci_method, 1 if self.min_positives is None else self.min_positives)
 
     def _run(self, a: Embeddings, b: Embeddings, records: RecordSet | None) -> PairedBootstrapResult:

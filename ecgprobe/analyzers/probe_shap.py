@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ecgprobe.analyzers._stats.bootstrap import check_resampling
 from ecgprobe.analyzers._stats.heads import encoder_from_provenance, resolve_head
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
 from ecgprobe.data.record import SPLITS, RecordSet
@@ -203,10 +204,7 @@ class ProbeShap(Analyzer):
         for name in ("top_k", "n_top"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        if not isinstance(self.n_resamples, int) or self.n_resamples < 0:
-            raise ConfigError(f"n_resamples must be an integer >= 0, got {self.n_resamples!r}")
-        if not 0 < self.ci_level < 1:
-            raise ConfigError(f"ci_level must lie in (0, 1), got {self.ci_level!r}")
+        check_resampling(self.n_resamples, self.ci_level, least=0)
 
     def _dim_names(self, emb: Embeddings) -> list[str] | None:
         if self.feature_names is not None:

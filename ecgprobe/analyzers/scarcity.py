@@ -54,15 +54,9 @@ from ecgprobe.analyzers._stats.bootstrap import (
     jackknife_weights,
     resample_weights,
 )
-from ecgprobe.analyzers._stats.evaluation import (
-    check_grid,
-    fit_scaler,
-    fittable_labels,
-    select_by_val,
-    split_data,
-    val_auroc,
-)
+from ecgprobe.analyzers._stats.evaluation import check_grid, select_by_val, val_auroc
 from ecgprobe.analyzers._stats.metrics import rank_metrics
+from ecgprobe.analyzers._stats.probe_data import fit_scaler, fittable_labels, split_data
 from ecgprobe.analyzers._stats.scarcity_summary import crossing_point, normalised_area, scarcity_notes
 from ecgprobe.analyzers._stats.subsets import nested_count_subsets, nested_fraction_subsets
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result

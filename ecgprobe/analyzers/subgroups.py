@@ -18,6 +18,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from ecgprobe.analyzers._stats.bootstrap import check_resampling
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
@@ -256,11 +257,9 @@ class SubgroupGaps(Analyzer):
         edges = [float(e) for e in self.age_edges]
         if not edges or any(b <= a for a, b in itertools.pairwise(edges)):
             raise ConfigError(f"age_edges must be increasing ages in years, got {list(self.age_edges)!r}")
-        for name in ("min_records", "n_resamples"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        if not 0 < self.ci_level < 1:
-            raise ConfigError(f"ci_level must lie in (0, 1), got {self.ci_level!r}")
+        if not isinstance(self.min_records, int) or self.min_records < 1:
+            raise ConfigError(f"min_records must be an integer >= 1, got {self.min_records!r}")
+        check_resampling(self.n_resamples, self.ci_level)
 
     def _run(self, emb: Embeddings, records: RecordSet) -> Result:
         probe = self.probe

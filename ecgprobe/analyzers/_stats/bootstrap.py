@@ -38,6 +38,7 @@ all evaluated labels is still reported beside it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,7 @@ __all__ = [
     "bca_ci",
     "bootstrap_unit",
     "check_ci_method",
+    "check_resampling",
     "class_patients",
     "confidence_interval",
     "headline_columns",
@@ -129,6 +131,23 @@ def check_ci_method(ci_method: str, min_positives: int) -> None:
             f"min_positives must be a non-negative integer (positive test patients a label needs "
             f"to enter the headline macro; 0 keeps every label), got {min_positives!r}"
         )
+
+
+def check_resampling(n_resamples: Any, ci_level: Any, *, least: int = 1) -> None:
+    """Validate the two resampling settings every analyzer with intervals shares.
+
+    Args:
+        n_resamples: resamples (or, for the jackknife, a switch), at least ``least`` (0: an
+            analyzer for which 0 means no interval).
+        ci_level: confidence level, in (0, 1).
+
+    Raises:
+        ConfigError: naming the setting, its value and what it must be.
+    """
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < least:
+        raise ConfigError(f"n_resamples must be an integer >= {least}, got {n_resamples!r}")
+    if isinstance(ci_level, bool) or not isinstance(ci_level, (int, float)) or not 0 < ci_level < 1:
+        raise ConfigError(f"ci_level must lie in (0, 1), e.g. 0.95; got {ci_level!r}")
 
 
 def jackknife_weights(groups: Sequence[str] | np.ndarray, *, seed: int = 0) -> np.ndarray:

@@ -8,7 +8,7 @@ can treat them alike.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from ecgprobe.analyzers._stats.bootstrap import (
     DEFAULT_MIN_POSITIVES,
     bootstrap_unit,
     check_ci_method,
+    check_resampling,
     class_patients,
     classification_replicates,
     confidence_interval,
@@ -33,96 +34,56 @@ from ecgprobe.analyzers._stats.metrics import (
     reliability,
     roc_curve,
 )
-from ecgprobe.data.record import RecordSet
+from ecgprobe.analyzers._stats.probe_data import SplitData, Targets
 from ecgprobe.exceptions import AnalysisError, ConfigError
 
 __all__ = [
     "Evaluation",
-    "SplitData",
     "check_common",
     "check_grid",
     "evaluate_multilabel",
+    "evaluate_probe",
     "evaluate_regression",
-    "fit_scaler",
-    "fittable_labels",
     "select_by_val",
-    "split_data",
     "val_auroc",
 ]
 
 
-@dataclass
-class SplitData:
-    """Embeddings and targets of the three splits, with test ids and patients."""
-
-    X: dict[str, np.ndarray]
-    y: dict[str, np.ndarray]
-    test_ids: np.ndarray
-    test_groups: np.ndarray
-    notes: list[str] = field(default_factory=list)
-
-
-def split_data(X: np.ndarray, records: RecordSet) -> SplitData:
-    """Cut aligned embeddings and labels by the records' split; regression rows with NaN targets go.
-
-    Raises:
-        AnalysisError: a split is empty (naming the split sizes and how to get all three).
-    """
-    y = records.y
-    keep = np.ones(len(records), dtype=bool)
-    notes: list[str] = []
-    if records.task == "regression":
-        keep = np.isfinite(y).all(axis=1)
-        for s in ("train", "val", "test"):
-            dropped = int(np.sum(~keep & (records.split == s)))
-            if dropped:
-                notes.append(
-                    f"{dropped} {s} records without a target value ({', '.join(records.label_names)}) were dropped"
-                )
-    masks = {s: keep & (records.split == s) for s in ("train", "val", "test")}
-    empty = [s for s, m in masks.items() if not m.any()]
-    if empty:
-        raise AnalysisError(
-            f"the {'/'.join(empty)} split is empty (split sizes with targets: "
-            f"{ {s: int(m.sum()) for s, m in masks.items()} }); probes need train, val and test records: "
-            "use a dataset with predefined splits or a loader option that creates them"
-        )
-    return SplitData(
-        X={s: X[m] for s, m in masks.items()},
-        y={s: y[m] for s, m in masks.items()},
-        test_ids=np.asarray(records.ids[masks["test"]], dtype=str),
-        test_groups=np.asarray(records.patient_ids[masks["test"]], dtype=str),
-        notes=notes,
+def evaluate_probe(
+    probe: Any, targets: Targets, p_val: np.ndarray, p_test: np.ndarray, data: SplitData, val_auc: np.ndarray
+) -> Evaluation:
+    """:func:`evaluate_multilabel` of a classification probe with its own settings
+    (``n_resamples``, ``seed``, ``ci_level``, ``n_bins``, ``min_positives``, ``ci_method``):
+    metrics lead with the task and the labels fitted and skipped, and each ``per_label`` row
+    gains its train/val positives and ``val_auroc`` (the chosen setting's, ``(C,)``)."""
+    ev = evaluate_multilabel(
+        targets.fitted,
+        targets.Y["val"],
+        p_val,
+        targets.Y["test"],
+        p_test,
+        data.test_ids,
+        data.test_groups,
+        n_resamples=int(probe.n_resamples),
+        seed=int(probe.seed),
+        ci_level=float(probe.ci_level),
+        n_bins=int(probe.n_bins),
+        min_positives=int(probe.min_positives),
+        ci_method=probe.ci_method,
     )
-
-
-def fit_scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Mean and scale of each column in float64 (scale 1 where a column is constant), and the
-    number of constant columns."""
-    mean = X.mean(0, dtype=np.float64)
-    scale = X.std(0, dtype=np.float64)
-    constant = ~(scale > 1e-12 * np.maximum(np.abs(mean), 1.0))
-    scale[constant] = 1.0
-    return mean, scale, int(constant.sum())
-
-
-def fittable_labels(names: Sequence[str], y_train: np.ndarray) -> tuple[np.ndarray, dict[str, str]]:
-    """Columns with both classes in train, and ``{label: reason}`` for the others.
-
-    Raises:
-        AnalysisError: no label has both classes.
-    """
-    n_pos = np.asarray(y_train).astype(bool).sum(0)
-    ok = (n_pos > 0) & (n_pos < len(y_train))
-    if not ok.any():
-        raise AnalysisError(
-            f"no label has both classes in the train split ({len(y_train)} records); nothing to fit"
+    for j, row in enumerate(ev.tables["per_label"]):
+        row.update(
+            n_train_pos=int(targets.Y["train"][:, j].sum()),
+            n_val_pos=int(targets.Y["val"][:, j].sum()),
+            val_auroc=float(val_auc[j]),
         )
-    skipped = {
-        names[j]: ("no positive" if n_pos[j] == 0 else "no negative") + " in the train split"
-        for j in np.flatnonzero(~ok)
-    }
-    return np.flatnonzero(ok), skipped
+    head = {"task": "multilabel", "labels_fitted": targets.fitted, "labels_skipped": targets.skipped}
+    ev.metrics = {**head, **ev.metrics}
+    if targets.skipped:
+        ev.notes.append(
+            f"{len(targets.skipped)} labels not fitted (a class missing in train): {', '.join(targets.skipped)}"
+        )
+    return ev
 
 
 def check_grid(values: Any, name: str, *, allow_zero: bool = False) -> tuple[float, ...]:
@@ -154,10 +115,7 @@ def check_common(
         ConfigError: naming the bad setting.
     """
     check_ci_method(ci_method, min_positives)
-    if int(n_resamples) < 1:
-        raise ConfigError(f"n_resamples must be >= 1, got {n_resamples}")
-    if not 0 < float(ci_level) < 1:
-        raise ConfigError(f"ci_level must be in (0, 1), got {ci_level}")
+    check_resampling(n_resamples, ci_level)
     if int(n_bins) < 1:
         raise ConfigError(f"n_bins must be >= 1, got {n_bins}")
 
