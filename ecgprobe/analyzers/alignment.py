@@ -45,7 +45,7 @@ from ecgprobe.analyzers._stats import cka_linear as lin
 from ecgprobe.analyzers._stats import jackknife as jk
 from ecgprobe.analyzers._stats.bootstrap import check_resampling
 from ecgprobe.analyzers._stats.neighbors import METRICS, exact_knn
-from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result
+from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result, settings
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError, DataError
 from ecgprobe.extract.embeddings import Embeddings
@@ -245,6 +245,7 @@ class AlignmentResult(Result):
     pairwise=True,
     summary="mutual kNN overlap and orthogonal Procrustes distance between two encoders, with CIs",
 )
+@settings
 class Alignment(PairwiseAnalyzer):
     """Mutual kNN overlap and orthogonal Procrustes distance between two embedding sets.
 
@@ -275,22 +276,12 @@ class Alignment(PairwiseAnalyzer):
 
     needs_labels = False
 
-    def __init__(
-        self,
-        *,
-        k: int = 10,
-        metric: str = "cosine",
-        n_resamples: int = 200,
-        n_blocks: int = 50,
-        ci_level: float = 0.95,
-        seed: int = 0,
-    ) -> None:
-        self.k = k
-        self.metric = metric
-        self.n_resamples = n_resamples
-        self.n_blocks = n_blocks
-        self.ci_level = ci_level
-        self.seed = seed
+    k: int = 10
+    metric: str = "cosine"
+    n_resamples: int = 200
+    n_blocks: int = 50
+    ci_level: float = 0.95
+    seed: int = 0
 
     def _validate(self) -> None:
         if not (isinstance(self.k, int) and self.k >= 1):

@@ -1,6 +1,7 @@
 """Analyzers and their typed, serialisable results.
 
-An analyzer stores its settings in ``__init__`` (keyword-only, nothing computed there);
+An analyzer declares its settings as annotated class attributes under :func:`settings` (a
+keyword-only ``__init__`` that only stores them, nothing computed there);
 its public :meth:`Analyzer.run` validates the settings and the inputs, aligns embeddings with
 records by id and dispatches to the private ``_run`` holding the mathematics. Every analyzer
 returns a :class:`Result`: metrics, tables and parameters as JSON, arrays in a side ``.npz``,
@@ -43,6 +44,7 @@ __all__ = [
     "Result",
     "check_ids_match",
     "migrate_params",
+    "settings",
     "to_jsonable",
 ]
 
@@ -61,6 +63,7 @@ RENAMED_PARAMS: dict[str, dict[str, str]] = {
 }
 
 R = TypeVar("R", bound="Result")
+A = TypeVar("A", bound=type)
 
 _EMBEDDINGS = (
     "an ecgprobe Embeddings (from ecgprobe.extract or ecgprobe.load_embeddings; wrap an array as "
@@ -234,6 +237,24 @@ def _is_result(value: Any) -> bool:
     return isinstance(value, Result) or (
         isinstance(value, (tuple, list)) and bool(value) and all(isinstance(v, Result) for v in value)
     )
+
+
+def settings(cls: A) -> A:
+    """Class decorator of an analyzer: its annotated attributes (not ``ClassVar``) are its
+    settings; the generated ``__init__`` takes them keyword-only and only stores them (they are
+    checked in ``run``), so each setting is written once.
+
+    Example:
+        >>> @settings
+        ... class Demo(Analyzer):
+        ...     n_resamples: int = 1000
+        ...     seed: int = 0
+        ...
+        ...     def _run(self, emb, records): ...
+        >>> Demo(seed=3)
+        Demo(n_resamples=1000, seed=3)
+    """
+    return dataclass(kw_only=True, eq=False, repr=False)(cls)
 
 
 class _Base:

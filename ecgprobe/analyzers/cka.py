@@ -56,7 +56,14 @@ from ecgprobe.analyzers._stats.cka_estimators import (
     precision_dtype,
     rbf_cka,
 )
-from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result, check_finite, check_ids_match
+from ecgprobe.analyzers.base import (
+    ANALYZERS,
+    PairwiseAnalyzer,
+    Result,
+    check_finite,
+    check_ids_match,
+    settings,
+)
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ArgumentTypeError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings, align_to_records
@@ -121,6 +128,7 @@ def _as_layers(x: Embeddings | Mapping[str, Embeddings], side: str) -> dict[str,
     pairwise=True,
     summary="centred kernel alignment between two encoders, or layer by layer, with jackknife CIs",
 )
+@settings
 class CKA(PairwiseAnalyzer):
     """CKA between two embedding sets of the same records, or the layer-by-layer CKA matrix.
 
@@ -157,30 +165,16 @@ class CKA(PairwiseAnalyzer):
     needs_labels = False
     takes_layers = True
 
-    def __init__(
-        self,
-        *,
-        kernel: str = "linear",
-        debiased: bool = True,
-        n_resamples: int = 200,
-        n_blocks: int = 50,
-        ci_level: float = 0.95,
-        seed: int = 0,
-        precision: str = "mixed",
-        sigma: float | None = None,
-        batch_size: int | None = None,
-        max_exact_n: int = 5000,
-    ) -> None:
-        self.kernel = kernel
-        self.debiased = debiased
-        self.n_resamples = n_resamples
-        self.n_blocks = n_blocks
-        self.ci_level = ci_level
-        self.seed = seed
-        self.precision = precision
-        self.sigma = sigma
-        self.batch_size = batch_size
-        self.max_exact_n = max_exact_n
+    kernel: str = "linear"
+    debiased: bool = True
+    n_resamples: int = 200
+    n_blocks: int = 50
+    ci_level: float = 0.95
+    seed: int = 0
+    precision: str = "mixed"
+    sigma: float | None = None
+    batch_size: int | None = None
+    max_exact_n: int = 5000
 
     def _validate(self) -> None:
         if self.kernel not in ("linear", "rbf"):

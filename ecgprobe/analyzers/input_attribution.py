@@ -41,7 +41,7 @@ import torch
 from ecgprobe.analyzers._stats import attribution_methods as am
 from ecgprobe.analyzers._stats.heads import LinearHead, check_encoder, encoder_from_provenance, resolve_head
 from ecgprobe.analyzers._stats.sanity import Attribution, randomisation_statistics, randomised_encoder
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
 from ecgprobe.data.record import SPLITS, RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
@@ -95,6 +95,7 @@ class InputAttributionResult(Result):
 
 
 @ANALYZERS.register("input_attribution", summary="lead/time attributions of encoder + probe head")
+@settings
 class InputAttribution(Analyzer):
     """Attributions of the probe's logits to the encoder's input (leads × time).
 
@@ -143,48 +144,25 @@ class InputAttribution(Analyzer):
     requires: ClassVar[Mapping[str, str]] = {"probe": "linear_probe"}
     needs_encoder = True
 
-    def __init__(
-        self,
-        *,
-        encoder: Any = None,
-        probe: Result | Mapping[str, Any] | None = None,
-        labels: Sequence[str] | None = None,
-        max_labels: int | None = None,
-        method: str = "auto",
-        baseline: str = "zeros",
-        n_examples: int = 8,
-        split: str = "test",
-        n_steps: int = 32,
-        n_samples: int = 16,
-        stdev: float = 0.1,
-        smooth_hz: float = 1.0,
-        beat_window_ms: tuple[float, float] = (-300.0, 500.0),
-        sanity_check: bool = True,
-        store_maps: bool = True,
-        batch_size: int = 64,
-        seed: int = 0,
-        lead_shapley: str = "auto",
-        n_permutations: int = 32,
-    ) -> None:
-        self.encoder = encoder
-        self.probe = probe
-        self.labels = labels
-        self.max_labels = max_labels
-        self.method = method
-        self.baseline = baseline
-        self.n_examples = n_examples
-        self.split = split
-        self.n_steps = n_steps
-        self.n_samples = n_samples
-        self.stdev = stdev
-        self.smooth_hz = smooth_hz
-        self.beat_window_ms = beat_window_ms
-        self.sanity_check = sanity_check
-        self.store_maps = store_maps
-        self.batch_size = batch_size
-        self.seed = seed
-        self.lead_shapley = lead_shapley
-        self.n_permutations = n_permutations
+    encoder: Any = None
+    probe: Result | Mapping[str, Any] | None = None
+    labels: Sequence[str] | None = None
+    max_labels: int | None = None
+    method: str = "auto"
+    baseline: str = "zeros"
+    n_examples: int = 8
+    split: str = "test"
+    n_steps: int = 32
+    n_samples: int = 16
+    stdev: float = 0.1
+    smooth_hz: float = 1.0
+    beat_window_ms: tuple[float, float] = (-300.0, 500.0)
+    sanity_check: bool = True
+    store_maps: bool = True
+    batch_size: int = 64
+    seed: int = 0
+    lead_shapley: str = "auto"
+    n_permutations: int = 32
 
     def _validate(self) -> None:
         if self.method not in METHODS:
@@ -482,9 +460,14 @@ class InputAttribution(Analyzer):
         if rand is None:
             return
         r_attr = self._attribute(rand, head, method, ex)
-        randomisation_statistics(
-            attr, r_attr, ex.label, len(head.labels), self.seed, self.store_maps, arrays, metrics, notes
+        extra, facts, note = randomisation_statistics(
+            attr, r_attr, ex.label, arrays["lead_importance"], self.seed
         )
+        if r_attr.maps is not None and self.store_maps:
+            extra["random_attributions"] = r_attr.maps
+        arrays.update(extra)
+        metrics.update(facts)
+        notes.append(note)
 
 
 # ------------------------------------------------------------------------------ helpers

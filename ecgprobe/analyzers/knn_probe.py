@@ -23,7 +23,7 @@ from ecgprobe.analyzers._stats.bootstrap import DEFAULT_MIN_POSITIVES
 from ecgprobe.analyzers._stats.evaluation import check_common, evaluate_probe, select_by_val, val_auroc
 from ecgprobe.analyzers._stats.probe_data import fit_scaler, fittable_targets, split_data
 from ecgprobe.analyzers._stats.solvers import resolve_device
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
@@ -112,6 +112,7 @@ def neighbour_fractions(nbr: np.ndarray, Y: np.ndarray, ks: np.ndarray) -> np.nd
 
 
 @ANALYZERS.register("knn_probe", summary="k-nearest-neighbour probe, k chosen on val, bootstrap CIs")
+@settings
 class KNNProbe(Analyzer):
     """kNN probe of frozen embeddings (see the module docstring).
 
@@ -136,32 +137,17 @@ class KNNProbe(Analyzer):
         >>> result.metrics["k"], result.metrics["macro_auroc"]  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        *,
-        ks: tuple[int, ...] = DEFAULT_KS,
-        metric: str = "cosine",
-        standardize: bool = False,
-        n_resamples: int = 1000,
-        ci_level: float = 0.95,
-        ci_method: str = "percentile",
-        min_positives: int = DEFAULT_MIN_POSITIVES,
-        n_bins: int = 10,
-        seed: int = 0,
-        chunk_size: int | None = None,
-        device: str = "auto",
-    ) -> None:
-        self.ks = ks
-        self.metric = metric
-        self.standardize = standardize
-        self.n_resamples = n_resamples
-        self.ci_level = ci_level
-        self.ci_method = ci_method
-        self.min_positives = min_positives
-        self.n_bins = n_bins
-        self.seed = seed
-        self.chunk_size = chunk_size
-        self.device = device
+    ks: tuple[int, ...] = DEFAULT_KS
+    metric: str = "cosine"
+    standardize: bool = False
+    n_resamples: int = 1000
+    ci_level: float = 0.95
+    ci_method: str = "percentile"
+    min_positives: int = DEFAULT_MIN_POSITIVES
+    n_bins: int = 10
+    seed: int = 0
+    chunk_size: int | None = None
+    device: str = "auto"
 
     def _validate(self) -> None:
         try:

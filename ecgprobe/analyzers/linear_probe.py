@@ -37,6 +37,7 @@ from ecgprobe.analyzers._stats.evaluation import (
     check_grid,
     evaluate_probe,
     evaluate_regression,
+    interval_settings,
     select_by_val,
     val_auroc,
 )
@@ -47,7 +48,7 @@ from ecgprobe.analyzers._stats.solvers import (
     resolve_device,
     ridge_path,
 )
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import ConfigError
 from ecgprobe.extract.embeddings import Embeddings
@@ -110,6 +111,7 @@ class LinearProbeResult(Result):
 
 
 @ANALYZERS.register("linear_probe", summary="logistic (or ridge) probe, C chosen on val, bootstrap CIs")
+@settings
 class LinearProbe(Analyzer):
     """Linear probe of frozen embeddings (see the module docstring for the protocol).
 
@@ -136,36 +138,19 @@ class LinearProbe(Analyzer):
         >>> result.metrics["macro_auroc"], result.metrics["macro_auroc_ci"]  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        *,
-        Cs: tuple[float, ...] = DEFAULT_CS,
-        c_selection: str = "per_label",
-        alphas: tuple[float, ...] = DEFAULT_ALPHAS,
-        n_resamples: int = 1000,
-        ci_level: float = 0.95,
-        ci_method: str = "percentile",
-        min_positives: int = DEFAULT_MIN_POSITIVES,
-        n_bins: int = 10,
-        seed: int = 0,
-        device: str = "auto",
-        solver: str = "newton",
-        tol: float = 1e-5,
-        max_iter: int = 100,
-    ) -> None:
-        self.Cs = Cs
-        self.c_selection = c_selection
-        self.alphas = alphas
-        self.n_resamples = n_resamples
-        self.ci_level = ci_level
-        self.ci_method = ci_method
-        self.min_positives = min_positives
-        self.n_bins = n_bins
-        self.seed = seed
-        self.device = device
-        self.solver = solver
-        self.tol = tol
-        self.max_iter = max_iter
+    Cs: tuple[float, ...] = DEFAULT_CS
+    c_selection: str = "per_label"
+    alphas: tuple[float, ...] = DEFAULT_ALPHAS
+    n_resamples: int = 1000
+    ci_level: float = 0.95
+    ci_method: str = "percentile"
+    min_positives: int = DEFAULT_MIN_POSITIVES
+    n_bins: int = 10
+    seed: int = 0
+    device: str = "auto"
+    solver: str = "newton"
+    tol: float = 1e-5
+    max_iter: int = 100
 
     def _validate(self) -> None:
         self.Cs = check_grid(self.Cs, "Cs")
@@ -269,15 +254,7 @@ class LinearProbe(Analyzer):
         coef, intercept = coef_path[best, t], icpt_path[best, t]
         pred_test = Xs["test"].astype(np.float64) @ coef.T + intercept
         ev = evaluate_regression(
-            names,
-            data.y["test"],
-            pred_test,
-            data.test_ids,
-            data.test_groups,
-            n_resamples=int(self.n_resamples),
-            seed=int(self.seed),
-            ci_level=float(self.ci_level),
-            ci_method=self.ci_method,
+            names, data.y["test"], pred_test, data.test_ids, data.test_groups, **interval_settings(self)
         )
         for j, row in enumerate(ev.tables["per_target"]):
             row["alpha"] = float(alphas[best[j]])

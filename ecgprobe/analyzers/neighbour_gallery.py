@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
 from ecgprobe.analyzers.knn_probe import METRICS, nearest_neighbours
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
@@ -43,6 +43,7 @@ class NeighbourGalleryResult(Result):
 @ANALYZERS.register(
     "neighbour_gallery", summary="the k nearest training ECGs of a few test records (what 'similar' means)"
 )
+@settings
 class NeighbourGallery(Analyzer):
     """Nearest training neighbours of a few test records.
 
@@ -64,22 +65,12 @@ class NeighbourGallery(Analyzer):
 
     name = "neighbour_gallery"
 
-    def __init__(
-        self,
-        *,
-        n_queries: int = 4,
-        k: int = 5,
-        metric: str = "cosine",
-        lead: str = "II",
-        seconds: float = 5.0,
-        seed: int = 0,
-    ) -> None:
-        self.n_queries = n_queries
-        self.k = k
-        self.metric = metric
-        self.lead = lead
-        self.seconds = seconds
-        self.seed = seed
+    n_queries: int = 4
+    k: int = 5
+    metric: str = "cosine"
+    lead: str = "II"
+    seconds: float = 5.0
+    seed: int = 0
 
     def _validate(self) -> None:
         for name in ("n_queries", "k"):

@@ -27,7 +27,7 @@ from ecgprobe.analyzers._stats.bootstrap import (
     resample_weights,
 )
 from ecgprobe.analyzers._stats.heads import resolve_head
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
@@ -76,6 +76,7 @@ def _rates(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> di
 @ANALYZERS.register(
     "operating_points", summary="sensitivity, specificity, PPV, NPV at validation-chosen thresholds, with CIs"
 )
+@settings
 class OperatingPoints(Analyzer):
     """Sensitivity, specificity, PPV and NPV of a linear probe at validation-chosen thresholds.
 
@@ -99,20 +100,11 @@ class OperatingPoints(Analyzer):
     name = "operating_points"
     requires: ClassVar[Mapping[str, str]] = {"probe": "linear_probe"}
 
-    def __init__(
-        self,
-        *,
-        probe: Result | dict[str, Any] | None = None,
-        sensitivity: float = 0.9,
-        n_resamples: int = 1000,
-        ci_level: float = 0.95,
-        seed: int = 0,
-    ) -> None:
-        self.probe = probe
-        self.sensitivity = sensitivity
-        self.n_resamples = n_resamples
-        self.ci_level = ci_level
-        self.seed = seed
+    probe: Result | dict[str, Any] | None = None
+    sensitivity: float = 0.9
+    n_resamples: int = 1000
+    ci_level: float = 0.95
+    seed: int = 0
 
     def _validate(self) -> None:
         if not isinstance(self.sensitivity, (int, float)) or not 0 < float(self.sensitivity) < 1:

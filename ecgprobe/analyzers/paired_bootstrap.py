@@ -22,7 +22,7 @@ from ecgprobe.analyzers._stats.bootstrap import (
     resample_weights,
 )
 from ecgprobe.analyzers._stats.metrics import rank_metrics, regression_metrics
-from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result
+from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result, settings
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import ConfigError, DataError
 from ecgprobe.extract.embeddings import Embeddings
@@ -234,6 +234,7 @@ def paired_bootstrap(
     pairwise=True,
     summary="difference of two encoders' probe AUROC per label and macro, paired patient bootstrap",
 )
+@settings
 class PairedBootstrap(PairwiseAnalyzer):
     """The difference between two encoders' linear probes, resampling the same patients for both.
 
@@ -257,24 +258,13 @@ class PairedBootstrap(PairwiseAnalyzer):
     name = "paired_bootstrap"
     requires: ClassVar[Mapping[str, str]] = {"probes": "linear_probe"}
 
-    def __init__(
-        self,
-        *,
-        probes: tuple[Result, Result] | None = None,
-        metric: str | None = None,
-        n_resamples: int = 1000,
-        ci_level: float = 0.95,
-        ci_method: str = "percentile",
-        min_positives: int | None = None,
-        seed: int = 0,
-    ) -> None:
-        self.probes = probes
-        self.metric = metric
-        self.n_resamples = n_resamples
-        self.ci_level = ci_level
-        self.ci_method = ci_method
-        self.min_positives = min_positives
-        self.seed = seed
+    probes: tuple[Result, Result] | None = None
+    metric: str | None = None
+    n_resamples: int = 1000
+    ci_level: float = 0.95
+    ci_method: str = "percentile"
+    min_positives: int | None = None
+    seed: int = 0
 
     def _validate(self) -> None:
         if self.probes is not None and (

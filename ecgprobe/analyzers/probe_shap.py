@@ -41,7 +41,7 @@ import numpy as np
 
 from ecgprobe.analyzers._stats.bootstrap import check_resampling
 from ecgprobe.analyzers._stats.heads import encoder_from_provenance, resolve_head
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
 from ecgprobe.data.record import SPLITS, RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
@@ -139,6 +139,7 @@ _CONC = ("top1_frac", "topk_frac", "gini", "effective_dims")
 
 
 @ANALYZERS.register("probe_shap", summary="exact SHAP of a linear probe over embedding dimensions")
+@settings
 class ProbeShap(Analyzer):
     """Exact (closed-form) SHAP values of a linear probe over embedding dimensions.
 
@@ -168,34 +169,18 @@ class ProbeShap(Analyzer):
 
     requires: ClassVar[Mapping[str, str]] = {"probe": "linear_probe"}
 
-    def __init__(
-        self,
-        *,
-        probe: Result | Mapping[str, Any] | None = None,
-        labels: Sequence[str] | None = None,
-        background_split: str = "train",
-        explain_split: str = "test",
-        top_k: int = 10,
-        n_top: int = 20,
-        n_resamples: int = 200,
-        ci_level: float = 0.95,
-        feature_names: Sequence[str] | None = None,
-        encoder: Any = None,
-        store_values: bool = False,
-        seed: int = 0,
-    ) -> None:
-        self.probe = probe
-        self.labels = labels
-        self.background_split = background_split
-        self.explain_split = explain_split
-        self.top_k = top_k
-        self.n_top = n_top
-        self.n_resamples = n_resamples
-        self.ci_level = ci_level
-        self.feature_names = feature_names
-        self.encoder = encoder
-        self.store_values = store_values
-        self.seed = seed
+    probe: Result | Mapping[str, Any] | None = None
+    labels: Sequence[str] | None = None
+    background_split: str = "train"
+    explain_split: str = "test"
+    top_k: int = 10
+    n_top: int = 20
+    n_resamples: int = 200
+    ci_level: float = 0.95
+    feature_names: Sequence[str] | None = None
+    encoder: Any = None
+    store_values: bool = False
+    seed: int = 0
 
     def _validate(self) -> None:
         for name in ("background_split", "explain_split"):

@@ -48,7 +48,7 @@ import numpy as np
 
 from ecgprobe.analyzers._stats import descriptors as desc
 from ecgprobe.analyzers._stats.neighbors import METRICS, exact_knn
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError, DependencyError
 from ecgprobe.extract.embeddings import Embeddings
@@ -148,6 +148,7 @@ def _versions(*names: str) -> dict[str, str]:
     "projection",
     summary="UMAP to 2-D with trustworthiness, per-label silhouette and kNN purity, effective ranks",
 )
+@settings
 class Projection(Analyzer):
     """UMAP projection to 2-D plus quantitative descriptors of the space and the projection.
 
@@ -175,32 +176,17 @@ class Projection(Analyzer):
 
     name = "projection"
 
-    def __init__(
-        self,
-        *,
-        n_neighbors: int = 15,
-        min_dist: float = 0.1,
-        metric: str = "euclidean",
-        seed: int | None = 0,
-        pca_dims: int | None = None,
-        max_records: int = 50_000,
-        n_eval: int = 2000,
-        eval_k: int = 10,
-        knn: str = "auto",
-        backend: str = "auto",
-        n_epochs: int | None = None,
-    ) -> None:
-        self.n_neighbors = n_neighbors
-        self.min_dist = min_dist
-        self.metric = metric
-        self.seed = seed
-        self.pca_dims = pca_dims
-        self.max_records = max_records
-        self.n_eval = n_eval
-        self.eval_k = eval_k
-        self.knn = knn
-        self.backend = backend
-        self.n_epochs = n_epochs
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    metric: str = "euclidean"
+    seed: int | None = 0
+    pca_dims: int | None = None
+    max_records: int = 50_000
+    n_eval: int = 2000
+    eval_k: int = 10
+    knn: str = "auto"
+    backend: str = "auto"
+    n_epochs: int | None = None
 
     def _validate(self) -> None:
         if not (isinstance(self.n_neighbors, int) and self.n_neighbors >= 2):

@@ -59,7 +59,7 @@ from ecgprobe.analyzers._stats.metrics import rank_metrics
 from ecgprobe.analyzers._stats.probe_data import fit_scaler, fittable_labels, split_data
 from ecgprobe.analyzers._stats.scarcity_summary import crossing_point, normalised_area, scarcity_notes
 from ecgprobe.analyzers._stats.subsets import nested_count_subsets, nested_fraction_subsets
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
 from ecgprobe.analyzers.linear_probe import DEFAULT_CS, LinearProbe
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
@@ -100,6 +100,7 @@ class ScarcityResult(Result):
 
 
 @ANALYZERS.register("scarcity", summary="linear-probe AUROC vs amount of labelled training data")
+@settings
 class ScarcityCurve(Analyzer):
     """Data-scarcity curve of the linear probe (see the module docstring for the definitions).
 
@@ -123,38 +124,20 @@ class ScarcityCurve(Analyzer):
         >>> res.table("curve")[["x", "macro_auroc_mean"]]  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        *,
-        fractions: tuple[float, ...] = DEFAULT_FRACTIONS,
-        samples_per_class: tuple[int, ...] | None = None,
-        n_seeds: int = 5,
-        seed: int = 0,
-        subsample_val: bool = False,
-        Cs: tuple[float, ...] = DEFAULT_CS,
-        c_selection: str = "per_label",
-        n_resamples: int = 200,
-        ci_level: float = 0.95,
-        ci_method: str = "percentile",
-        min_positives: int = DEFAULT_MIN_POSITIVES,
-        device: str = "auto",
-        tol: float = 1e-5,
-        max_iter: int = 100,
-    ) -> None:
-        self.fractions = fractions
-        self.samples_per_class = samples_per_class
-        self.n_seeds = n_seeds
-        self.seed = seed
-        self.subsample_val = subsample_val
-        self.Cs = Cs
-        self.c_selection = c_selection
-        self.n_resamples = n_resamples
-        self.ci_level = ci_level
-        self.ci_method = ci_method
-        self.min_positives = min_positives
-        self.device = device
-        self.tol = tol
-        self.max_iter = max_iter
+    fractions: tuple[float, ...] = DEFAULT_FRACTIONS
+    samples_per_class: tuple[int, ...] | None = None
+    n_seeds: int = 5
+    seed: int = 0
+    subsample_val: bool = False
+    Cs: tuple[float, ...] = DEFAULT_CS
+    c_selection: str = "per_label"
+    n_resamples: int = 200
+    ci_level: float = 0.95
+    ci_method: str = "percentile"
+    min_positives: int = DEFAULT_MIN_POSITIVES
+    device: str = "auto"
+    tol: float = 1e-5
+    max_iter: int = 100
 
     def _validate(self) -> None:
         if self.samples_per_class is not None:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ecgprobe.analyzers._stats.bootstrap import check_resampling
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
@@ -213,6 +213,7 @@ def subgroup_gaps(
 @ANALYZERS.register(
     "subgroups", summary="probe AUROC by sex and age band, each group's gap to the rest, paired CIs"
 )
+@settings
 class SubgroupGaps(Analyzer):
     """The linear probe's test AUROC per sex and age band, and each group's gap to the rest.
 
@@ -236,22 +237,12 @@ class SubgroupGaps(Analyzer):
     name = "subgroups"
     requires: ClassVar[Mapping[str, str]] = {"probe": "linear_probe"}
 
-    def __init__(
-        self,
-        *,
-        probe: Result | None = None,
-        age_edges: Sequence[float] = DEFAULT_AGE_EDGES,
-        min_records: int = 20,
-        n_resamples: int = 1000,
-        ci_level: float = 0.95,
-        seed: int = 0,
-    ) -> None:
-        self.probe = probe
-        self.age_edges = age_edges
-        self.min_records = min_records
-        self.n_resamples = n_resamples
-        self.ci_level = ci_level
-        self.seed = seed
+    probe: Result | None = None
+    age_edges: Sequence[float] = DEFAULT_AGE_EDGES
+    min_records: int = 20
+    n_resamples: int = 1000
+    ci_level: float = 0.95
+    seed: int = 0
 
     def _validate(self) -> None:
         edges = [float(e) for e in self.age_edges]

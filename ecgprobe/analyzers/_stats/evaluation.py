@@ -44,6 +44,7 @@ __all__ = [
     "evaluate_multilabel",
     "evaluate_probe",
     "evaluate_regression",
+    "interval_settings",
     "select_by_val",
     "val_auroc",
 ]
@@ -64,12 +65,9 @@ def evaluate_probe(
         p_test,
         data.test_ids,
         data.test_groups,
-        n_resamples=int(probe.n_resamples),
-        seed=int(probe.seed),
-        ci_level=float(probe.ci_level),
         n_bins=int(probe.n_bins),
         min_positives=int(probe.min_positives),
-        ci_method=probe.ci_method,
+        **interval_settings(probe),
     )
     for j, row in enumerate(ev.tables["per_label"]):
         row.update(
@@ -128,6 +126,31 @@ class Evaluation:
     tables: dict[str, list[dict[str, Any]]]
     arrays: dict[str, np.ndarray]
     notes: list[str]
+
+
+def _test_facts(
+    test_ids: np.ndarray, test_groups: np.ndarray, n_resamples: int, ci_level: float, ci_method: str
+) -> dict[str, Any]:
+    """What every probe evaluation states about its test records and intervals."""
+    return {
+        "ci_method": ci_method,
+        "n_test": len(test_ids),
+        "n_test_patients": len(set(test_groups)),
+        "bootstrap_unit": bootstrap_unit(test_groups, test_ids),
+        "n_resamples": int(n_resamples),
+        "ci_level": ci_level,
+    }
+
+
+def interval_settings(probe: Any) -> dict[str, Any]:
+    """A probe's settings of its test intervals (``n_resamples``, ``seed``, ``ci_level``,
+    ``ci_method``), as keywords of :func:`evaluate_multilabel` / :func:`evaluate_regression`."""
+    return {
+        "n_resamples": int(probe.n_resamples),
+        "seed": int(probe.seed),
+        "ci_level": float(probe.ci_level),
+        "ci_method": probe.ci_method,
+    }
 
 
 def _ci_fields(name: str, point: float, ci: np.ndarray) -> dict[str, float]:
@@ -249,12 +272,7 @@ def evaluate_multilabel(
         n_labels_evaluated=len(all_cols),
         headline_basis=basis,
         min_positives=int(min_positives),
-        ci_method=ci_method,
-        n_test=len(y_test),
-        n_test_patients=len(set(test_groups)),
-        bootstrap_unit=bootstrap_unit(test_groups, test_ids),
-        n_resamples=int(n_resamples),
-        ci_level=ci_level,
+        **_test_facts(test_ids, test_groups, n_resamples, ci_level, ci_method),
         ece_bins=n_bins,
     )
     notes += _flag_notes(names, flagged, pos_pat, neg_pat, basis, metrics)
@@ -364,14 +382,7 @@ def evaluate_regression(
     metrics: dict[str, Any] = {}
     for key in ("mae", "rmse", "r2"):
         metrics[key], metrics[f"{key}_ci"], _ = iv.macro(key, everything)
-    metrics.update(
-        n_test=len(y_test),
-        n_test_patients=len(set(test_groups)),
-        bootstrap_unit=bootstrap_unit(test_groups, test_ids),
-        n_resamples=int(n_resamples),
-        ci_level=ci_level,
-        ci_method=ci_method,
-    )
+    metrics.update(_test_facts(test_ids, test_groups, n_resamples, ci_level, ci_method))
     ci = {k: iv.per_label(k) for k in point}
     rows = []
     for j, name in enumerate(names):

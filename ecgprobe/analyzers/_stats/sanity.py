@@ -57,34 +57,29 @@ def randomised_encoder(encoder: Any, x: np.ndarray, seed: int, notes: list[str])
 
 
 def randomisation_statistics(
-    attr: Attribution,
-    r_attr: Attribution,
-    labels: np.ndarray,
-    C: int,
-    seed: int,
-    store_maps: bool,
-    arrays: dict[str, np.ndarray],
-    metrics: dict[str, Any],
-    notes: list[str],
-) -> None:
-    """Add to ``arrays``/``metrics``/``notes`` the comparison of the trained encoder's
-    attributions ``attr`` (``arrays["lead_importance"]`` already set) with those of the
-    randomised encoder ``r_attr``, for examples of label indices ``labels`` out of ``C``."""
+    attr: Attribution, r_attr: Attribution, labels: np.ndarray, importance: np.ndarray, seed: int
+) -> tuple[dict[str, np.ndarray], dict[str, Any], str]:
+    """Compare the trained encoder's attributions ``attr`` (lead importances ``importance``,
+    ``(C, L)``) with those of the randomised encoder ``r_attr``, for examples of label indices
+    ``labels``.
+
+    Returns:
+        The arrays (``random_lead_importance``, ``sanity_spearman_*``, ...), the metrics
+        (medians of the Spearman correlations, what they rest on) and the note saying so.
+    """
+    C = len(importance)
     r_imp, _ = am.lead_importance(r_attr.lead_abs(), labels, C, seed, n_resamples=0)
     a, b = (attr.maps, r_attr.maps) if attr.maps is not None else (attr.lead, r_attr.lead)
-    arrays["random_lead_importance"] = r_imp
-    arrays["random_lead_attributions"] = r_attr.lead
-    if r_attr.maps is not None and store_maps:
-        arrays["random_attributions"] = r_attr.maps
-    arrays["sanity_spearman_lead"] = np.array(
-        [am.spearman(arrays["lead_importance"][c], r_imp[c]) for c in range(C)]
-    )
-    arrays["sanity_spearman_abs"] = np.array(
-        [am.spearman(np.abs(a[k]).ravel(), np.abs(b[k]).ravel()) for k in range(len(a))]
-    )
-    arrays["sanity_spearman_signed"] = np.array(
-        [am.spearman(a[k].ravel(), b[k].ravel()) for k in range(len(a))]
-    )
+    arrays: dict[str, np.ndarray] = {
+        "random_lead_importance": r_imp,
+        "random_lead_attributions": r_attr.lead,
+        "sanity_spearman_lead": np.array([am.spearman(importance[c], r_imp[c]) for c in range(C)]),
+        "sanity_spearman_abs": np.array(
+            [am.spearman(np.abs(a[k]).ravel(), np.abs(b[k]).ravel()) for k in range(len(a))]
+        ),
+        "sanity_spearman_signed": np.array([am.spearman(a[k].ravel(), b[k].ravel()) for k in range(len(a))]),
+    }
+    metrics: dict[str, Any] = {}
     for key in ("lead", "abs", "signed"):
         v = arrays[f"sanity_spearman_{key}"]
         metrics[f"sanity_spearman_{key}_median"] = float(np.nanmedian(v)) if np.isfinite(v).any() else None
@@ -92,8 +87,9 @@ def randomisation_statistics(
     n_ex, n_leads = np.bincount(labels, minlength=C), int(r_imp.shape[1])
     metrics.update(sanity_spearman_descriptive=True, sanity_n_leads=n_leads)
     metrics["sanity_min_examples_per_label"] = int(n_ex.min())
-    notes.append(
+    note = (
         "sanity check (model randomisation, Adebayo et al. 2018): encoder weights re-initialised, head kept; "
         "Spearman correlations near 1 would mean the attributions ignore what the encoder learned. Descriptive, "
         f"without an interval: each lead ρ ranks {n_leads} leads from {n_ex.min()}–{n_ex.max()} examples per label"
     )
+    return arrays, metrics, note
