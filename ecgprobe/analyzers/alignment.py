@@ -45,7 +45,7 @@ from ecgprobe.analyzers._stats import cka_linear as lin
 from ecgprobe.analyzers._stats import jackknife as jk
 from ecgprobe.analyzers._stats.bootstrap import check_resampling
 from ecgprobe.analyzers._stats.neighbors import METRICS, exact_knn
-from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result, settings
+from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result, analyzer_settings
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError, DataError
 from ecgprobe.extract.embeddings import Embeddings
@@ -245,7 +245,7 @@ class AlignmentResult(Result):
     pairwise=True,
     summary="mutual kNN overlap and orthogonal Procrustes distance between two encoders, with CIs",
 )
-@settings
+@analyzer_settings
 class Alignment(PairwiseAnalyzer):
     """Mutual kNN overlap and orthogonal Procrustes distance between two embedding sets.
 

@@ -1,6 +1,6 @@
 """Analyzers and their typed, serialisable results.
 
-An analyzer declares its settings as annotated class attributes under :func:`settings` (a
+An analyzer declares its settings as annotated class attributes under :func:`analyzer_settings` (a
 keyword-only ``__init__`` that only stores them, nothing computed there);
 its public :meth:`Analyzer.run` validates the settings and the inputs, aligns embeddings with
 records by id and dispatches to the private ``_run`` holding the mathematics. Every analyzer
@@ -42,9 +42,9 @@ __all__ = [
     "Analyzer",
     "PairwiseAnalyzer",
     "Result",
+    "analyzer_settings",
     "check_ids_match",
     "migrate_params",
-    "settings",
     "to_jsonable",
 ]
 
@@ -239,13 +239,13 @@ def _is_result(value: Any) -> bool:
     )
 
 
-def settings(cls: A) -> A:
+def analyzer_settings(cls: A) -> A:
     """Class decorator of an analyzer: its annotated attributes (not ``ClassVar``) are its
     settings; the generated ``__init__`` takes them keyword-only and only stores them (they are
     checked in ``run``), so each setting is written once.
 
     Example:
-        >>> @settings
+        >>> @analyzer_settings
         ... class Demo(Analyzer):
         ...     n_resamples: int = 1000
         ...     seed: int = 0

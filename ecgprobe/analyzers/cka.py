@@ -60,9 +60,9 @@ from ecgprobe.analyzers.base import (
     ANALYZERS,
     PairwiseAnalyzer,
     Result,
+    analyzer_settings,
     check_finite,
     check_ids_match,
-    settings,
 )
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ArgumentTypeError, ConfigError
@@ -128,7 +128,7 @@ def _as_layers(x: Embeddings | Mapping[str, Embeddings], side: str) -> dict[str,
     pairwise=True,
     summary="centred kernel alignment between two encoders, or layer by layer, with jackknife CIs",
 )
-@settings
+@analyzer_settings
 class CKA(PairwiseAnalyzer):
     """CKA between two embedding sets of the same records, or the layer-by-layer CKA matrix.
 

@@ -41,7 +41,7 @@ import torch
 from ecgprobe.analyzers._stats import attribution_methods as am
 from ecgprobe.analyzers._stats.heads import LinearHead, check_encoder, encoder_from_provenance, resolve_head
 from ecgprobe.analyzers._stats.sanity import Attribution, randomisation_statistics, randomised_encoder
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, analyzer_settings
 from ecgprobe.data.record import SPLITS, RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
@@ -95,7 +95,7 @@ class InputAttributionResult(Result):
 
 
 @ANALYZERS.register("input_attribution", summary="lead/time attributions of encoder + probe head")
-@settings
+@analyzer_settings
 class InputAttribution(Analyzer):
     """Attributions of the probe's logits to the encoder's input (leads × time).
 

@@ -23,7 +23,7 @@ from ecgprobe.analyzers._stats.bootstrap import DEFAULT_MIN_POSITIVES
 from ecgprobe.analyzers._stats.evaluation import check_common, evaluate_probe, select_by_val, val_auroc
 from ecgprobe.analyzers._stats.probe_data import fit_scaler, fittable_targets, split_data
 from ecgprobe.analyzers._stats.solvers import resolve_device
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, analyzer_settings
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
@@ -112,7 +112,7 @@ def neighbour_fractions(nbr: np.ndarray, Y: np.ndarray, ks: np.ndarray) -> np.nd
 
 
 @ANALYZERS.register("knn_probe", summary="k-nearest-neighbour probe, k chosen on val, bootstrap CIs")
-@settings
+@analyzer_settings
 class KNNProbe(Analyzer):
     """kNN probe of frozen embeddings (see the module docstring).
 

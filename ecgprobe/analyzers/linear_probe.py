@@ -48,7 +48,7 @@ from ecgprobe.analyzers._stats.solvers import (
     resolve_device,
     ridge_path,
 )
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, analyzer_settings
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import ConfigError
 from ecgprobe.extract.embeddings import Embeddings
@@ -111,7 +111,7 @@ class LinearProbeResult(Result):
 
 
 @ANALYZERS.register("linear_probe", summary="logistic (or ridge) probe, C chosen on val, bootstrap CIs")
-@settings
+@analyzer_settings
 class LinearProbe(Analyzer):
     """Linear probe of frozen embeddings (see the module docstring for the protocol).
 

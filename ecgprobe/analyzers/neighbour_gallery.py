@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, analyzer_settings
 from ecgprobe.analyzers.knn_probe import METRICS, nearest_neighbours
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
@@ -43,7 +43,7 @@ class NeighbourGalleryResult(Result):
 @ANALYZERS.register(
     "neighbour_gallery", summary="the k nearest training ECGs of a few test records (what 'similar' means)"
 )
-@settings
+@analyzer_settings
 class NeighbourGallery(Analyzer):
     """Nearest training neighbours of a few test records.
 

@@ -27,7 +27,7 @@ from ecgprobe.analyzers._stats.bootstrap import (
     resample_weights,
 )
 from ecgprobe.analyzers._stats.heads import resolve_head
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, analyzer_settings
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
@@ -76,7 +76,7 @@ def _rates(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> di
 @ANALYZERS.register(
     "operating_points", summary="sensitivity, specificity, PPV, NPV at validation-chosen thresholds, with CIs"
 )
-@settings
+@analyzer_settings
 class OperatingPoints(Analyzer):
     """Sensitivity, specificity, PPV and NPV of a linear probe at validation-chosen thresholds.
 

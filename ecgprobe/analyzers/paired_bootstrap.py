@@ -22,7 +22,7 @@ from ecgprobe.analyzers._stats.bootstrap import (
     resample_weights,
 )
 from ecgprobe.analyzers._stats.metrics import rank_metrics, regression_metrics
-from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result, settings
+from ecgprobe.analyzers.base import ANALYZERS, PairwiseAnalyzer, Result, analyzer_settings
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import ConfigError, DataError
 from ecgprobe.extract.embeddings import Embeddings
@@ -234,7 +234,7 @@ def paired_bootstrap(
     pairwise=True,
     summary="difference of two encoders' probe AUROC per label and macro, paired patient bootstrap",
 )
-@settings
+@analyzer_settings
 class PairedBootstrap(PairwiseAnalyzer):
     """The difference between two encoders' linear probes, resampling the same patients for both.
 

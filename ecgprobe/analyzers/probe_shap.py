@@ -41,7 +41,7 @@ import numpy as np
 
 from ecgprobe.analyzers._stats.bootstrap import check_resampling
 from ecgprobe.analyzers._stats.heads import encoder_from_provenance, resolve_head
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, analyzer_settings
 from ecgprobe.data.record import SPLITS, RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
@@ -139,7 +139,7 @@ _CONC = ("top1_frac", "topk_frac", "gini", "effective_dims")
 
 
 @ANALYZERS.register("probe_shap", summary="exact SHAP of a linear probe over embedding dimensions")
-@settings
+@analyzer_settings
 class ProbeShap(Analyzer):
     """Exact (closed-form) SHAP values of a linear probe over embedding dimensions.
 

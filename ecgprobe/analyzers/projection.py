@@ -48,7 +48,7 @@ import numpy as np
 
 from ecgprobe.analyzers._stats import descriptors as desc
 from ecgprobe.analyzers._stats.neighbors import METRICS, exact_knn
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, analyzer_settings
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError, DependencyError
 from ecgprobe.extract.embeddings import Embeddings
@@ -148,7 +148,7 @@ def _versions(*names: str) -> dict[str, str]:
     "projection",
     summary="UMAP to 2-D with trustworthiness, per-label silhouette and kNN purity, effective ranks",
 )
-@settings
+@analyzer_settings
 class Projection(Analyzer):
     """UMAP projection to 2-D plus quantitative descriptors of the space and the projection.
 

@@ -59,7 +59,7 @@ from ecgprobe.analyzers._stats.metrics import rank_metrics
 from ecgprobe.analyzers._stats.probe_data import fit_scaler, fittable_labels, split_data
 from ecgprobe.analyzers._stats.scarcity_summary import crossing_point, normalised_area, scarcity_notes
 from ecgprobe.analyzers._stats.subsets import nested_count_subsets, nested_fraction_subsets
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, analyzer_settings
 from ecgprobe.analyzers.linear_probe import DEFAULT_CS, LinearProbe
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
@@ -100,7 +100,7 @@ class ScarcityResult(Result):
 
 
 @ANALYZERS.register("scarcity", summary="linear-probe AUROC vs amount of labelled training data")
-@settings
+@analyzer_settings
 class ScarcityCurve(Analyzer):
     """Data-scarcity curve of the linear probe (see the module docstring for the definitions).
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ecgprobe.analyzers._stats.bootstrap import check_resampling
-from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, settings
+from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, analyzer_settings
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
@@ -213,7 +213,7 @@ def subgroup_gaps(
 @ANALYZERS.register(
     "subgroups", summary="probe AUROC by sex and age band, each group's gap to the rest, paired CIs"
 )
-@settings
+@analyzer_settings
 class SubgroupGaps(Analyzer):
     """The linear probe's test AUROC per sex and age band, and each group's gap to the rest.
 
