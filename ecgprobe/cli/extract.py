@@ -14,6 +14,7 @@ from ecgprobe.cli.common import (
     dataset_from_args,
     embeddings_from_args,
 )
+from ecgprobe.settings import parse_layers
 
 #: What ``extract`` writes (one ``embeddings.<layer>.npy`` per layer when there are several).
 OUTPUTS = ("manifest.json", "ids.npy", "embeddings.npy", "embeddings.*.npy")
@@ -41,11 +42,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     """Extract and save."""
     from ecgprobe.extract import save_embeddings
 
-    layers = (
-        None
-        if args.layers is None
-        else ("all" if args.layers == "all" else [s.strip() for s in args.layers.split(",")])
-    )
+    layers = parse_layers(args.layers, option="--layers")
     output = check_output(args, OUTPUTS)  # before the extraction, not after it
     records = dataset_from_args(args)
     result = embeddings_from_args(args, records, layers=layers)

@@ -18,6 +18,7 @@ from ecgprobe.cli.common import (
     positive_int,
 )
 from ecgprobe.exceptions import ConfigError
+from ecgprobe.settings import parse_layers
 
 COLOURS = ("label", "age", "sex")
 
@@ -109,17 +110,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_umap)
 
 
-def _layers(spec: str | None) -> Any:
-    if spec is None or spec == "embedding":
-        return None
-    if spec == "all":
-        return "all"
-    names = [s.strip() for s in spec.split(",") if s.strip()]
-    if not names:
-        raise ConfigError(f"--layers {spec!r} names no layer; use 'embedding', 'all' or a,b,c")
-    return names
-
-
 def _match_by_id(a: Any, b: Any) -> Any:
     """Reorder side B's rows to side A's ids when both hold the same records (folders from elsewhere
     may list them in another order); a different set of ids is left for the analyzer to report."""
@@ -139,8 +129,12 @@ def cmd_cka(args: argparse.Namespace) -> int:
     names = ["cka.json", "cka.npz"] + (["alignment.json", "alignment.npz"] if args.alignment else [])
     output = check_output(args, names)
     records = dataset_from_args(args) if args.dataset else None
-    side_a = embeddings_from_args(args, records, layers=_layers(args.layers_a or args.layers), suffix="-a")
-    side_b = embeddings_from_args(args, records, layers=_layers(args.layers_b or args.layers), suffix="-b")
+    side_a = embeddings_from_args(
+        args, records, layers=parse_layers(args.layers_a or args.layers, option="--layers-a"), suffix="-a"
+    )
+    side_b = embeddings_from_args(
+        args, records, layers=parse_layers(args.layers_b or args.layers, option="--layers-b"), suffix="-b"
+    )
     side_b = _match_by_id(side_a, side_b)
     res = CKA(kernel=args.kernel, debiased=args.debiased, n_boot=args.n_boot, seed=args.seed).run(
         side_a, side_b, records
