@@ -371,10 +371,10 @@ def split_pairs(pairs: Sequence[str], *, where: str = "option") -> dict[str, str
 
 
 def parse_options(
-    pairs: Sequence[str], target: str | Callable[..., Any], *, where: str | None = None
+    pairs: Sequence[str], target: Callable[..., Any], *, where: str | None = None
 ) -> dict[str, Any]:
     """Turn ``["key=value", ...]`` into keyword options, each parsed by the annotation of the
-    parameter it fills in ``target`` (a dataset name or a callable such as an encoder factory):
+    parameter it fills in ``target`` (a dataset loader or an encoder factory):
     ``-o sampling_rate=abc`` or ``-o drop_unlabeled=maybe`` is refused here, naming what is
     allowed (:func:`check_params`). Names ``target`` does not take are left as text for the
     registry's unknown-option check, which suggests close matches.
@@ -382,14 +382,7 @@ def parse_options(
     Raises:
         ConfigError: a pair that is not ``KEY=VALUE``, or a value that does not fit its option.
     """
-    if isinstance(target, str):
-        from ecgprobe.data import DATASETS
-
-        func = DATASETS.get(target)
-        where = where or f"dataset {DATASETS.entry(target).name!r}"
-    else:
-        func = target
     raw = split_pairs(pairs)
     return check_params(
-        func, raw, where=where or f"options of {getattr(func, '__name__', func)!s}", from_string=True
+        target, raw, where=where or f"options of {getattr(target, '__name__', target)!s}", from_string=True
     )

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ecgprobe.data import RecordSet, load_dataset
+from ecgprobe.data import DATASETS, RecordSet, load_dataset
 from ecgprobe.exceptions import ConfigError
 from ecgprobe.options import parse_options
 from ecgprobe.outputs import Output
@@ -53,7 +53,8 @@ def add_dataset_args(parser: argparse.ArgumentParser, *, required: bool = True) 
 
 def dataset_from_args(args: argparse.Namespace) -> RecordSet:
     """Load the dataset named by ``--dataset/--root/-o``."""
-    options = parse_options(args.options, args.dataset)
+    where = f"dataset {DATASETS.entry(args.dataset).name!r}"
+    options = parse_options(args.options, DATASETS.get(args.dataset), where=where)
     return load_dataset(args.dataset, args.root, **options)
 
 

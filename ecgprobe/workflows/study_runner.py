@@ -48,11 +48,11 @@ def _say(settings: RunSettings, text: str) -> None:
 
 
 def _load_records(ds: Mapping[str, Any]) -> Any:
-    import ecgprobe
+    from ecgprobe.data import load_dataset
 
     if ds.get("records") is not None:
         return ds["records"]
-    return ecgprobe.load_dataset(ds["name"], ds.get("root"), **(ds.get("options") or {}))
+    return load_dataset(ds["name"], ds.get("root"), **(ds.get("options") or {}))
 
 
 def _extract_all(study: Study, records: Any, settings: RunSettings) -> tuple[dict, dict, dict]:
