@@ -19,7 +19,7 @@ import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ecgprobe.exceptions import ConfigError
 
@@ -33,6 +33,7 @@ __all__ = [
     "WINDOWS",
     "LayerSpec",
     "RunSettings",
+    "final_layer",
     "parse_layers",
     "resolve_device",
     "split_list",
@@ -47,8 +48,14 @@ PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 #: Analysis settings profiles (their contents: :data:`ecgprobe.workflows.plan.PROFILES`).
 PROFILE_NAMES: tuple[str, ...] = ("full", "quick")
 
+T = TypeVar("T")
 #: ``None`` (the official embedding), ``"all"`` (every layer) or layer names.
 LayerSpec = None | Literal["all"] | tuple[str, ...]
+
+
+def final_layer(layers: Mapping[str, T]) -> T:
+    """The official embedding among extracted layers ``{layer: ...}`` (else the last one)."""
+    return layers[FINAL_LAYER] if FINAL_LAYER in layers else list(layers.values())[-1]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -18,7 +18,7 @@ from ecgprobe.cli.common import (
     positive_int,
 )
 from ecgprobe.exceptions import ConfigError
-from ecgprobe.settings import parse_layers
+from ecgprobe.settings import FINAL_LAYER, final_layer, parse_layers
 
 COLOURS = ("label", "age", "sex")
 
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_encoder_args(p, suffix="-b")
     p.add_argument(
         "--layers",
-        default="embedding",
+        default=FINAL_LAYER,
         help="'embedding' (default), 'all', or comma-separated layer names, for both sides",
     )
     p.add_argument("--layers-a", default=None, help="layers of side A (overrides --layers)")
@@ -141,8 +141,7 @@ def cmd_cka(args: argparse.Namespace) -> int:
     )
     al = None
     if args.alignment:
-        a = side_a.get("embedding", next(iter(side_a.values()))) if isinstance(side_a, dict) else side_a
-        b = side_b.get("embedding", next(iter(side_b.values()))) if isinstance(side_b, dict) else side_b
+        a, b = (final_layer(x) if isinstance(x, dict) else x for x in (side_a, side_b))
         al = Alignment(k=args.k, n_boot=args.n_boot, seed=args.seed).run(a, b, records)
     with output.staged() as tmp:
         res.save(tmp / "cka.json")

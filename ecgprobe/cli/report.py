@@ -25,7 +25,7 @@ from ecgprobe.cli.common import (
 )
 from ecgprobe.exceptions import ConfigError
 from ecgprobe.outputs import parse_formats
-from ecgprobe.settings import parse_layers, split_list
+from ecgprobe.settings import FINAL_LAYER, parse_layers, split_list
 
 __all__ = ["register"]
 
@@ -260,7 +260,7 @@ def scarcity_study(args: argparse.Namespace, scarcity: dict[str, Any]) -> int:
         settings=settings,
         analyses={"scarcity": scarcity},
         reports={"scarcity": "all"},
-        compare_layers="embedding",
+        compare_layers=FINAL_LAYER,
         dataset_folders=False,
         folders={"scarcity": "."},
         index=False,

@@ -17,11 +17,11 @@ from ecgprobe.analyzers.base import ANALYZERS, Result
 from ecgprobe.data.record import RecordSet
 from ecgprobe.extract.embeddings import Embeddings, align_to_records
 from ecgprobe.report.document import Report
-from ecgprobe.settings import RunSettings
+from ecgprobe.settings import RunSettings, final_layer
 from ecgprobe.workflows.cache import ResultCache
 from ecgprobe.workflows.model import display_name, encoder_identity, report_context, run_record
 from ecgprobe.workflows.plan import plan_analyses
-from ecgprobe.workflows.runner import Analysed, final_layer, run_analyses, run_pairwise
+from ecgprobe.workflows.runner import Analysed, run_analyses, run_pairwise
 
 __all__ = ["compare_report", "scarcity_report", "scarcity_rows", "subject_names", "write_scarcity_csv"]
 

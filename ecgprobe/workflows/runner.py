@@ -24,7 +24,7 @@ from ecgprobe.analyzers.base import ANALYZERS, Result
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError, DependencyError
 from ecgprobe.extract.embeddings import Embeddings
-from ecgprobe.settings import FINAL_LAYER, RunSettings
+from ecgprobe.settings import RunSettings, final_layer
 from ecgprobe.workflows.cache import ResultCache, embeddings_identity
 from ecgprobe.workflows.plan import Plan, order
 
@@ -45,11 +45,6 @@ class Analysed:
     skipped: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
-
-
-def final_layer(layers: Mapping[str, Embeddings]) -> Embeddings:
-    """The official embedding among extracted layers (else the last one)."""
-    return layers.get(FINAL_LAYER) or list(layers.values())[-1]
 
 
 @dataclass

@@ -109,9 +109,9 @@ def _build(
     timings: Mapping[str, float],
 ) -> Any:
     """The report ``planned`` asks for (``None`` when one of its encoders was skipped)."""
+    from ecgprobe.settings import final_layer
     from ecgprobe.workflows.compare import compare_report, scarcity_report
     from ecgprobe.workflows.model import model_report
-    from ecgprobe.workflows.runner import final_layer
 
     subjects = [s for s in planned.subjects if s in layers]
     if not subjects or (planned.kind != "scarcity" and len(subjects) < len(planned.subjects)):
