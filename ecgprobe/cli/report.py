@@ -10,19 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ecgprobe._defaults import COMPARE_ANALYSES, MODEL_ANALYSES
-from ecgprobe.cli.common import (
-    add_dataset_args,
-    add_encoder_args,
-    add_extraction_args,
-    add_output_args,
-    check_output,
-    dataset_from_args,
-    embeddings_from_args,
-    encoder_from_args,
-    non_negative_int,
-    out_folder,
-    settings_from_args,
-)
+from ecgprobe.cli import common
 from ecgprobe.exceptions import ConfigError
 from ecgprobe.outputs import parse_formats
 from ecgprobe.settings import FINAL_LAYER, parse_layers, split_list
@@ -40,7 +28,9 @@ def _report_args(p: argparse.ArgumentParser, default: tuple[str, ...]) -> None:
         default="full",
         help="analysis settings: full (the analyzers' defaults) or quick (fewer resamples and seeds)",
     )
-    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of every analysis (default 0)")
+    g.add_argument(
+        "--seed", type=common.non_negative_int, default=0, help="seed of every analysis (default 0)"
+    )
     g.add_argument(
         "--analyses",
         default=None,
@@ -58,10 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Extract (cached), run every analysis (cached), write report.html, report.pdf, results.json. "
         "With --from DIR, re-render a saved report from its results.json alone.",
     )
-    add_dataset_args(p, required=False)
-    add_encoder_args(p)
-    add_extraction_args(p)
-    add_output_args(p, required=False)
+    common.add_dataset_args(p, required=False)
+    common.add_encoder_args(p)
+    common.add_extraction_args(p)
+    common.add_output_args(p, required=False)
     _report_args(p, MODEL_ANALYSES)
     p.add_argument(
         "--from", dest="from_dir", type=Path, metavar="DIR", help="re-render the report saved in DIR"
@@ -74,11 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Paired bootstrap differences per label and macro, layer-by-layer CKA, mutual kNN, Procrustes, "
         "UMAPs and scarcity curves of two encoders.",
     )
-    add_dataset_args(p)
-    add_encoder_args(p, suffix="-a")
-    add_encoder_args(p, suffix="-b")
-    add_extraction_args(p)
-    add_output_args(p)
+    common.add_dataset_args(p)
+    common.add_encoder_args(p, suffix="-a")
+    common.add_encoder_args(p, suffix="-b")
+    common.add_extraction_args(p)
+    common.add_output_args(p)
     _report_args(p, COMPARE_ANALYSES)
     p.add_argument(
         "--layers",
@@ -93,7 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run analyses/NAME.yaml: every report it asks for, results cached so that a re-run re-renders.",
     )
     p.add_argument("config", type=Path, help="the study's YAML file (see analyses/)")
-    p.add_argument("--out", type=out_folder, default=None, help="output folder (default: the config's out:)")
+    p.add_argument(
+        "--out", type=common.out_folder, default=None, help="output folder (default: the config's out:)"
+    )
     p.add_argument("--force", action="store_true", help="overwrite existing reports")
     p.add_argument("--profile", choices=("full", "quick"), default=None, help="override the config's profile")
     p.add_argument("--format", default="html,pdf", help="html, pdf or html,pdf (default both)")
@@ -152,14 +144,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     if args.out is None:
         raise ConfigError("pass --out DIR for the report")
-    settings = settings_from_args(args)
-    check_output(args, Report.output_names(formats))  # fail before any work
+    settings = common.settings_from_args(args)
+    common.check_output(args, Report.output_names(formats))  # fail before any work
     plan = _plan(args, MODEL_ANALYSES)
-    records = dataset_from_args(args)
+    records = common.dataset_from_args(args)
     # created once: it extracts, and the input attributions differentiate through it
-    encoder = encoder_from_args(args) if args.encoder else None
+    encoder = common.encoder_from_args(args) if args.encoder else None
     t1 = time.perf_counter()
-    emb = embeddings_from_args(args, records, settings, encoder=encoder)
+    emb = common.embeddings_from_args(args, records, settings, encoder=encoder)
     extract_s = time.perf_counter() - t1
     report = model_report(
         emb,
@@ -182,16 +174,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     formats = parse_formats(args.format)
-    settings = settings_from_args(args, layers=parse_layers(args.layers, option="--layers"))
-    check_output(args, Report.output_names(formats))
+    settings = common.settings_from_args(args, layers=parse_layers(args.layers, option="--layers"))
+    common.check_output(args, Report.output_names(formats))
     plan = _plan(args, COMPARE_ANALYSES)
-    records = dataset_from_args(args)
+    records = common.dataset_from_args(args)
     sides, names, encoders, timings = [], [], [], {}
     for suffix in ("-a", "-b"):
         dest = suffix.replace("-", "_")
         t1 = time.perf_counter()
-        enc = encoder_from_args(args, suffix=suffix) if getattr(args, f"encoder{dest}") else None
-        got = embeddings_from_args(args, records, settings, suffix=suffix, encoder=enc)
+        enc = common.encoder_from_args(args, suffix=suffix) if getattr(args, f"encoder{dest}") else None
+        got = common.embeddings_from_args(args, records, settings, suffix=suffix, encoder=enc)
         sides.append(got if isinstance(got, dict) else {got.layer: got})
         name = getattr(args, f"encoder{dest}") or Path(getattr(args, f"embeddings{dest}") or suffix).name
         names.append(name)
@@ -248,10 +240,10 @@ def scarcity_study(args: argparse.Namespace, scarcity: dict[str, Any]) -> int:
             "pass either --encoders A,B,... (a study) or --encoder/--embeddings (one curve), not both"
         )
     formats = parse_formats(args.format)
-    settings = settings_from_args(args, layers=parse_layers(args.layer, option="--layer"))
+    settings = common.settings_from_args(args, layers=parse_layers(args.layer, option="--layer"))
     study = Study(
         name="scarcity",
-        datasets=[{"name": args.dataset, "label": "dataset", "records": dataset_from_args(args)}],
+        datasets=[{"name": args.dataset, "label": "dataset", "records": common.dataset_from_args(args)}],
         encoders=[
             {"name": n, "label": n, "options": list(args.encoder_options), "checkpoint": args.checkpoint}
             for n in names
