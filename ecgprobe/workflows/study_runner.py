@@ -173,14 +173,28 @@ def run_study(study: Study, *, force: bool = False, formats: tuple[str, ...] = (
     settings = study.settings
     plan_analyses(study.analyses, settings)  # fail on bad settings before any work
     Output(study.out, study_outputs(study, formats), force=force, option="out:").check()
+    from tqdm.auto import tqdm
+
     written = Written()
+    plan = planned_reports(study)
+    # the outer bar of the nested ones (extraction, then each report's analyses below it)
+    bar = tqdm(
+        total=len(study.datasets) * len(plan),
+        desc=study.name,
+        unit="report",
+        disable=not settings.progress,
+        file=sys.stderr,
+    )
     for ds in study.datasets:
         records = _load_records(ds)
         _say(settings, f"[{study.name}] {_label(ds, 'dataset')}: {len(records)} records")
+        bar.set_postfix_str(f"extracting for {_label(ds, 'dataset')}")
         layers, encoders, timings = _extract_all(study, records, settings)
         base = study.out / dataset_folder(study, ds)
-        for planned in planned_reports(study):
+        for planned in plan:
+            bar.set_postfix_str(f"{planned.kind} {planned.folder}")
             report = _build(planned, study, records, ds, layers, encoders, timings)
+            bar.update()
             if report is None:
                 _say(
                     settings, f"[{study.name}] {planned.folder} not written: one of its encoders was skipped"
@@ -197,6 +211,7 @@ def run_study(study: Study, *, force: bool = False, formats: tuple[str, ...] = (
             written.append(folder)
             written.reports.append(report)
             written.files.append({kind: folder / path.name for kind, path in files.items()})
+    bar.close()
     if written and study.index:
         root = study.out
         entries = [
