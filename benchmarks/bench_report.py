@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 import ecgprobe  # noqa: E402
 from ecgprobe.report import Report  # noqa: E402
-from ecgprobe.report.pipeline import model_report  # noqa: E402
+from ecgprobe.settings import RunSettings  # noqa: E402
+from ecgprobe.workflows import model_report  # noqa: E402
 
 
 def with_71_labels(records, X: np.ndarray, n_labels: int, seed: int = 0):
@@ -80,7 +81,10 @@ def main() -> None:
 
     t0 = time.perf_counter()
     report = model_report(
-        emb, records, encoder=enc, profile=args.profile, cache_dir=tmp / "results", progress=False
+        emb,
+        records,
+        encoder=enc,
+        settings=RunSettings(profile=args.profile, cache_dir=tmp / "results", progress=False),
     )
     print(f"analyses: {time.perf_counter() - t0:.1f} s")
     t1 = time.perf_counter()
@@ -113,10 +117,7 @@ def main() -> None:
         emb,
         records,
         encoder=enc,
-        profile=args.profile,
-        cache_dir=tmp / "results-seq",
-        progress=False,
-        workers=1,
+        settings=RunSettings(profile=args.profile, cache_dir=tmp / "results-seq", progress=False, workers=1),
     )
     seq.write(tmp / "sequential")
     t_seq = time.perf_counter() - t4
@@ -128,7 +129,10 @@ def main() -> None:
 
     t3 = time.perf_counter()
     cached = model_report(
-        emb, records, encoder=enc, profile=args.profile, cache_dir=tmp / "results", progress=False
+        emb,
+        records,
+        encoder=enc,
+        settings=RunSettings(profile=args.profile, cache_dir=tmp / "results", progress=False),
     )
     cached.write(tmp / "cached")
     t_cached = time.perf_counter() - t3

@@ -17,8 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
-
+from ecgprobe._version import __version__
 from ecgprobe.data import RecordSet, list_datasets, load_dataset
 from ecgprobe.exceptions import (
     ArgumentTypeError,

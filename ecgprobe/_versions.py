@@ -33,7 +33,7 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     if "ecgprobe" not in out:
-        from ecgprobe import __version__
+        from ecgprobe._version import __version__
 
         out["ecgprobe"] = __version__
     return out

@@ -52,6 +52,7 @@ __all__ = [
     "check_value",
     "describe_type",
     "param_types",
+    "parse_options",
     "split_pairs",
 ]
 
@@ -367,3 +368,21 @@ def split_pairs(pairs: Sequence[str], *, where: str = "option") -> dict[str, str
             raise ConfigError(f"{where} {pair!r} is not KEY=VALUE (e.g. -o sampling_rate=100)")
         out[key.strip().replace("-", "_")] = value.strip()
     return out
+
+
+def parse_options(
+    pairs: Sequence[str], target: Callable[..., Any], *, where: str | None = None
+) -> dict[str, Any]:
+    """Turn ``["key=value", ...]`` into keyword options, each parsed by the annotation of the
+    parameter it fills in ``target`` (a dataset loader or an encoder factory):
+    ``-o sampling_rate=abc`` or ``-o drop_unlabeled=maybe`` is refused here, naming what is
+    allowed (:func:`check_params`). Names ``target`` does not take are left as text for the
+    registry's unknown-option check, which suggests close matches.
+
+    Raises:
+        ConfigError: a pair that is not ``KEY=VALUE``, or a value that does not fit its option.
+    """
+    raw = split_pairs(pairs)
+    return check_params(
+        target, raw, where=where or f"options of {getattr(target, '__name__', target)!s}", from_string=True
+    )

@@ -28,7 +28,10 @@ from pathlib import Path
 
 from ecgprobe.exceptions import ConfigError, EcgprobeError, OutputError
 
-__all__ = ["Output", "describe_os_error", "safe_name"]
+__all__ = ["REPORT_FORMATS", "Output", "describe_os_error", "parse_formats", "safe_name"]
+
+#: The formats a report is written in.
+REPORT_FORMATS: tuple[str, ...] = ("html", "pdf")
 
 #: Prefix of the staging folder (hidden; removed on success and on failure).
 STAGING_PREFIX = ".ecgprobe-partial-"
@@ -323,3 +326,18 @@ def safe_name(value: object, *, what: str) -> str:
     if len(clean) > _MAX_NAME:
         raise ConfigError(f"{what} is {len(clean)} characters long; use at most {_MAX_NAME}")
     return clean
+
+
+def parse_formats(value: str | Sequence[str], *, option: str = "--format") -> tuple[str, ...]:
+    """Report formats from ``"html,pdf"`` (or a sequence): a non-empty selection of
+    :data:`REPORT_FORMATS`.
+
+    Raises:
+        ConfigError: an unknown or missing format, naming ``option``.
+    """
+    from ecgprobe.settings import split_list
+
+    formats = tuple(split_list(value, option=option) or ())
+    if not formats or set(formats) - set(REPORT_FORMATS):
+        raise ConfigError(f"{option} must be html, pdf or html,pdf; got {value!r}")
+    return formats

@@ -215,8 +215,7 @@ def test_scarcity_study_across_encoders(tmp_path, capsys):
 def test_the_shipped_study_configs_are_valid(monkeypatch):
     from pathlib import Path
 
-    from ecgprobe.report.pipeline import resolve_analyses
-    from ecgprobe.report.study import load_study
+    from ecgprobe.workflows import load_study, plan_analyses
 
     monkeypatch.setenv("PTBXL_ROOT", "/data/ptb-xl")
     monkeypatch.delenv("ECGFOUNDER_CKPT", raising=False)
@@ -224,7 +223,7 @@ def test_the_shipped_study_configs_are_valid(monkeypatch):
     assert len(configs) >= 4
     for path in configs:
         study = load_study(path)
-        resolve_analyses(study.analyses, profile=study.profile)  # every setting is accepted
+        plan_analyses(study.analyses, study.settings)  # every setting is accepted
         assert study.datasets and study.encoders
         if any(e["name"] == "ecgfounder" for e in study.encoders):
             assert next(e for e in study.encoders if e["name"] == "ecgfounder").get("unavailable")

@@ -214,7 +214,7 @@ def _config(tmp_path: Path, body: str) -> Path:
     ],
 )
 def test_study_config_values_are_checked_before_any_work(tmp_path, body, message):
-    from ecgprobe.report.study import load_study
+    from ecgprobe.workflows import load_study
 
     text = _config(tmp_path, "").read_text()
     key = body.split(":", 1)[0]
@@ -230,9 +230,10 @@ def test_study_config_values_are_checked_before_any_work(tmp_path, body, message
 
 
 def test_valid_study_values_are_converted(tmp_path):
-    from ecgprobe.report.study import load_study
+    from ecgprobe.workflows import load_study
 
     path = _config(tmp_path, "seed: 3\nextraction: {batch_size: 8, window: fit}\n")
     study = load_study(path)
-    assert study.seed == 3 and study.extraction == {"batch_size": 8, "window": "fit"}
+    assert study.settings.seed == 3
+    assert (study.settings.batch_size, study.settings.window) == (8, "fit")
     assert study.datasets[0]["options"] == {"n_records": 20}

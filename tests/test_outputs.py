@@ -213,7 +213,7 @@ def test_study_labels_cannot_write_outside_out(tmp_path, capsys, datasets):
 
 
 def test_study_encoder_labels_are_sanitised_and_collisions_refused(tmp_path):
-    from ecgprobe.report.study import load_study, study_outputs
+    from ecgprobe.workflows import load_study, study_outputs
 
     cfg = _study(
         tmp_path, "[synthetic]", "[{name: tiny-test, label: 'my/enc'}, {name: tiny-test, label: 'my enc'}]"

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ecgprobe import __version__
+from ecgprobe._version import __version__
 from ecgprobe.exceptions import ConfigError, EcgprobeError
 from ecgprobe.outputs import describe_os_error
 

@@ -12,18 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ecgprobe.cli.common import (
-    add_dataset_args,
-    add_encoder_args,
-    add_extraction_args,
-    add_output_args,
-    check_output,
-    dataset_from_args,
-    embeddings_from_args,
-    encoder_from_args,
-    non_negative_int,
-    positive_int,
-)
+from ecgprobe.cli import common
 from ecgprobe.exceptions import ConfigError
 
 OUTPUTS = (
@@ -45,8 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "embedding dimensions, and attribute its logits to the input leads and time on a few example "
         "records per label. Writes probe_shap.json/.npz and input_attribution.json/.npz to --out.",
     )
-    add_dataset_args(p)
-    add_encoder_args(p, embeddings=False)
+    common.add_dataset_args(p)
+    common.add_encoder_args(p, embeddings=False)
     g = p.add_argument_group("attribution")
     g.add_argument(
         "--probe",
@@ -58,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--labels", help="comma-separated labels to explain (default: every label the probe fitted)"
     )
-    g.add_argument("--n-examples", type=positive_int, default=8, help="example records per label (default 8)")
+    g.add_argument(
+        "--n-examples", type=common.positive_int, default=8, help="example records per label (default 8)"
+    )
     g.add_argument(
         "--method",
         choices=("auto", "ig", "gradshap", "kernelshap"),
@@ -71,14 +62,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="zeros",
         help="reference input: zeros, each lead's mean, or a low-pass copy (default zeros)",
     )
-    g.add_argument("--n-steps", type=positive_int, default=32, help="Integrated-Gradients steps (default 32)")
+    g.add_argument(
+        "--n-steps", type=common.positive_int, default=32, help="Integrated-Gradients steps (default 32)"
+    )
     g.add_argument("--split", default="test", help="split the example records come from (default test)")
     g.add_argument("--no-sanity-check", action="store_true", help="skip the model-randomisation sanity check")
     g.add_argument(
-        "--seed", type=non_negative_int, default=0, help="seed of example selection and sampling (default 0)"
+        "--seed",
+        type=common.non_negative_int,
+        default=0,
+        help="seed of example selection and sampling (default 0)",
     )
-    add_extraction_args(p)
-    add_output_args(p)
+    common.add_extraction_args(p)
+    common.add_output_args(p)
     p.set_defaults(handler=cmd_attribute)
 
 
@@ -88,15 +84,15 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     from ecgprobe.analyzers.input_attribution import InputAttribution
     from ecgprobe.analyzers.probe_shap import ProbeShap
 
-    output = check_output(args, OUTPUTS)
-    records = dataset_from_args(args)
+    output = common.check_output(args, OUTPUTS)
+    records = common.dataset_from_args(args)
     probe = None
     if args.probe is not None:
         probe = Result.load(args.probe)
         if probe.kind != "linear_probe":
             raise ConfigError(f"--probe {args.probe} is a {probe.kind!r} result; pass a linear_probe result")
-    encoder = encoder_from_args(args) if args.encoder else None  # created once, used twice
-    emb = embeddings_from_args(args, records, encoder=encoder)
+    encoder = common.encoder_from_args(args) if args.encoder else None  # created once, used twice
+    emb = common.embeddings_from_args(args, records, encoder=encoder)
     fitted = probe is None
     if fitted:  # fit once, explain twice; saved so that the explained head is on disk
         from ecgprobe.analyzers._stats.heads import fit_probe
@@ -104,7 +100,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         probe = fit_probe({"seed": args.seed}, emb, records)
     labels = [s.strip() for s in args.labels.split(",") if s.strip()] if args.labels else None
     shap_res = ProbeShap(probe=probe, labels=labels, seed=args.seed).run(emb, records)
-    encoder = encoder if encoder is not None else encoder_from_args(args)
+    encoder = encoder if encoder is not None else common.encoder_from_args(args)
     attr = InputAttribution(
         encoder=encoder,
         probe=probe,

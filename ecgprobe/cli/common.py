@@ -10,8 +10,9 @@ from typing import Any
 
 from ecgprobe.data import DATASETS, RecordSet, load_dataset
 from ecgprobe.exceptions import ConfigError
-from ecgprobe.options import check_params, split_pairs
+from ecgprobe.options import parse_options
 from ecgprobe.outputs import Output
+from ecgprobe.settings import RunSettings, parse_layers
 
 __all__ = [
     "add_dataset_args",
@@ -28,6 +29,7 @@ __all__ = [
     "out_folder",
     "parse_options",
     "positive_int",
+    "settings_from_args",
 ]
 
 
@@ -49,32 +51,10 @@ def add_dataset_args(parser: argparse.ArgumentParser, *, required: bool = True) 
     )
 
 
-def parse_options(
-    pairs: Sequence[str], target: str | Callable[..., Any], *, where: str | None = None
-) -> dict[str, Any]:
-    """Turn ``["key=value", ...]`` into keyword options, each parsed by the annotation of the
-    parameter it fills in ``target`` (a dataset name or a callable such as an encoder factory):
-    ``-o sampling_rate=abc`` or ``-o drop_unlabeled=maybe`` is refused here, naming what is
-    allowed (:func:`ecgprobe.options.check_params`). Names ``target`` does not take are left
-    as text for the registry's unknown-option check, which suggests close matches.
-
-    Raises:
-        ConfigError: a pair that is not ``KEY=VALUE``, or a value that does not fit its option.
-    """
-    if isinstance(target, str):
-        func = DATASETS.get(target)
-        where = where or f"dataset {DATASETS.entry(target).name!r}"
-    else:
-        func = target
-    raw = split_pairs(pairs)
-    return check_params(
-        func, raw, where=where or f"options of {getattr(func, '__name__', func)!s}", from_string=True
-    )
-
-
 def dataset_from_args(args: argparse.Namespace) -> RecordSet:
     """Load the dataset named by ``--dataset/--root/-o``."""
-    options = parse_options(args.options, args.dataset)
+    where = f"dataset {DATASETS.entry(args.dataset).name!r}"
+    options = parse_options(args.options, DATASETS.get(args.dataset), where=where)
     return load_dataset(args.dataset, args.root, **options)
 
 
@@ -186,55 +166,67 @@ def encoder_from_args(args: argparse.Namespace, *, suffix: str = "") -> Any:
     )
 
 
+def settings_from_args(args: argparse.Namespace, *, layers: Any = None) -> RunSettings:
+    """The run's settings from the command line, built once: extraction options (device,
+    precision, batch size, window, hop, cache), ``--seed``, ``--profile``, ``--quiet`` and, where
+    a command has them, ``--ci-level`` and ``--n-resamples``; ``layers`` as parsed by the command.
+
+    Raises:
+        ConfigError: a combination that cannot work (e.g. ``--hop`` without ``--window sliding``).
+    """
+    no_cache = getattr(args, "no_cache", False)
+    return RunSettings(
+        device=getattr(args, "device", None) or "auto",
+        precision=getattr(args, "precision", "fp32"),
+        batch_size=getattr(args, "batch_size", 64),
+        window=getattr(args, "window", "official"),
+        hop=getattr(args, "hop", None),
+        layers=layers,
+        cache_dir=None if no_cache else (getattr(args, "cache_dir", None) or default_cache_dir()),
+        seed=getattr(args, "seed", 0),
+        ci_level=getattr(args, "ci_level", None),
+        n_resamples=getattr(args, "n_resamples", None),
+        profile=getattr(args, "profile", None) or "full",
+        progress=not getattr(args, "quiet", False),
+    )
+
+
 def embeddings_from_args(
     args: argparse.Namespace,
     records: RecordSet | None,
+    settings: RunSettings | None = None,
     *,
-    layers: str | Sequence[str] | None = None,
+    layers: Any = "default",
     suffix: str = "",
     encoder: Any = None,
 ) -> Any:
     """Embeddings for ``records``: extracted through the cache with ``--encoder``, or loaded from
     ``--embeddings DIR``. Returns ``Embeddings`` (one layer) or ``{layer: Embeddings}`` (a list or
-    ``"all"``). Loaded embeddings are matched to ``records`` by id (a clear error otherwise).
-    Pass ``encoder`` when the command already created it (it is then not created again).
+    ``"all"``; default: the settings' layers). Loaded embeddings are matched to ``records`` by id
+    (a clear error otherwise). Pass ``encoder`` when the command already created it (it is then
+    not created again).
     """
     from ecgprobe.extract import align_to_records, extract, load_embeddings
 
+    settings = settings or settings_from_args(args)
+    spec = settings.layers if layers == "default" else parse_layers(layers)
     dest = suffix.replace("-", "_")
     folder = getattr(args, f"embeddings{dest}", None)
     if folder is not None:
         if getattr(args, f"encoder{dest}", None):
             raise ConfigError(f"pass either --encoder{suffix} or --embeddings{suffix}, not both")
-        names = [layers] if layers is None or isinstance(layers, str) else list(layers)
-        if names == ["all"]:
-            names = _folder_layers(Path(folder))
+        names = _folder_layers(Path(folder)) if spec == "all" else [None] if spec is None else list(spec)
         loaded = {}
         for name in names:
             emb = load_embeddings(folder, layer=name)
             if records is not None:
                 emb, _ = align_to_records(emb, records)
             loaded[emb.layer] = emb
-        return (
-            next(iter(loaded.values()))
-            if layers is None or (isinstance(layers, str) and layers != "all")
-            else loaded
-        )
+        return next(iter(loaded.values())) if spec is None else loaded
     if records is None:
         raise ConfigError("an encoder needs a dataset: pass --dataset (and --root)")
     encoder = encoder if encoder is not None else encoder_from_args(args, suffix=suffix)
-    return extract(
-        encoder,
-        records,
-        layers=layers,
-        batch_size=args.batch_size,
-        device=args.device,
-        cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()),
-        window=args.window,
-        hop=args.hop,
-        precision=args.precision,
-        progress=not args.quiet,
-    )
+    return extract(encoder, records, **settings.extraction(layers=spec))
 
 
 def _folder_layers(folder: Path) -> list[str | None]:

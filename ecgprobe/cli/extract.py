@@ -5,15 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ecgprobe.cli.common import (
-    add_dataset_args,
-    add_encoder_args,
-    add_extraction_args,
-    add_output_args,
-    check_output,
-    dataset_from_args,
-    embeddings_from_args,
-)
+from ecgprobe.cli import common
+from ecgprobe.settings import parse_layers
 
 #: What ``extract`` writes (one ``embeddings.<layer>.npy`` per layer when there are several).
 OUTPUTS = ("manifest.json", "ids.npy", "embeddings.npy", "embeddings.*.npy")
@@ -27,13 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Extract embeddings of every record of a dataset with an encoder. Results are cached by "
         "content and provenance: running it again reuses the cache and says so.",
     )
-    add_dataset_args(p)
-    add_encoder_args(p, embeddings=False)
+    common.add_dataset_args(p)
+    common.add_encoder_args(p, embeddings=False)
     p.add_argument(
         "--layers", default=None, help="'all', or comma-separated layer names (default: the embedding)"
     )
-    add_extraction_args(p)
-    add_output_args(p)
+    common.add_extraction_args(p)
+    common.add_output_args(p)
     p.set_defaults(handler=cmd_extract)
 
 
@@ -41,14 +34,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
     """Extract and save."""
     from ecgprobe.extract import save_embeddings
 
-    layers = (
-        None
-        if args.layers is None
-        else ("all" if args.layers == "all" else [s.strip() for s in args.layers.split(",")])
-    )
-    output = check_output(args, OUTPUTS)  # before the extraction, not after it
-    records = dataset_from_args(args)
-    result = embeddings_from_args(args, records, layers=layers)
+    layers = parse_layers(args.layers, option="--layers")
+    output = common.check_output(args, OUTPUTS)  # before the extraction, not after it
+    records = common.dataset_from_args(args)
+    result = common.embeddings_from_args(args, records, layers=layers)
     embs = [result] if not isinstance(result, dict) else list(result.values())
     with output.staged() as tmp:
         save_embeddings(tmp, embs, records=records)

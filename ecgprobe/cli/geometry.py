@@ -6,19 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from ecgprobe.cli.common import (
-    add_dataset_args,
-    add_encoder_args,
-    add_extraction_args,
-    add_output_args,
-    check_output,
-    dataset_from_args,
-    embeddings_from_args,
-    non_negative_int,
-    open_interval,
-    positive_int,
-)
+from ecgprobe.cli import common
 from ecgprobe.exceptions import ConfigError
+from ecgprobe.settings import FINAL_LAYER, final_layer, parse_layers
 
 COLOURS = ("label", "age", "sex")
 
@@ -33,12 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cache) or from an `ecgprobe extract` folder; records are matched by id. A dataset is needed to "
         "extract, and optional for two folders (then the folders must hold the same record ids).",
     )
-    add_dataset_args(p, required=False)
-    add_encoder_args(p, suffix="-a")
-    add_encoder_args(p, suffix="-b")
+    common.add_dataset_args(p, required=False)
+    common.add_encoder_args(p, suffix="-a")
+    common.add_encoder_args(p, suffix="-b")
     p.add_argument(
         "--layers",
-        default="embedding",
+        default=FINAL_LAYER,
         help="'embedding' (default), 'all', or comma-separated layer names, for both sides",
     )
     p.add_argument("--layers-a", default=None, help="layers of side A (overrides --layers)")
@@ -53,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--n-resamples",
-        type=non_negative_int,
+        type=common.non_negative_int,
         default=200,
         help="> 0: a delete-a-group jackknife CI over patient groups; 0: none (default 200)",
     )
@@ -61,13 +51,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--n-boot",
         dest="n_resamples",
-        type=non_negative_int,
+        type=common.non_negative_int,
         default=argparse.SUPPRESS,
         help=argparse.SUPPRESS,
     )
-    g.add_argument("--ci-level", type=open_interval, default=0.95, help="confidence level (default 0.95)")
     g.add_argument(
-        "--seed", type=non_negative_int, default=0, help="seed of the jackknife grouping (default 0)"
+        "--ci-level", type=common.open_interval, default=0.95, help="confidence level (default 0.95)"
+    )
+    g.add_argument(
+        "--seed", type=common.non_negative_int, default=0, help="seed of the jackknife grouping (default 0)"
     )
     g.add_argument(
         "--alignment",
@@ -75,10 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also compute mutual kNN overlap and Procrustes distance of the official embeddings",
     )
     g.add_argument(
-        "--k", type=positive_int, default=10, help="neighbours for the mutual kNN overlap (default 10)"
+        "--k", type=common.positive_int, default=10, help="neighbours for the mutual kNN overlap (default 10)"
     )
-    add_extraction_args(p)
-    add_output_args(p)
+    common.add_extraction_args(p)
+    common.add_output_args(p)
     p.set_defaults(handler=cmd_cka)
 
     p = sub.add_parser(
@@ -87,8 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Project one encoder's embeddings of a dataset to 2-D with UMAP (seeded; exact kNN graph) and "
         "write the coordinates, quantitative descriptors and scatter plots coloured by label, age or sex.",
     )
-    add_dataset_args(p)
-    add_encoder_args(p)
+    common.add_dataset_args(p)
+    common.add_encoder_args(p)
     p.add_argument("--layer", default=None, help="layer to project (default: the official embedding)")
     p.add_argument(
         "--color-by",
@@ -96,38 +88,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated: label, age, sex (one PNG each; default label)",
     )
     g = p.add_argument_group("UMAP")
-    g.add_argument("--n-neighbors", type=positive_int, default=15, help="UMAP n_neighbors (default 15)")
+    g.add_argument(
+        "--n-neighbors", type=common.positive_int, default=15, help="UMAP n_neighbors (default 15)"
+    )
     g.add_argument("--min-dist", type=float, default=0.1, help="UMAP min_dist (default 0.1)")
     g.add_argument("--metric", default="euclidean", help="euclidean (default), cosine, ...")
     g.add_argument(
-        "--seed", type=non_negative_int, default=0, help="seed (default 0; UMAP then runs on one thread)"
+        "--seed",
+        type=common.non_negative_int,
+        default=0,
+        help="seed (default 0; UMAP then runs on one thread)",
     )
     g.add_argument(
         "--pca-dims",
-        type=positive_int,
+        type=common.positive_int,
         default=None,
         help="PCA to this many dims before UMAP (default: none)",
     )
     g.add_argument(
         "--max-records",
-        type=positive_int,
+        type=common.positive_int,
         default=50_000,
         help="stratified subsample above this (default 50000)",
     )
-    add_extraction_args(p)
-    add_output_args(p)
+    common.add_extraction_args(p)
+    common.add_output_args(p)
     p.set_defaults(handler=cmd_umap)
-
-
-def _layers(spec: str | None) -> Any:
-    if spec is None or spec == "embedding":
-        return None
-    if spec == "all":
-        return "all"
-    names = [s.strip() for s in spec.split(",") if s.strip()]
-    if not names:
-        raise ConfigError(f"--layers {spec!r} names no layer; use 'embedding', 'all' or a,b,c")
-    return names
 
 
 def _match_by_id(a: Any, b: Any) -> Any:
@@ -147,10 +133,14 @@ def cmd_cka(args: argparse.Namespace) -> int:
     from ecgprobe.analyzers.cka import CKA
 
     names = ["cka.json", "cka.npz"] + (["alignment.json", "alignment.npz"] if args.alignment else [])
-    output = check_output(args, names)
-    records = dataset_from_args(args) if args.dataset else None
-    side_a = embeddings_from_args(args, records, layers=_layers(args.layers_a or args.layers), suffix="-a")
-    side_b = embeddings_from_args(args, records, layers=_layers(args.layers_b or args.layers), suffix="-b")
+    output = common.check_output(args, names)
+    records = common.dataset_from_args(args) if args.dataset else None
+    side_a = common.embeddings_from_args(
+        args, records, layers=parse_layers(args.layers_a or args.layers, option="--layers-a"), suffix="-a"
+    )
+    side_b = common.embeddings_from_args(
+        args, records, layers=parse_layers(args.layers_b or args.layers, option="--layers-b"), suffix="-b"
+    )
     side_b = _match_by_id(side_a, side_b)
     res = CKA(
         kernel=args.kernel,
@@ -161,8 +151,7 @@ def cmd_cka(args: argparse.Namespace) -> int:
     ).run(side_a, side_b, records)
     al = None
     if args.alignment:
-        a = side_a.get("embedding", next(iter(side_a.values()))) if isinstance(side_a, dict) else side_a
-        b = side_b.get("embedding", next(iter(side_b.values()))) if isinstance(side_b, dict) else side_b
+        a, b = (final_layer(x) if isinstance(x, dict) else x for x in (side_a, side_b))
         al = Alignment(k=args.k, n_resamples=args.n_resamples, ci_level=args.ci_level, seed=args.seed).run(
             a, b, records
         )
@@ -212,9 +201,9 @@ def cmd_umap(args: argparse.Namespace) -> int:
     if bad or not colours:
         raise ConfigError(f"--color-by takes {list(COLOURS)} (comma-separated), got {args.color_by!r}")
     pngs = [f"projection_{c}.png" for c in colours]
-    output = check_output(args, ["projection.json", "projection.npz", *pngs])
-    records = dataset_from_args(args)
-    emb = embeddings_from_args(args, records, layers=args.layer)
+    output = common.check_output(args, ["projection.json", "projection.npz", *pngs])
+    records = common.dataset_from_args(args)
+    emb = common.embeddings_from_args(args, records, layers=args.layer)
     res = Projection(
         n_neighbors=args.n_neighbors,
         min_dist=args.min_dist,

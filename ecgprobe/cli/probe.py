@@ -16,18 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ecgprobe.cli.common import (
-    add_dataset_args,
-    add_encoder_args,
-    add_extraction_args,
-    add_output_args,
-    check_output,
-    dataset_from_args,
-    embeddings_from_args,
-    non_negative_int,
-    open_interval,
-    positive_int,
-)
+from ecgprobe.cli import common
 from ecgprobe.exceptions import ConfigError
 
 __all__ = ["register", "result_files", "write_result"]
@@ -61,10 +50,10 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    add_dataset_args(p)
-    add_encoder_args(p)
+    common.add_dataset_args(p)
+    common.add_encoder_args(p)
     p.add_argument("--layer", default=None, help="layer of the embeddings to use (default: the embedding)")
-    add_extraction_args(p)
+    common.add_extraction_args(p)
     g = p.add_argument_group("probe")
     g.add_argument(
         "--cs", type=_floats, default=None, metavar="C,C,...", help="C grid (default 1e-4..1e2, 7 values)"
@@ -77,11 +66,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--n-resamples",
-        type=positive_int,
+        type=common.positive_int,
         default=None,
         help="bootstrap resamples for the intervals (default: the analyzer's, 1000 for the probes)",
     )
-    g.add_argument("--ci-level", type=open_interval, default=0.95, help="confidence level (default 0.95)")
+    g.add_argument(
+        "--ci-level", type=common.open_interval, default=0.95, help="confidence level (default 0.95)"
+    )
     g.add_argument(
         "--ci-method",
         choices=("percentile", "bca"),
@@ -90,13 +81,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--min-positives",
-        type=non_negative_int,
+        type=common.non_negative_int,
         default=10,
         help="labels with fewer positive (or negative) test patients are flagged and left out of the "
         "headline macro (default 10; 0 keeps all)",
     )
-    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of every random step (default 0)")
-    add_output_args(p)
+    g.add_argument(
+        "--seed", type=common.non_negative_int, default=0, help="seed of every random step (default 0)"
+    )
+    common.add_output_args(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -139,7 +132,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--samples-per-class", type=_ints, default=None, help="minimum positives per label, e.g. 5,10,50"
     )
-    p.add_argument("--seeds", type=positive_int, default=5, help="independent subset draws (default 5)")
+    p.add_argument(
+        "--seeds", type=common.positive_int, default=5, help="independent subset draws (default 5)"
+    )
     p.add_argument("--subsample-val", action="store_true", help="subsample the validation split alike")
     g = p.add_argument_group("study across encoders")
     g.add_argument(
@@ -176,10 +171,10 @@ def write_result(result: Any, out: Path) -> Path:
 
 
 def _records_and_embeddings(args: argparse.Namespace, target: str | None = None) -> tuple[Any, Any]:
-    records = dataset_from_args(args)
+    records = common.dataset_from_args(args)
     if target:
         records = records.with_meta_target(target)
-    return records, embeddings_from_args(args, records, layers=args.layer)
+    return records, common.embeddings_from_args(args, records, layers=args.layer)
 
 
 def _fmt_ci(metrics: dict, key: str) -> str:
@@ -197,15 +192,15 @@ def cmd_probe(args: argparse.Namespace) -> int:
         raise ConfigError("--target (regression) works with --kind linear only")
     sub = {k: (f"{k}/" if len(kinds) > 1 else "") for k in kinds}
     tables = "regression" if args.target else "classification"
-    output = check_output(args, [f for k in kinds for f in result_files(tables, sub[k])])
+    output = common.check_output(args, [f for k in kinds for f in result_files(tables, sub[k])])
     records, emb = _records_and_embeddings(args, args.target)
-    common = {"ci_level": args.ci_level, "seed": args.seed, "device": args.device}
-    common.update(ci_method=args.ci_method, min_positives=args.min_positives)
+    shared = {"ci_level": args.ci_level, "seed": args.seed, "device": args.device}
+    shared.update(ci_method=args.ci_method, min_positives=args.min_positives)
     if args.n_resamples is not None:
-        common["n_resamples"] = args.n_resamples
+        shared["n_resamples"] = args.n_resamples
     results = {}
     for k in kinds:
-        opts = dict(common)
+        opts = dict(shared)
         if k == "linear":
             opts["c_selection"] = args.c_selection
             if args.cs:
@@ -236,7 +231,7 @@ def cmd_scarcity(args: argparse.Namespace) -> int:
     from ecgprobe.analyzers import ANALYZERS
 
     if not args.encoders:
-        output = check_output(args, result_files("scarcity"))
+        output = common.check_output(args, result_files("scarcity"))
         records, emb = _records_and_embeddings(args)
     opts: dict[str, Any] = {
         "n_seeds": args.seeds,

@@ -9,26 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ecgprobe.cli.common import (
-    add_dataset_args,
-    add_encoder_args,
-    add_extraction_args,
-    add_output_args,
-    check_output,
-    dataset_from_args,
-    default_cache_dir,
-    embeddings_from_args,
-    encoder_from_args,
-    non_negative_int,
-    out_folder,
-)
+from ecgprobe._defaults import COMPARE_ANALYSES, MODEL_ANALYSES
+from ecgprobe.cli import common
 from ecgprobe.exceptions import ConfigError
+from ecgprobe.outputs import parse_formats
+from ecgprobe.settings import FINAL_LAYER, parse_layers, split_list
 
 __all__ = ["register"]
-
-
-def _csv(text: str | None) -> list[str] | None:
-    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
 
 
 def _report_args(p: argparse.ArgumentParser, default: tuple[str, ...]) -> None:
@@ -41,7 +28,9 @@ def _report_args(p: argparse.ArgumentParser, default: tuple[str, ...]) -> None:
         default="full",
         help="analysis settings: full (the analyzers' defaults) or quick (fewer resamples and seeds)",
     )
-    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of every analysis (default 0)")
+    g.add_argument(
+        "--seed", type=common.non_negative_int, default=0, help="seed of every analysis (default 0)"
+    )
     g.add_argument(
         "--analyses",
         default=None,
@@ -53,18 +42,16 @@ def _report_args(p: argparse.ArgumentParser, default: tuple[str, ...]) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the report, compare and run commands."""
-    from ecgprobe._defaults import COMPARE_ANALYSES, MODEL_ANALYSES
-
     p = sub.add_parser(
         "report",
         help="holistic report of one encoder (HTML + PDF + results.json)",
         description="Extract (cached), run every analysis (cached), write report.html, report.pdf, results.json. "
         "With --from DIR, re-render a saved report from its results.json alone.",
     )
-    add_dataset_args(p, required=False)
-    add_encoder_args(p)
-    add_extraction_args(p)
-    add_output_args(p, required=False)
+    common.add_dataset_args(p, required=False)
+    common.add_encoder_args(p)
+    common.add_extraction_args(p)
+    common.add_output_args(p, required=False)
     _report_args(p, MODEL_ANALYSES)
     p.add_argument(
         "--from", dest="from_dir", type=Path, metavar="DIR", help="re-render the report saved in DIR"
@@ -77,11 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Paired bootstrap differences per label and macro, layer-by-layer CKA, mutual kNN, Procrustes, "
         "UMAPs and scarcity curves of two encoders.",
     )
-    add_dataset_args(p)
-    add_encoder_args(p, suffix="-a")
-    add_encoder_args(p, suffix="-b")
-    add_extraction_args(p)
-    add_output_args(p)
+    common.add_dataset_args(p)
+    common.add_encoder_args(p, suffix="-a")
+    common.add_encoder_args(p, suffix="-b")
+    common.add_extraction_args(p)
+    common.add_output_args(p)
     _report_args(p, COMPARE_ANALYSES)
     p.add_argument(
         "--layers",
@@ -96,28 +83,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run analyses/NAME.yaml: every report it asks for, results cached so that a re-run re-renders.",
     )
     p.add_argument("config", type=Path, help="the study's YAML file (see analyses/)")
-    p.add_argument("--out", type=out_folder, default=None, help="output folder (default: the config's out:)")
+    p.add_argument(
+        "--out", type=common.out_folder, default=None, help="output folder (default: the config's out:)"
+    )
     p.add_argument("--force", action="store_true", help="overwrite existing reports")
     p.add_argument("--profile", choices=("full", "quick"), default=None, help="override the config's profile")
     p.add_argument("--format", default="html,pdf", help="html, pdf or html,pdf (default both)")
+    p.add_argument(
+        "--device", default=None, help="override the config's extraction device: auto, cpu or cuda[:N]"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary lines")
     p.set_defaults(handler=cmd_run)
 
 
-def _formats(args: argparse.Namespace) -> tuple[str, ...]:
-    formats = tuple(_csv(args.format) or ())
-    bad = [f for f in formats if f not in ("html", "pdf")]
-    if bad or not formats:
-        raise ConfigError(f"--format must be html, pdf or html,pdf; got {args.format!r}")
-    return formats
-
-
 def _plan(args: argparse.Namespace, default: tuple[str, ...]) -> list[str] | None:
     """The analyses ``--analyses``/``--skip`` leave, checked (names and profile) before any work."""
-    from ecgprobe.report.pipeline import resolve_analyses
+    from ecgprobe.workflows.plan import resolve_analyses
 
-    chosen = _csv(args.analyses)
-    skip = set(_csv(args.skip) or ())
+    chosen = split_list(args.analyses, option="--analyses")
+    skip = set(split_list(args.skip, option="--skip") or ())
     if chosen is None and not skip:
         names = None
     else:
@@ -126,10 +110,6 @@ def _plan(args: argparse.Namespace, default: tuple[str, ...]) -> list[str] | Non
             raise ConfigError("no analysis left to run (check --analyses and --skip)")
     resolve_analyses(names, profile=args.profile, default=default)
     return names
-
-
-def _cache_root(args: argparse.Namespace) -> Path | None:
-    return None if args.no_cache else (args.cache_dir or default_cache_dir())
 
 
 def _done(args: argparse.Namespace, report: Any, written: dict[str, Path], t0: float) -> int:
@@ -145,10 +125,10 @@ def _done(args: argparse.Namespace, report: Any, written: dict[str, Path], t0: f
 def cmd_report(args: argparse.Namespace) -> int:
     """Build (or re-render) the report of one encoder."""
     from ecgprobe.report import Report
-    from ecgprobe.report.pipeline import MODEL_ANALYSES, model_report
+    from ecgprobe.workflows.model import model_report
 
     t0 = time.perf_counter()
-    formats = _formats(args)
+    formats = parse_formats(args.format)
     if args.from_dir is not None:
         if args.dataset or args.encoder or args.embeddings:
             raise ConfigError(
@@ -164,26 +144,24 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     if args.out is None:
         raise ConfigError("pass --out DIR for the report")
-    check_output(args, Report.output_names(formats))  # fail before any work
+    settings = common.settings_from_args(args)
+    common.check_output(args, Report.output_names(formats))  # fail before any work
     plan = _plan(args, MODEL_ANALYSES)
-    records = dataset_from_args(args)
+    records = common.dataset_from_args(args)
     # created once: it extracts, and the input attributions differentiate through it
-    encoder = encoder_from_args(args) if args.encoder else None
+    encoder = common.encoder_from_args(args) if args.encoder else None
     t1 = time.perf_counter()
-    emb = embeddings_from_args(args, records, encoder=encoder)
+    emb = common.embeddings_from_args(args, records, settings, encoder=encoder)
     extract_s = time.perf_counter() - t1
     report = model_report(
         emb,
         records,
+        settings=settings,
         encoder=encoder,
         name=args.encoder or (args.embeddings.name if args.embeddings else None),
         title=args.title,
         analyses=plan,
-        profile=args.profile,
-        seed=args.seed,
-        cache_dir=_cache_root(args),
         checkpoint=args.checkpoint,
-        progress=not args.quiet,
         extra_timings={"extraction": round(extract_s, 3)},
     )
     return _done(args, report, report.write(args.out, formats=formats, force=args.force), t0)
@@ -192,21 +170,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare two encoders on the same records."""
     from ecgprobe.report import Report
-    from ecgprobe.report.multi import compare_report
-    from ecgprobe.report.pipeline import COMPARE_ANALYSES
+    from ecgprobe.workflows.compare import compare_report
 
     t0 = time.perf_counter()
-    formats = _formats(args)
-    check_output(args, Report.output_names(formats))
+    formats = parse_formats(args.format)
+    settings = common.settings_from_args(args, layers=parse_layers(args.layers, option="--layers"))
+    common.check_output(args, Report.output_names(formats))
     plan = _plan(args, COMPARE_ANALYSES)
-    records = dataset_from_args(args)
-    layers: Any = "all" if args.layers == "all" else None if args.layers == "embedding" else _csv(args.layers)
+    records = common.dataset_from_args(args)
     sides, names, encoders, timings = [], [], [], {}
     for suffix in ("-a", "-b"):
         dest = suffix.replace("-", "_")
         t1 = time.perf_counter()
-        enc = encoder_from_args(args, suffix=suffix) if getattr(args, f"encoder{dest}") else None
-        got = embeddings_from_args(args, records, layers=layers, suffix=suffix, encoder=enc)
+        enc = common.encoder_from_args(args, suffix=suffix) if getattr(args, f"encoder{dest}") else None
+        got = common.embeddings_from_args(args, records, settings, suffix=suffix, encoder=enc)
         sides.append(got if isinstance(got, dict) else {got.layer: got})
         name = getattr(args, f"encoder{dest}") or Path(getattr(args, f"embeddings{dest}") or suffix).name
         names.append(name)
@@ -216,14 +193,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         sides[0],
         sides[1],
         records,
+        settings=settings,
         names=names,
         encoders=encoders,
         title=args.title,
         analyses=plan,
-        profile=args.profile,
-        seed=args.seed,
-        cache_dir=_cache_root(args),
-        progress=not args.quiet,
         extra_timings=timings,
     )
     return _done(args, report, report.write(args.out, formats=formats, force=args.force), t0)
@@ -231,15 +205,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a study config."""
-    from ecgprobe.report.study import load_study, run_study
+    from ecgprobe.workflows.study import load_study
+    from ecgprobe.workflows.study_runner import run_study
 
     t0 = time.perf_counter()
+    formats = parse_formats(args.format)
     study = load_study(args.config)
     if args.out is not None:
         study.out = args.out
+    changes: dict[str, Any] = {"progress": not args.quiet}
     if args.profile is not None:
-        study.profile = args.profile
-    folders = run_study(study, force=args.force, quiet=args.quiet, formats=_formats(args))
+        changes["profile"] = args.profile
+    if args.device is not None:
+        changes["device"] = args.device
+    study.settings = study.settings.replace(**changes)
+    folders = run_study(study, force=args.force, formats=formats)
     if not args.quiet:
         for folder in folders:
             print(folder)
@@ -247,47 +227,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def scarcity_study(args: argparse.Namespace, settings: dict[str, Any]) -> int:
-    """``ecgprobe scarcity --encoders A,B,...``: one curve per encoder, rendered as a study report."""
-    import copy
-
-    from ecgprobe.report import Report
-    from ecgprobe.report.multi import scarcity_report, write_scarcity_csv
+def scarcity_study(args: argparse.Namespace, scarcity: dict[str, Any]) -> int:
+    """``ecgprobe scarcity --encoders A,B,...``: one curve per encoder, rendered as a study report
+    (a study of one dataset and one scarcity report, written into ``--out`` itself)."""
+    from ecgprobe.workflows.study import Study
+    from ecgprobe.workflows.study_runner import run_study
 
     t0 = time.perf_counter()
-    names = _csv(args.encoders) or []
+    names = split_list(args.encoders, option="--encoders") or []
     if args.encoder or args.embeddings:
         raise ConfigError(
             "pass either --encoders A,B,... (a study) or --encoder/--embeddings (one curve), not both"
         )
-    if len(set(names)) != len(names):
-        raise ConfigError(f"--encoders lists an encoder twice: {names}")
-    formats = _formats(args)
-    output = check_output(args, [*Report.output_names(formats), "scarcity.csv"])
-    records = dataset_from_args(args)
-    embeddings, timings = {}, {}
-    for name in names:
-        one = copy.copy(args)
-        one.encoder = name
-        t1 = time.perf_counter()
-        embeddings[name] = embeddings_from_args(one, records, layers=args.layer)
-        timings[f"{name}: extraction"] = round(time.perf_counter() - t1, 3)
-    report = scarcity_report(
-        embeddings,
-        records,
+    formats = parse_formats(args.format)
+    settings = common.settings_from_args(args, layers=parse_layers(args.layer, option="--layer"))
+    study = Study(
+        name="scarcity",
+        datasets=[{"name": args.dataset, "label": "dataset", "records": common.dataset_from_args(args)}],
+        encoders=[
+            {"name": n, "label": n, "options": list(args.encoder_options), "checkpoint": args.checkpoint}
+            for n in names
+        ],
+        out=args.out,
         settings=settings,
-        seed=args.seed,
-        cache_dir=_cache_root(args),
-        progress=not args.quiet,
-        extra_timings=timings,
+        analyses={"scarcity": scarcity},
+        reports={"scarcity": "all"},
+        compare_layers=FINAL_LAYER,
+        dataset_folders=False,
+        folders={"scarcity": "."},
+        index=False,
     )
-    with output.staged() as tmp:  # the report and its CSV together, or neither
-        files = report.write_files(tmp, formats)
-        files["csv"] = write_scarcity_csv(report, tmp / "scarcity.csv")
-    written = {kind: output.path(path.name) for kind, path in files.items()}
+    written = run_study(study, force=args.force, formats=formats)
+    report = written.reports[0]
     if not args.quiet:
         for subject, res in report.by_subject("scarcity").items():
             m = res.metrics
             key = "fraction_for_95pct" if m.get("mode") == "fraction" else "samples_for_95pct"
             print(f"{subject}: full macro AUROC {m['full_macro_auroc']:.4f}; {key} {m.get(key)}")
-    return _done(args, report, written, t0)
+    return _done(args, report, written.files[0], t0)

@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from ecgprobe import __version__
+from ecgprobe._version import __version__
 from ecgprobe.report.blocks import Section
 
 if TYPE_CHECKING:

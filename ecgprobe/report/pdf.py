@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecgprobe import __version__
+from ecgprobe._version import __version__
 from ecgprobe.exceptions import DependencyError
 from ecgprobe.report._paginate import MIN_ROWS, MIN_TAIL, Unit, page_heights, paginate
 from ecgprobe.report.blocks import Bullets, Figure, Heading, KeyValues, Note, Paragraph, Section, Table

@@ -255,16 +255,10 @@ def plot_projection(result: Any, *, color_by: str = "label", ax: Any = None, max
     frequent (``multiple``/``none``/``other`` otherwise).
 
     Raises:
-        ConfigError: ``color_by`` is not one of those, or is not stored in the result (e.g. a
-            dataset without ages).
+        ConfigError: ``color_by`` is not one of those or not stored (a dataset without ages).
     """
-    if color_by not in ("label", "age", "sex"):
-        raise ConfigError(f"color_by must be 'label', 'age' or 'sex', got {color_by!r}")
-    if color_by in ("age", "sex") and color_by not in result.arrays:
-        raise ConfigError(
-            f"color_by={color_by!r}: this projection stores no {color_by} (the dataset has no {color_by!r} "
-            "metadata); colour by 'label'"
-        )
+    if color_by not in ("label", "age", "sex") or (color_by != "label" and color_by not in result.arrays):
+        raise ConfigError(f"color_by={color_by!r} is unknown or not stored; use 'label', 'age' or 'sex'")
     ax = ax if ax is not None else new_axes((5.0, 5.0))
     xy = np.asarray(result.arrays["coords"], dtype=float)
     size = float(np.clip(3000.0 / max(len(xy), 1), 1.0, 12.0))

@@ -196,8 +196,8 @@ def computed(synthetic_300, tmp_path_factory) -> Computed:
         "alignment",
     )
     import ecgprobe
-    from ecgprobe.report.multi import compare_report
-    from ecgprobe.report.pipeline import model_report
+    from ecgprobe.settings import RunSettings
+    from ecgprobe.workflows import compare_report, model_report
 
     root = tmp_path_factory.mktemp("report")
     cache = root / "cache"
@@ -207,9 +207,7 @@ def computed(synthetic_300, tmp_path_factory) -> Computed:
         layers[0]["embedding"],
         synthetic_300,
         encoder=encs[0],
-        profile="quick",
-        cache_dir=cache,
-        progress=False,
+        settings=RunSettings(profile="quick", cache_dir=cache, progress=False),
         analyses={
             "linear_probe": {},
             "knn_probe": {},
@@ -226,9 +224,7 @@ def computed(synthetic_300, tmp_path_factory) -> Computed:
         layers[1],
         synthetic_300,
         names=("tiny-a", "tiny-b"),
-        profile="quick",
-        cache_dir=cache,
-        progress=False,
+        settings=RunSettings(profile="quick", cache_dir=cache, progress=False),
         analyses={
             "linear_probe": {},
             "scarcity": {},

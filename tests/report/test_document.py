@@ -73,7 +73,8 @@ def test_html_injection_is_escaped(synthetic_300, tmp_path, chromium):
 
     if "linear_probe" not in ANALYZERS:
         pytest.skip("the linear probe is not in this checkout")
-    from ecgprobe.report.pipeline import model_report
+    from ecgprobe.settings import RunSettings
+    from ecgprobe.workflows import model_report
 
     evil = ['<script>alert("x")</script>', 'it\'s "quoted"', "<img src=x onerror=alert(1)>"]
     names = list(synthetic_300.label_names)
@@ -85,8 +86,7 @@ def test_html_injection_is_escaped(synthetic_300, tmp_path, chromium):
         rs,
         title="<script>document.title='owned'</script>",
         analyses=["linear_probe"],
-        profile="quick",
-        progress=False,
+        settings=RunSettings(profile="quick", progress=False),
     )
     out = rep.write(tmp_path / "evil")
     html = out["html"].read_text()

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ecgprobe import __version__
 from ecgprobe._io import atomic_write
+from ecgprobe._version import __version__
 from ecgprobe.analyzers.base import Result, to_jsonable
 from ecgprobe.exceptions import DataError
 from ecgprobe.extract.embeddings import Embeddings

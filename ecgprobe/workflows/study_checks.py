@@ -1,6 +1,6 @@
 """The values of a study config, checked before any work starts.
 
-:func:`ecgprobe.report.study.load_study` checks the config's *shape* (known keys, lists where
+:func:`ecgprobe.workflows.study.load_study` checks the config's *shape* (known keys, lists where
 lists belong); :func:`check_study` checks its *values* with the same typed mechanism as the
 command line and the Python API (:func:`ecgprobe.options.check_params`, driven by the
 annotations of the loaders, encoder factories, analyzers and ``extract``), so that
@@ -10,23 +10,31 @@ allowed values, instead of failing midway through a long run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ecgprobe.exceptions import ConfigError, UnknownNameError
 from ecgprobe.options import check_value, split_pairs
+from ecgprobe.settings import RunSettings
 
 if TYPE_CHECKING:
-    from ecgprobe.report.study import Study
+    from ecgprobe.workflows.study import Study
 
 __all__ = ["check_study"]
 
 
-def check_study(study: Study, path: str | Path) -> Study:
+def check_study(
+    study: Study,
+    path: str | Path,
+    run: Mapping[str, Any] | None = None,
+    extraction: Mapping[str, Any] | None = None,
+) -> Study:
     """``study`` with every value checked against its declared type and range (and converted,
-    e.g. a single value for a list option made a one-element tuple).
+    e.g. a single value for a list option made a one-element tuple), and its
+    :class:`~ecgprobe.settings.RunSettings` built from the top-level ``run`` values (seed,
+    profile, cache_dir, ci_level, n_resamples) and the ``extraction`` settings.
 
     Checks the top-level ``seed``; each dataset's ``options`` against its loader; each encoder's
     ``options`` against its factory (``KEY=VALUE`` text lists are parsed by type); the
@@ -45,7 +53,8 @@ def check_study(study: Study, path: str | Path) -> Study:
     from ecgprobe.options import check_params
 
     p = Path(path)
-    seed = check_value(study.seed, int, name="seed", where=str(p), default=0)
+    run = dict(run or {})
+    run["seed"] = check_value(run.get("seed", 0), int, name="seed", where=str(p), default=0)
     datasets = []
     for i, ds in enumerate(study.datasets):
         options = _within(
@@ -74,17 +83,18 @@ def check_study(study: Study, path: str | Path) -> Study:
             from_string=text,
         )
         encoders.append({**enc, "options": checked})
-    extraction = _within(str(p), check_params, extract, study.extraction, where="extraction")
-    for name, settings in (study.analyses or {}).items() if isinstance(study.analyses, dict) else ():
-        if name in ANALYZERS and isinstance(settings, dict):  # checked here; converted when the analyzer runs
+    checked = _within(str(p), check_params, extract, dict(extraction or {}), where="extraction")
+    settings = _within(str(p), RunSettings.from_mapping, {**run, **checked}, where="study settings")
+    for name, given in (study.analyses or {}).items() if isinstance(study.analyses, dict) else ():
+        if name in ANALYZERS and isinstance(given, dict):  # checked here; converted when the analyzer runs
             _within(
                 f"{p}: analyses.{name}",
                 check_params,
                 ANALYZERS.get(name),
-                settings,
+                given,
                 where=f"analyzer {name!r}",
             )
-    return replace(study, seed=seed, datasets=datasets, encoders=encoders, extraction=extraction)
+    return replace(study, settings=settings, datasets=datasets, encoders=encoders)
 
 
 def _within(context: str, check: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
