@@ -41,8 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_false",
         help="the biased HSIC estimator (default: debiased CKA, whose interval covers the population value)",
     )
+    # its own dest: 0 (no interval) is valid here, not for the run settings' bootstrap resamples
     g.add_argument(
         "--n-resamples",
+        dest="jackknife",
         type=common.non_negative_int,
         default=200,
         help="> 0: a delete-a-group jackknife CI over patient groups; 0: none (default 200)",
@@ -50,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     # the option's former name, kept working for existing scripts
     g.add_argument(
         "--n-boot",
-        dest="n_resamples",
+        dest="jackknife",
         type=common.non_negative_int,
         default=argparse.SUPPRESS,
         help=argparse.SUPPRESS,
@@ -145,14 +147,14 @@ def cmd_cka(args: argparse.Namespace) -> int:
     res = CKA(
         kernel=args.kernel,
         debiased=args.debiased,
-        n_resamples=args.n_resamples,
+        n_resamples=args.jackknife,
         ci_level=args.ci_level,
         seed=args.seed,
     ).run(side_a, side_b, records)
     al = None
     if args.alignment:
         a, b = (final_layer(x) if isinstance(x, dict) else x for x in (side_a, side_b))
-        al = Alignment(k=args.k, n_resamples=args.n_resamples, ci_level=args.ci_level, seed=args.seed).run(
+        al = Alignment(k=args.k, n_resamples=args.jackknife, ci_level=args.ci_level, seed=args.seed).run(
             a, b, records
         )
     with output.staged() as tmp:
