@@ -250,7 +250,10 @@ def test_single_pair_metrics_and_roundtrip(layered, tmp_path):
 
 def test_seed_makes_the_ci_reproducible(layered):
     a, b = layered
-    r1, r2 = CKA(n_resamples=40, seed=3).run(a["a0"], b["b1"]), CKA(n_resamples=40, seed=3).run(a["a0"], b["b1"])
+    r1, r2 = (
+        CKA(n_resamples=40, seed=3).run(a["a0"], b["b1"]),
+        CKA(n_resamples=40, seed=3).run(a["a0"], b["b1"]),
+    )
     np.testing.assert_array_equal(r1.arrays["replicates"], r2.arrays["replicates"])
 
 
@@ -281,7 +284,13 @@ def test_records_align_embeddings_by_id(layered, synthetic_small):
 
 def test_settings_are_validated(layered):
     a, b = layered
-    for bad in ({"kernel": "poly"}, {"n_resamples": -1}, {"ci_level": 1.5}, {"precision": "half"}, {"n_blocks": 1}):
+    for bad in (
+        {"kernel": "poly"},
+        {"n_resamples": -1},
+        {"ci_level": 1.5},
+        {"precision": "half"},
+        {"n_blocks": 1},
+    ):
         with pytest.raises(ConfigError):
             CKA(**bad).run(a["a0"], b["b0"])
     with pytest.raises(ConfigError, match="dict of layer name"):
