@@ -184,7 +184,7 @@ def encoder_from_provenance(emb: Embeddings, device: str = "cpu") -> Any:
         raise ConfigError(
             "these embeddings record no encoder (imported matrices?); pass the encoder explicitly (encoder=...)"
         )
-    if encoder_info(name).get("needs_checkpoint"):
+    if encoder_info(name).needs_checkpoint:
         raise ConfigError(
             f"encoder {name!r} needs its checkpoint to be re-created; pass "
             f"encoder=create_encoder({name!r}, checkpoint=PATH)"
@@ -373,7 +373,7 @@ class ProbeShap(Analyzer):
 
             ident = emb.provenance.get("encoder") or {}
             name = ident.get("encoder")
-            if not name or name not in ENCODERS or ENCODERS.entry(name).info.get("needs_checkpoint"):
+            if not name or name not in ENCODERS or ENCODERS.card(name).needs_checkpoint:
                 return None
             enc = encoder_from_provenance(emb)
         names = enc.feature_names() if callable(getattr(enc, "feature_names", None)) else None
