@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 from ecgprobe.encoders.base import InputSpec
 from ecgprobe.exceptions import ConfigError
+from ecgprobe.registry import name_hints
 
 __all__ = ["EncoderCard", "make_card"]
 
@@ -133,12 +133,8 @@ def make_card(name: str, card_fields: Mapping[str, Any]) -> EncoderCard:
     """
     unknown = [k for k in card_fields if k not in _FIELDS]
     if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, _FIELDS, n=1)
-            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigError(
-            f"encoder card of {name!r}: unknown field(s) {', '.join(hints)}; "
+            f"encoder card of {name!r}: unknown field(s) {name_hints(unknown, _FIELDS)}; "
             f"the fields are: {', '.join(_FIELDS)}"
         )
     missing = [k for k in _REQUIRED if k not in card_fields]

@@ -40,7 +40,9 @@ __all__ = [
     "extract_state_dict",
     "load_checkpoint",
     "load_strict",
+    "prefix_rules",
     "random_state_dict",
+    "read_state_dict",
     "rename_keys",
     "strip_prefix",
     "verify_checkpoint",
@@ -308,6 +310,21 @@ def extract_state_dict(
     raise CheckpointError(message)
 
 
+def read_state_dict(path: str | Path, keys: Iterable[str], *, family: str) -> StateDict:
+    """:func:`load_checkpoint` then :func:`extract_state_dict`: the weights of a published file.
+
+    Args:
+        path: the checkpoint file.
+        keys: where the container may hold the state dict, in order (``"a.b"`` for nested keys).
+        family: the model family, for messages.
+
+    Raises:
+        CheckpointError: missing, unreadable or unsafe file, or no state dict under ``keys``.
+    """
+    keys = list(keys)
+    return extract_state_dict(load_checkpoint(path, family=family), keys, path=path, family=family)
+
+
 def _is_state_dict(obj: Any) -> bool:
     return (
         isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
@@ -341,6 +358,33 @@ def rename_keys(sd: Mapping[str, torch.Tensor], rules: Iterable[tuple[str, str]]
     return out
 
 
+def prefix_rules(pairs: Iterable[tuple[str, str]], *, inverse: bool = False) -> list[tuple[str, str]]:
+    r""":func:`rename_keys` rules from ``(published, ours)`` key prefixes, in either direction.
+
+    ``{n}`` in a prefix stands for a number (a block index) that the other side keeps, so one
+    table gives both the conversion of a published checkpoint and its inverse (the published
+    template a test checkpoint is written in).
+
+    Example:
+        >>> print(*prefix_rules([("block{n}.ff.norm.", "blocks.{n}.norm2.")])[0])
+        ^block(\d+)\.ff\.norm\. blocks.\1.norm2.
+        >>> print(*prefix_rules([("block{n}.ff.norm.", "blocks.{n}.norm2.")], inverse=True)[0])
+        ^blocks\.(\d+)\.norm2\. block\1.ff.norm.
+    """
+    rules = []
+    for published, ours in pairs:
+        src, dst = (ours, published) if inverse else (published, ours)
+        rules.append(("^" + re.escape(src).replace(re.escape("{n}"), r"(\d+)"), dst.replace("{n}", r"\1")))
+    return rules
+
+
+#: Weight-norm tensor names: old ``nn.utils.weight_norm`` and the parametrization API.
+_WEIGHT_NORM_NAMES = (
+    (".weight_g", ".parametrizations.weight.original0"),
+    (".weight_v", ".parametrizations.weight.original1"),
+)
+
+
 def weight_norm_to_parametrizations(sd: Mapping[str, torch.Tensor], module: nn.Module) -> StateDict:
     """Reconcile weight-norm naming across torch versions, in whichever direction ``module`` needs.
 
@@ -348,20 +392,15 @@ def weight_norm_to_parametrizations(sd: Mapping[str, torch.Tensor], module: nn.M
     stores ``x.parametrizations.weight.original0``/``original1``. Same tensors, other names.
     """
     target = set(module.state_dict().keys())
+    renames = (*_WEIGHT_NORM_NAMES, *((new, old) for old, new in _WEIGHT_NORM_NAMES))
     out: StateDict = {}
     for k, v in sd.items():
-        if k.endswith(".weight_g") and k not in target:
-            k2 = k[: -len(".weight_g")] + ".parametrizations.weight.original0"
-            k = k2 if k2 in target else k
-        elif k.endswith(".weight_v") and k not in target:
-            k2 = k[: -len(".weight_v")] + ".parametrizations.weight.original1"
-            k = k2 if k2 in target else k
-        elif k.endswith(".parametrizations.weight.original0") and k not in target:
-            k2 = k[: -len(".parametrizations.weight.original0")] + ".weight_g"
-            k = k2 if k2 in target else k
-        elif k.endswith(".parametrizations.weight.original1") and k not in target:
-            k2 = k[: -len(".parametrizations.weight.original1")] + ".weight_v"
-            k = k2 if k2 in target else k
+        if k not in target:
+            for old, new in renames:
+                if k.endswith(old):
+                    k2 = k[: -len(old)] + new
+                    k = k2 if k2 in target else k
+                    break
         out[k] = v
     return out
 

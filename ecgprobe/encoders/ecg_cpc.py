@@ -34,9 +34,10 @@ from torch import nn
 
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders import checkpoint as _ckpt
-from ecgprobe.encoders._lightning import load_lightning_checkpoint, read_yaml_config
+from ecgprobe.encoders._lightning import lightning_container, load_lightning_checkpoint, read_yaml_config
 from ecgprobe.encoders._resample import resample_kaiser_best, windows_then_resample
 from ecgprobe.encoders._s4 import S4Block, fft_nodes
+from ecgprobe.encoders._zoo import empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, RecordCrops, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import extract_state_dict, load_strict, random_state_dict, rename_keys
 from ecgprobe.encoders.registry import ENCODERS
@@ -356,9 +357,7 @@ def create_ecg_cpc(
             f"window_seconds={window_seconds:g} gives {tokens} tokens but the checkpoint's S4 kernel covers "
             f"{arch.kernel_length}; use window_seconds <= {longest:g}"
         )
-    with torch.device("meta"):  # the checkpoint supplies every weight: skip random initialisation
-        net = _CPCNet(arch)
-    net = net.to_empty(device="cpu")
+    net = empty_module(lambda: _CPCNet(arch))  # the checkpoint supplies every weight
     load_strict(net, sd, family=FAMILY, path=checkpoint, drop=_DROP)
     layers: dict[str, nn.Module] = {f"conv{i}": block for i, block in enumerate(net.encoder)}
     layers |= {f"s4_{i}": norm for i, norm in enumerate(net.norms)}
@@ -439,23 +438,11 @@ def make_test_checkpoint(path: str | Path, seed: int = 0) -> Path:
     random full-size weights, and its hydra YAML beside it (``config_<stem>_ckpt.yaml``)."""
     import yaml
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "epoch": 0,
-            "global_step": 0,
-            "pytorch-lightning_version": "2.4.0",
-            "state_dict": s4_random_state_dict(published_template(), seed=seed),
-            "loops": {},
-            "callbacks": {},
-            "optimizer_states": [],
-            "lr_schedulers": [],
-            "hparams_name": "hparams",
-            "hyper_parameters": PUBLISHED_CONFIG,
-        },
-        p,
+    sd = s4_random_state_dict(published_template(), seed=seed)
+    state = lightning_container(
+        sd, PUBLISHED_CONFIG, epoch=0, global_step=0, version="2.4.0", hparams_name="hparams"
     )
+    p = save_torch(state, path)
     cfg = {**PUBLISHED_CONFIG, "trainer": {"pretrained": p.name}}
     (p.parent / f"config_{p.stem}_ckpt.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return p

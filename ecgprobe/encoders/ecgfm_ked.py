@@ -43,10 +43,9 @@ from ecgprobe.encoders._zoo import cut_window, empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import (
     LoadReport,
-    extract_state_dict,
-    load_checkpoint,
     load_strict,
     random_state_dict,
+    read_state_dict,
     rename_keys,
     strip_prefix,
 )
@@ -348,8 +347,7 @@ def create_ecgfm_ked(
     """
     if lead_order not in LEAD_ORDERS:
         raise ConfigError(f"ecgfm-ked lead_order {lead_order!r} not in {list(LEAD_ORDERS)}")
-    obj = load_checkpoint(checkpoint, family=FAMILY)
-    raw = extract_state_dict(obj, ("ecg_model",), path=checkpoint, family=FAMILY)
+    raw = read_state_dict(checkpoint, ("ecg_model",), family=FAMILY)
     net = empty_module(XResNet1d101)
     report = load_strict(
         net, convert_ked_state_dict(raw, path=checkpoint), family=FAMILY, path=checkpoint, drop=DROP

@@ -37,10 +37,9 @@ from ecgprobe.encoders._zoo import cut_window, empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import (
     LoadReport,
-    extract_state_dict,
-    load_checkpoint,
     load_strict,
     random_state_dict,
+    read_state_dict,
     strip_prefix,
 )
 from ecgprobe.encoders.registry import ENCODERS
@@ -314,10 +313,7 @@ def create_ecgfounder(
         raise ConfigError(f"ecgfounder variant {variant!r} not in {list(VARIANT_LEADS)}")
     if preprocessing not in ("filtered", "zscore_only"):
         raise ConfigError(f"ecgfounder preprocessing {preprocessing!r} not in ['filtered', 'zscore_only']")
-    obj = load_checkpoint(checkpoint, family=FAMILY)
-    sd = convert_ecgfounder_state_dict(
-        extract_state_dict(obj, ("state_dict",), path=checkpoint, family=FAMILY)
-    )
+    sd = convert_ecgfounder_state_dict(read_state_dict(checkpoint, ("state_dict",), family=FAMILY))
     stem = sd.get("first_conv.conv.weight")
     inferred = {12: "12lead", 1: "1lead"}.get(stem.shape[1]) if stem is not None and stem.ndim == 3 else None
     if variant is None:

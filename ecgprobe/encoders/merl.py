@@ -33,10 +33,9 @@ from ecgprobe.encoders._zoo import empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import (
     LoadReport,
-    extract_state_dict,
-    load_checkpoint,
     load_strict,
     random_state_dict,
+    read_state_dict,
     strip_prefix,
 )
 from ecgprobe.encoders.registry import ENCODERS
@@ -290,9 +289,9 @@ def create_merl(
     """
     if variant is not None and variant not in EMBED_DIMS:
         raise ConfigError(f"merl variant {variant!r} not in {list(EMBED_DIMS)}")
-    obj = load_checkpoint(checkpoint, family=FAMILY)
-    raw = extract_state_dict(obj, ("model_state_dict", "state_dict"), path=checkpoint, family=FAMILY)
-    sd = convert_merl_state_dict(raw)
+    sd = convert_merl_state_dict(
+        read_state_dict(checkpoint, ("model_state_dict", "state_dict"), family=FAMILY)
+    )
     inferred = infer_variant(sd)
     if variant is None:
         variant = inferred or "resnet18"  # unknown layouts fall through to load_strict's report
