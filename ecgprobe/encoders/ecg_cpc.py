@@ -39,7 +39,13 @@ from ecgprobe.encoders._resample import resample_kaiser_best, windows_then_resam
 from ecgprobe.encoders._s4 import S4Block, fft_nodes
 from ecgprobe.encoders._zoo import empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, RecordCrops, TorchEncoder, file_sha256
-from ecgprobe.encoders.checkpoint import extract_state_dict, load_strict, random_state_dict, rename_keys
+from ecgprobe.encoders.checkpoint import (
+    extract_state_dict,
+    load_strict,
+    prefix_rules,
+    random_state_dict,
+    rename_keys,
+)
 from ecgprobe.encoders.registry import ENCODERS
 from ecgprobe.exceptions import CheckpointError, ConfigError
 
@@ -170,24 +176,17 @@ class _CPCNet(nn.Module):
         return h.mean(dim=1)
 
 
-_RULES = [
-    (r"^ts_encoder\.encoder\.layers\.", "encoder."),
-    (r"^ts_encoder\.predictor\.predictor\.encoder\.", "in_proj."),
-    (r"^ts_encoder\.predictor\.predictor\.s4_layers\.(\d+)\.kernel\.kernel\.", r"s4_layers.\1.kernel."),
-    (
-        r"^ts_encoder\.predictor\.predictor\.s4_layers\.(\d+)\.output_linear\.0\.(weight|bias)$",
-        r"s4_layers.\1.output_linear_\2",
-    ),
-    (r"^ts_encoder\.predictor\.predictor\.", ""),
+#: ``(published, this module)`` key prefixes; ``{n}`` is the S4 layer index.
+_NAMES = [
+    ("ts_encoder.encoder.layers.", "encoder."),
+    ("ts_encoder.predictor.predictor.encoder.", "in_proj."),
+    ("ts_encoder.predictor.predictor.s4_layers.{n}.kernel.kernel.", "s4_layers.{n}.kernel."),
+    ("ts_encoder.predictor.predictor.s4_layers.{n}.output_linear.0.", "s4_layers.{n}.output_linear_"),
 ]
+# the rest of the predictor (s4_layers.N.*, norms.N.*) keeps its names below the predictor prefix
+_RULES = [*prefix_rules(_NAMES), (r"^ts_encoder\.predictor\.predictor\.", "")]
 _INVERSE = [
-    (r"^encoder\.", "ts_encoder.encoder.layers."),
-    (r"^in_proj\.", "ts_encoder.predictor.predictor.encoder."),
-    (r"^s4_layers\.(\d+)\.kernel\.", r"ts_encoder.predictor.predictor.s4_layers.\1.kernel.kernel."),
-    (
-        r"^s4_layers\.(\d+)\.output_linear_(weight|bias)$",
-        r"ts_encoder.predictor.predictor.s4_layers.\1.output_linear.0.\2",
-    ),
+    *prefix_rules(_NAMES, inverse=True),
     (r"^(s4_layers|norms)\.", r"ts_encoder.predictor.predictor.\1."),
 ]
 _DROP = {

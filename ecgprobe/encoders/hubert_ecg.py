@@ -30,6 +30,7 @@ from torch import nn
 
 from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import LEADS_12
+from ecgprobe.data.loading import check_choice
 from ecgprobe.encoders._transformer import BackboneConfig, TokenEncoder, Wav2Vec2Backbone, count_layers
 from ecgprobe.encoders._zoo import empty_module
 from ecgprobe.encoders.base import InputSpec, file_sha256
@@ -350,8 +351,7 @@ def create_hubert_ecg(checkpoint: str | Path, *, variant: str | None = None) -> 
         >>> enc.embed_dim  # doctest: +SKIP
         512
     """
-    if variant is not None and variant not in VARIANTS:
-        raise ConfigError(f"hubert-ecg variant {variant!r} unknown; choose from {list(VARIANTS)}")
+    check_choice(variant, (None, *VARIANTS), "hubert-ecg option variant")
     path = Path(checkpoint).expanduser()
     sd = read_state_dict(path, ["state_dict", "model_state_dict", "model"], family=FAMILY)
     cfg = _read_config(path) or _infer_config(sd)

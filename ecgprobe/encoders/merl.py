@@ -29,17 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ecgprobe.data.loading import check_choice
 from ecgprobe.encoders._zoo import empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
-from ecgprobe.encoders.checkpoint import (
-    LoadReport,
-    load_strict,
-    random_state_dict,
-    read_state_dict,
-    strip_prefix,
-)
+from ecgprobe.encoders.checkpoint import load_strict, random_state_dict, read_state_dict, strip_prefix
 from ecgprobe.encoders.registry import ENCODERS
-from ecgprobe.exceptions import CheckpointError, ConfigError
+from ecgprobe.exceptions import CheckpointError
 
 __all__ = ["MERL_SPEC", "MERLEncoder", "MERLResNet18", "MERLViT", "convert_merl_state_dict"]
 
@@ -230,9 +225,8 @@ class MERLEncoder(TorchEncoder):
 
     family = FAMILY
 
-    def __init__(self, module: nn.Module, *, load_report: LoadReport | None = None, **kwargs: Any) -> None:
+    def __init__(self, module: nn.Module, **kwargs: Any) -> None:
         super().__init__(module, **kwargs)
-        self.load_report = load_report
         self._tokens = isinstance(module, MERLViT)
 
     def _pool(self, layer: str, output: Any) -> torch.Tensor:
@@ -287,8 +281,7 @@ def create_merl(
         >>> enc.embed_dim
         512
     """
-    if variant is not None and variant not in EMBED_DIMS:
-        raise ConfigError(f"merl variant {variant!r} not in {list(EMBED_DIMS)}")
+    check_choice(variant, (None, *EMBED_DIMS), "merl option variant")
     sd = convert_merl_state_dict(
         read_state_dict(checkpoint, ("model_state_dict", "state_dict"), family=FAMILY)
     )

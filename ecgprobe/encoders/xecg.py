@@ -33,13 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ecgprobe.data.leads import LEADS_12
+from ecgprobe.data.loading import check_choice
 from ecgprobe.encoders._lightning import lightning_container, load_lightning_checkpoint
 from ecgprobe.encoders._xlstm import BidirectionalCore, XLSTMConfig
 from ecgprobe.encoders._zoo import cut_window, empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import extract_state_dict, load_strict, random_state_dict
 from ecgprobe.encoders.registry import ENCODERS
-from ecgprobe.exceptions import CheckpointError, ConfigError
+from ecgprobe.exceptions import CheckpointError
 
 __all__ = [
     "SPEC",
@@ -277,10 +278,8 @@ def create_xecg(checkpoint: str | Path, *, pooling: str = "avg", weights: str = 
         >>> enc.spec.fs, enc.embed_dim  # doctest: +SKIP
         (100.0, 1024)
     """
-    if pooling not in POOLINGS:
-        raise ConfigError(f"xecg pooling {pooling!r} unknown; choose from {list(POOLINGS)}")
-    if weights not in ("student", "teacher"):
-        raise ConfigError(f"xecg weights {weights!r} unknown; choose 'student' or 'teacher'")
+    check_choice(pooling, tuple(POOLINGS), "xecg option pooling")
+    check_choice(weights, ("student", "teacher"), "xecg option weights")
     obj = load_lightning_checkpoint(checkpoint, family=FAMILY)  # Lightning may pickle config objects
     sd = convert_state_dict(
         extract_state_dict(obj, ["state_dict"], path=checkpoint, family=FAMILY), weights=weights
