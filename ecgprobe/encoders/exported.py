@@ -262,7 +262,6 @@ _EXPORTED_CARD: dict[str, Any] = {
 @ENCODERS.register(
     "torchscript",
     family="torchscript",
-    needs_checkpoint=True,
     checkpoint_format="a TorchScript archive (torch.jit.trace/script(...).save) mapping (B, L, n) -> (B, D)",
     details="A user's TorchScript model with a user-declared input contract. " + _CONTRACT_HELP,
     make_test_checkpoint=_make_torchscript_test,
@@ -445,7 +444,6 @@ def _make_onnx_test(path: Path, seed: int) -> Path:
 @ENCODERS.register(
     "onnx",
     family="onnx",
-    needs_checkpoint=True,
     checkpoint_format="an ONNX model with one input (B, L, n) and an output (B, D) (torch.onnx.export)",
     details="A user's ONNX model run with onnxruntime, with a user-declared input contract. "
     + _CONTRACT_HELP,
