@@ -40,7 +40,7 @@ from ecgprobe.encoders.registry import ENCODERS, encoder_info  # noqa: E402
 
 def zoo_families() -> list[str]:
     """Registered encoders that can write a random checkpoint in their published format."""
-    return [e.name for e in ENCODERS if e.info.get("make_test_checkpoint")]
+    return [card.name for card in ENCODERS.cards() if card.make_test_checkpoint is not None]
 
 
 def rate(
@@ -65,10 +65,12 @@ def gflops_per_ecg(enc, x: torch.Tensor) -> float:
 
 
 def bench_family(name: str, batch_size: int, seconds: float, workdir: Path) -> dict:
-    info = encoder_info(name)
+    make = encoder_info(name).make_test_checkpoint
+    if make is None:
+        raise SystemExit(f"{name} registers no make_test_checkpoint; pick one of {', '.join(zoo_families())}")
     out: dict = {"encoder": name}
     t0 = time.perf_counter()
-    path = info["make_test_checkpoint"](workdir / name / "checkpoint", 0)
+    path = make(workdir / name / "checkpoint", 0)
     out["write_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     enc = ecgprobe.create_encoder(name, checkpoint=path, device="cpu")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -27,7 +27,18 @@ from ecgprobe.exceptions import ConfigError, UnknownNameError
 
 T = TypeVar("T")
 
-__all__ = ["Entry", "Registry"]
+__all__ = ["Entry", "Registry", "name_hints"]
+
+
+def name_hints(unknown: Iterable[str], known: Iterable[str]) -> str:
+    """The ``unknown`` names quoted, each with its closest ``known`` one:
+    ``"'n_record' (did you mean 'n_records'?), 'zz'"``, for messages refusing them."""
+    known = list(known)
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return ", ".join(hints)
 
 
 @dataclass(frozen=True)
@@ -134,12 +145,8 @@ class Registry(Generic[T]):
         known = [p for p in param_types(entry.obj) if p not in reserved]
         unknown = [k for k in options if k not in known]
         if unknown:
-            hints = []
-            for k in unknown:
-                close = difflib.get_close_matches(k, known, n=1)
-                hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
             raise ConfigError(
-                f"unknown option(s) {', '.join(hints)} for {self.kind} {entry.name!r}; "
+                f"unknown option(s) {name_hints(unknown, known)} for {self.kind} {entry.name!r}; "
                 f"its options are: {', '.join(known) or 'none'}"
             )
         return check_params(entry.obj, options, where=f"{self.kind} {entry.name!r}", from_string=from_string)

@@ -205,7 +205,7 @@ class ProbeShap(Analyzer):
 
             ident = emb.provenance.get("encoder") or {}
             name = ident.get("encoder")
-            if not name or name not in ENCODERS or ENCODERS.entry(name).info.get("needs_checkpoint"):
+            if not name or name not in ENCODERS or ENCODERS.card(name).needs_checkpoint:
                 return None
             enc = encoder_from_provenance(emb)
         names = enc.feature_names() if callable(getattr(enc, "feature_names", None)) else None

@@ -1,8 +1,8 @@
 """``ecgprobe encoders``: every registered encoder with its input contract, or one in detail.
 
-Everything shown comes from the registration metadata (``spec``, ``embed_dim``,
-``checkpoint_format``, ``download``, ``licence``, ``pooling``, ``layers``, ``details``) and the
-factory's signature; no encoder is instantiated, so families whose weights or optional
+Everything shown comes from the encoder's card (:class:`~ecgprobe.encoders.EncoderCard`: ``spec``,
+``embed_dim``, ``checkpoint_format``, ``download``, ``licence``, ``pooling``, ``layers``,
+``details``) and the factory's signature; no encoder is instantiated, so families whose weights or optional
 dependencies are absent are listed too.
 """
 
@@ -56,37 +56,24 @@ def compact_spec(spec: Any) -> str:
     return ", ".join(parts)
 
 
-def _spec_of(info: dict[str, Any]) -> Any:
-    """The registered spec; a callable spec is evaluated with the default options when it can be."""
-    spec = info.get("spec")
-    if callable(spec):
-        try:
-            return spec()
-        except Exception:  # a spec that needs options cannot be shown without them
-            return "options"
-    return spec
-
-
 def encoder_rows(internal: bool = False) -> list[dict[str, Any]]:
     """One dict per registered encoder: name, family, contract, embed_dim, checkpoint (encoders
     registered as ``internal``, such as the test encoder, only with ``internal=True``)."""
     from ecgprobe.encoders import ENCODERS
 
     rows = []
-    for entry in ENCODERS:
-        info = entry.info
-        if info.get("internal") and not internal:
+    for card in ENCODERS.cards():
+        if card.internal and not internal:
             continue
-        dim = info.get("embed_dim")
-        needs = bool(info.get("needs_checkpoint", False))
-        fmt = info.get("checkpoint_format") or ("required" if needs else "none")
+        needs = card.needs_checkpoint
+        fmt = card.checkpoint_format
         rows.append(
             {
-                "name": entry.name,
-                "family": info.get("family", ""),
-                "contract": compact_spec(_spec_of(info)),
-                "embed_dim": "inferred" if dim is None else (dim if not callable(dim) else "depends"),
-                "checkpoint": fmt if needs else (fmt if str(fmt).startswith("optional") else "none"),
+                "name": card.name,
+                "family": card.family,
+                "contract": compact_spec(card.spec),
+                "embed_dim": "inferred" if card.embed_dim is None else card.embed_dim,
+                "checkpoint": fmt if needs or fmt.startswith("optional") else "none",
                 "needs_checkpoint": needs,
             }
         )
@@ -122,44 +109,38 @@ def _options(factory: Any) -> list[str]:
 def _details(name: str) -> dict[str, Any]:
     from ecgprobe.encoders import ENCODERS
 
-    entry = ENCODERS.entry(name)
-    info = dict(entry.info)
-    spec = _spec_of(info)
-    out: dict[str, Any] = {"name": entry.name}
-    for key in (
-        "family",
-        "needs_checkpoint",
-        "checkpoint_format",
-        "download",
-        "licence",
-        "embed_dim",
-        "pooling",
-    ):
-        if key in info:
-            out[key] = info[key]
-    if out.get("embed_dim") is None:
-        out["embed_dim"] = "inferred from the model (one dummy batch)"
-    out["input_contract"] = spec.describe() if hasattr(spec, "describe") else compact_spec(spec)
-    if hasattr(spec, "notes") and spec.notes:
+    card = ENCODERS.card(name)
+    spec = card.spec
+    out: dict[str, Any] = {
+        "name": card.name,
+        "family": card.family,
+        "needs_checkpoint": card.needs_checkpoint,
+        "checkpoint_format": card.checkpoint_format,
+        "download": card.download,
+        "licence": card.licence,
+        "embed_dim": "inferred from the model (one dummy batch)"
+        if card.embed_dim is None
+        else card.embed_dim,
+    }
+    if card.pooling:
+        out["pooling"] = card.pooling
+    out["input_contract"] = compact_spec(spec) if spec is None else spec.describe()
+    if spec is not None and spec.notes:
         out["contract_source"] = spec.notes
-    crops = getattr(spec, "crops", None)
-    if crops is not None and getattr(spec, "n_samples", None) is not None:
-        protocol = crops.describe(spec.n_samples, spec.fs)
+    if spec is not None and spec.crops is not None and spec.n_samples is not None:
+        crops = spec.crops
         out["record_level"] = (
-            f"{protocol} (default window='official'; window='fit' for the first window only)"
-            + (f"; source: {crops.source}" if crops.source else "")
+            f"{crops.describe(spec.n_samples, spec.fs)} (default window='official'; window='fit' for the first "
+            "window only)" + (f"; source: {crops.source}" if crops.source else "")
         )
-    if info.get("layers"):
-        out["layers"] = list(info["layers"])
-    out["options"] = _options(entry.obj)
-    if info.get("key_prefixes"):
-        out["checkpoint_keys"] = list(info["key_prefixes"])
-    if info.get("details"):
-        out["details"] = info["details"]
-    known = {*out, "spec", "make_test_checkpoint", "test_options", "key_prefixes", "layers"}
-    for key, value in info.items():  # anything else a family registered, shown as text
-        if key not in known and not callable(value):
-            out[key] = value
+    if card.layers:
+        out["layers"] = list(card.layers)
+    out["options"] = _options(ENCODERS.get(name))
+    if card.key_prefixes:
+        out["checkpoint_keys"] = list(card.key_prefixes)
+    out["details"] = card.details
+    if card.internal:
+        out["internal"] = True
     return out
 
 

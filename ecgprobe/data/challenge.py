@@ -23,10 +23,9 @@ import numpy as np
 import pandas as pd
 
 from ecgprobe.data.leads import LEADS_12, canonical_leads
-from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish
+from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish, multi_hot
 from ecgprobe.data.record import RecordSet
 from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
-from ecgprobe.data.splits import stratified_patient_split
 from ecgprobe.data.wfdb_io import Header, read_header, wfdb_digest, wfdb_reader
 from ecgprobe.exceptions import ConfigError, DataError
 from ecgprobe.options import Range
@@ -217,12 +216,7 @@ def load_challenge(
     vocab = sorted((c for c, k in counts.items() if k >= max(min_count, 1)), key=lambda c: (-counts[c], c))
     if len(vocab) < len(counts):
         notes.append(f"{len(counts) - len(vocab)} code(s) with < {min_count} positives left out")
-    col = {c: i for i, c in enumerate(vocab)}
-    y = np.zeros((len(headers), len(vocab)), dtype=np.uint8)
-    for i, rec in enumerate(per_record):
-        for c in rec:
-            if c in col:
-                y[i, col[c]] = 1
+    y = multi_hot(per_record, vocab)
 
     def label_name(code: str) -> str:
         if label_style == "code" or code not in table.index:
@@ -255,8 +249,7 @@ def load_challenge(
         fit=True,
         nonfinite=nonfinite,
     )
-    source_out, keep_sig, sig_notes = load_signals(source, lazy=lazy, nonfinite=nonfinite, ids=ids)
-    notes += sig_notes
+    signals = load_signals(source, lazy=lazy, nonfinite=nonfinite, ids=ids)
     meta = pd.DataFrame(
         {
             "age": [_parse_age(h.comment("Age")) for h in kept],
@@ -267,18 +260,14 @@ def load_challenge(
             "dx_codes": [",".join(_codes(h)) for h in kept],
         }
     )
-    yk = y[keep]
-    split = stratified_patient_split(yk, ids, fractions=fractions, seed=seed)
     rs = finish(
-        source=source_out,
-        keep=keep_sig,
+        signals,
         fs=target_fs,
         leads=want,
         ids=ids,
         patient_ids=ids.copy(),
         label_names=label_names,
-        y=yk,
-        split=split,
+        y=y[keep],
         meta=meta,
         name="challenge",
         params={
@@ -291,10 +280,10 @@ def load_challenge(
             "fs": fs,
             "length_s": length_s,
             "leads": list(want),
-            "fractions": list(fractions),
-            "seed": seed,
             "nonfinite": nonfinite,
         },
         notes=notes,
+        fractions=fractions,
+        seed=seed,
     )
     return rs.with_descriptions(descriptions)

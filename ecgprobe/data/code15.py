@@ -32,7 +32,6 @@ from ecgprobe.data.leads import LEADS_12
 from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish
 from ecgprobe.data.record import ArraySource, RecordSet, content_digest
 from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
-from ecgprobe.data.splits import stratified_patient_split
 from ecgprobe.exceptions import DataError, DependencyError
 
 __all__ = ["CODE15_LABELS", "load_code15"]
@@ -178,8 +177,7 @@ def load_code15(
         nonfinite=nonfinite,
         threads=1,
     )
-    source_out, keep, sig_notes = load_signals(source, lazy=lazy, nonfinite=nonfinite, ids=ids)
-    notes += sig_notes
+    signals = load_signals(source, lazy=lazy, nonfinite=nonfinite, ids=ids)
     meta = pd.DataFrame(
         {
             "age": pd.to_numeric(df["age"], errors="coerce").to_numpy(),
@@ -192,42 +190,33 @@ def load_code15(
             },
         }
     )
-    if isinstance(source_out, ArraySource):  # eager: say which exams carry zero padding (7 s exams)
-        sig = source_out.array()
+    if isinstance(signals.source, ArraySource):  # eager: say which exams carry zero padding (7 s exams)
+        sig = signals.source.array()
         edge = max(crop // 40, 1)
         flat = (np.abs(sig[:, :, :edge]).max(axis=(1, 2)) == 0) & (
             np.abs(sig[:, :, -edge:]).max(axis=(1, 2)) == 0
         )
         padded = np.zeros(len(ids), dtype=bool)
-        padded[keep] = flat
+        padded[signals.keep] = flat
         meta["zero_padded"] = padded
         if flat.any():
             notes.append(
                 f"{int(flat.sum())} exam(s) shorter than {length_s:g} s carry zero padding at both ends"
             )
-    split = stratified_patient_split(y, pids, fractions=fractions, seed=seed)
+    options = {"include_normal": include_normal, "units": units, "length_s": length_s, "parts": present}
     rs = finish(
-        source=source_out,
-        keep=keep,
+        signals,
         fs=FS,
         leads=LEADS_12,
         ids=ids,
         patient_ids=pids,
         label_names=labels,
         y=y,
-        split=split,
         meta=meta,
         name="code15",
-        params={
-            "root": str(base),
-            "include_normal": include_normal,
-            "units": units,
-            "length_s": length_s,
-            "fractions": list(fractions),
-            "seed": seed,
-            "nonfinite": nonfinite,
-            "parts": present,
-        },
+        params={"root": str(base), **options, "nonfinite": nonfinite},
         notes=notes,
+        fractions=fractions,
+        seed=seed,
     )
     return rs.with_descriptions(_DESCRIPTIONS)

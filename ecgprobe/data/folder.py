@@ -19,7 +19,6 @@ from ecgprobe.data.leads import LEADS_12, canonical_leads
 from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish
 from ecgprobe.data.record import SPLITS, RecordSet
 from ecgprobe.data.sources import FileSource, NonFinitePolicy, file_digest, load_signals
-from ecgprobe.data.splits import stratified_patient_split
 from ecgprobe.data.wfdb_io import read_header, wfdb_digest, wfdb_reader
 from ecgprobe.exceptions import ConfigError, DataError
 
@@ -224,8 +223,7 @@ def load_folder(
         fit=True,
         nonfinite=nonfinite,
     )
-    source_out, keep_sig, sig_notes = load_signals(source, lazy=lazy, nonfinite=nonfinite, ids=ids)
-    notes += sig_notes
+    signals = load_signals(source, lazy=lazy, nonfinite=nonfinite, ids=ids)
 
     # ---- patients, split, meta
     if patient_column:
@@ -235,6 +233,7 @@ def load_folder(
     else:
         pids = ids.copy()
         notes.append("no patient column: the split is record-wise")
+    split = None  # split by patient in finish()
     if split_column:
         if split_column not in rows.columns:
             raise DataError(f"folder: split column {split_column!r} not in the labels CSV")
@@ -243,26 +242,21 @@ def load_folder(
             .astype(str)
             .str.lower()
             .replace({"valid": "val", "validation": "val"})
-            .to_numpy()
+            .to_numpy(dtype=object)
         )
         bad = sorted(set(split) - set(SPLITS))
         if bad:
             raise DataError(f"folder: split column {split_column!r} has values {bad}; use train/val/test")
-    else:
-        strat = y if task == "multilabel" else np.zeros((len(ids), 0))
-        split = stratified_patient_split(strat, pids, fractions=fractions, seed=seed)
     meta = pd.DataFrame({c: rows[c].to_numpy() for c in ("age", "sex") if c in rows.columns})
     meta = meta.reindex(range(len(ids))) if meta.empty else meta
     return finish(
-        source=source_out,
-        keep=keep_sig,
+        signals,
         fs=target_fs,
         leads=tuple(lead_names),
         ids=ids,
         patient_ids=pids,
         label_names=tuple(cols),
         y=y,
-        split=np.asarray(split, dtype=object),
         meta=meta,
         name="folder",
         params={
@@ -277,9 +271,10 @@ def load_folder(
             "leads": list(lead_names),
             "units": units,
             "length_s": length_s,
-            "fractions": list(fractions),
-            "seed": seed,
         },
         notes=notes,
+        split=split,
+        fractions=fractions,
+        seed=seed,
         task=task,
     )

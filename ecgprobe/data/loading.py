@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecgprobe.data.record import RecordSet, SignalSource
+from ecgprobe.data.record import RecordSet
+from ecgprobe.data.sources import LoadedSignals
+from ecgprobe.data.splits import stratified_patient_split
 from ecgprobe.exceptions import ConfigError, DataError
 from ecgprobe.registry import Registry
 
@@ -133,25 +135,58 @@ def missing_files(paths: list[Path]) -> list[Path]:
     return [p for p in paths if not p.exists()]
 
 
+def multi_hot(per_record: Sequence[Iterable[str]], vocab: Sequence[str]) -> np.ndarray:
+    """The ``(N, len(vocab))`` uint8 label matrix of records given as lists of labels; labels
+    outside ``vocab`` are ignored."""
+    col = {label: j for j, label in enumerate(vocab)}
+    y = np.zeros((len(per_record), len(vocab)), dtype=np.uint8)
+    for i, labels in enumerate(per_record):
+        for label in labels:
+            if label in col:
+                y[i, col[label]] = 1
+    return y
+
+
 def finish(
+    signals: LoadedSignals,
     *,
-    source: SignalSource,
-    keep: np.ndarray,
     fs: float,
     leads: tuple[str, ...],
     ids: np.ndarray,
     patient_ids: np.ndarray,
     label_names: tuple[str, ...],
     y: np.ndarray,
-    split: np.ndarray,
     meta: pd.DataFrame,
     name: str,
     params: dict[str, Any],
-    notes: list[str],
+    notes: Sequence[str] = (),
+    split: np.ndarray | None = None,
+    fractions: Sequence[float] | None = None,
+    seed: int = 0,
     task: str = "multilabel",
 ) -> RecordSet:
-    """Assemble a RecordSet, applying the ``keep`` mask to everything but the (already filtered) source."""
-    k = np.asarray(keep, dtype=bool)
+    """Assemble a loader's RecordSet.
+
+    Args:
+        signals: from :func:`~ecgprobe.data.sources.load_signals` (or built in memory): the source
+            of the kept records, the mask of records kept, and notes that follow ``notes``.
+        fs, leads, ids, patient_ids, label_names, y, meta: per listed record (``keep`` is applied).
+        name, params: the loader and its options (they identify the dataset).
+        notes: the loader's notes for the user.
+        split: predefined ``train``/``val``/``test`` per listed record; ``None`` splits the records
+            by patient, stratified by label (:func:`stratified_patient_split` with ``fractions``
+            and ``seed``; unstratified for a continuous target).
+        fractions, seed: the split's fractions and seed; recorded in ``params`` when given.
+        task: ``"multilabel"`` or a continuous target (see :class:`RecordSet`).
+    """
+    if split is None:
+        if fractions is None:
+            raise ValueError("finish: without a predefined split, pass fractions= to split by patient")
+        strat = y if task == "multilabel" else np.zeros((len(ids), 0))
+        split = stratified_patient_split(strat, patient_ids, fractions=fractions, seed=seed)
+    if fractions is not None:
+        params = {**params, "fractions": list(fractions), "seed": seed}
+    source, k = signals.source, np.asarray(signals.keep, dtype=bool)
     if not k.all() and len(source) == len(k):
         source = source.take(np.flatnonzero(k))
     return RecordSet(
@@ -162,10 +197,10 @@ def finish(
         patient_ids=patient_ids[k],
         label_names=label_names,
         y=y[k],
-        split=split[k],
+        split=np.asarray(split)[k],
         meta=meta.iloc[np.flatnonzero(k)].reset_index(drop=True),
         task=task,  # type: ignore[arg-type]
         name=name,
         params=params,
-        notes=tuple(notes),
+        notes=(*notes, *signals.notes),
     )

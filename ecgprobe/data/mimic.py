@@ -27,10 +27,9 @@ import numpy as np
 import pandas as pd
 
 from ecgprobe.data.leads import LEADS_12
-from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish, missing_files
+from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish, missing_files, multi_hot
 from ecgprobe.data.record import RecordSet
 from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
-from ecgprobe.data.splits import stratified_patient_split
 from ecgprobe.data.wfdb_io import wfdb_digest, wfdb_reader
 from ecgprobe.exceptions import DataError
 
@@ -131,12 +130,7 @@ def load_mimic_iv_ecg(
             per = [_statements(row, cols) for _, row in mm[cols].iterrows()]
             counts = Counter(s for stmts in per for s in set(stmts))
             vocab = sorted(s for s, k in counts.items() if k >= min_count)
-            col = {s: i for i, s in enumerate(vocab)}
-            y = np.zeros((len(rec), len(vocab)), dtype=np.uint8)
-            for i, stmts in enumerate(per):
-                for s in stmts:
-                    if s in col:
-                        y[i, col[s]] = 1
+            y = multi_hot(per, vocab)
             label_names = tuple(vocab)
             notes.append(
                 f"labels are the cart's machine statements ({len(vocab)} made for >= {min_count} records), not diagnoses"
@@ -166,30 +160,24 @@ def load_mimic_iv_ecg(
         n_samples=5000,
         nonfinite=nonfinite,
     )
-    source_out, keep, sig_notes = load_signals(source, lazy=lazy, nonfinite=nonfinite, ids=ids)
-    notes += sig_notes
-    split = stratified_patient_split(y, pids, fractions=fractions, seed=seed)
+    options = {
+        "labels": labels,
+        "min_count": min_count,
+        "patients_csv": patients_csv,
+        "max_records": max_records,
+    }
     return finish(
-        source=source_out,
-        keep=keep,
+        load_signals(source, lazy=lazy, nonfinite=nonfinite, ids=ids),
         fs=500.0,
         leads=LEADS_12,
         ids=ids,
         patient_ids=pids,
         label_names=label_names,
         y=y,
-        split=split,
         meta=meta,
         name="mimic-iv-ecg",
-        params={
-            "root": str(base),
-            "labels": labels,
-            "min_count": min_count,
-            "patients_csv": patients_csv,
-            "max_records": max_records,
-            "fractions": list(fractions),
-            "seed": seed,
-            "nonfinite": nonfinite,
-        },
+        params={"root": str(base), **options, "nonfinite": nonfinite},
         notes=notes,
+        fractions=fractions,
+        seed=seed,
     )

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ecgprobe.data.leads import LEADS_12
-from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish, missing_files
+from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish, missing_files, multi_hot
 from ecgprobe.data.record import RecordSet
 from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
 from ecgprobe.data.wfdb_io import wfdb_digest, wfdb_reader
@@ -148,9 +148,7 @@ def load_ptbxl(
     per_record, vocab = aggregate_labels(
         _parse_codes(df), statements, label_set, min_likelihood=min_likelihood
     )
-    y_full = np.array([[lab in set(rec) for lab in vocab] for rec in per_record], dtype=np.uint8).reshape(
-        len(df), len(vocab)
-    )
+    y_full = multi_hot(per_record, vocab)
     notes: list[str] = []
     counts = y_full.sum(axis=0)
     keep_label = counts >= max(min_count, 0)
@@ -192,8 +190,7 @@ def load_ptbxl(
         nonfinite=nonfinite,
         fixes=_fixes(int(sampling_rate)),
     )
-    source_out, keep_sig, sig_notes = load_signals(source, lazy=lazy, nonfinite=nonfinite, ids=ids)
-    notes += sig_notes
+    signals = load_signals(source, lazy=lazy, nonfinite=nonfinite, ids=ids)
 
     fold = sub["strat_fold"].to_numpy()
     split = np.where(np.isin(fold, test_folds), "test", np.where(np.isin(fold, val_folds), "val", "train"))
@@ -241,8 +238,7 @@ def load_ptbxl(
         "nonfinite": nonfinite,
     }
     rs = finish(
-        source=source_out,
-        keep=keep_sig,
+        signals,
         fs=fs,
         leads=LEADS_12,
         ids=ids,

@@ -26,7 +26,16 @@ import pandas as pd
 
 from ecgprobe.exceptions import ConfigError, DataError
 
-__all__ = ["SPLITS", "ArraySource", "RecordSet", "SignalSource", "Task", "content_digest", "files_digest"]
+__all__ = [
+    "SPLITS",
+    "ArraySource",
+    "RecordSet",
+    "SignalSource",
+    "Task",
+    "content_digest",
+    "files_digest",
+    "id_positions",
+]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 Task = Literal["multilabel", "regression"]
@@ -69,6 +78,15 @@ def files_digest(paths: Sequence[str | os.PathLike[str]]) -> str:
                 "the dataset changed since it was loaded: load it again"
             ) from None
     return h.hexdigest()[:_DIGEST_HEX]
+
+
+def id_positions(ids: Sequence[str], wanted: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """The positions of the ``wanted`` ids among ``ids``, in ``wanted``'s order, and the wanted ids
+    that are not there (compared as strings)."""
+    pos = {str(rid): i for i, rid in enumerate(ids)}
+    missing = [str(i) for i in wanted if str(i) not in pos]
+    idx = np.fromiter((pos[str(i)] for i in wanted if str(i) in pos), dtype=np.int64)
+    return idx, missing
 
 
 class SignalSource(ABC):
@@ -339,14 +357,13 @@ class RecordSet:
         Raises:
             DataError: naming (up to five of) the ids that are not in this RecordSet.
         """
-        pos = {rid: i for i, rid in enumerate(self.ids)}
-        missing = [str(i) for i in ids if str(i) not in pos]
+        idx, missing = id_positions(self.ids, ids)
         if missing:
             raise DataError(
                 f"{len(missing)} of {len(ids)} requested ids are not in dataset {self.name!r}, "
                 f"e.g. {missing[:5]}; check that ids and dataset belong together"
             )
-        return self.subset([pos[str(i)] for i in ids])
+        return self.subset(idx)
 
     def with_labels(self, label_names: Sequence[str], y: np.ndarray, task: Task) -> RecordSet:
         """The same records with a different label table (e.g. age as a regression target)."""

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from ecgprobe.data.preprocess import fit_length, resample
 from ecgprobe.data.record import ArraySource, SignalSource, files_digest
 from ecgprobe.exceptions import ConfigError, DataError
 
-__all__ = ["FileSource", "NonFinitePolicy", "file_digest", "load_signals", "read_parallel"]
+__all__ = ["FileSource", "LoadedSignals", "NonFinitePolicy", "file_digest", "load_signals", "read_parallel"]
 
 NonFinitePolicy = Literal["error", "drop", "zero"]
 #: A reader maps a path to ``(signals (L, T) float32 mV, fs, lead names)``.
@@ -191,13 +191,23 @@ def read_parallel(
     return [i for i, f in enumerate(flags) if f]
 
 
+class LoadedSignals(NamedTuple):
+    """A loader's signals: the source, the mask of the records it kept, notes for the user."""
+
+    source: SignalSource
+    #: One flag per listed record: ``False`` where ``nonfinite="drop"`` dropped it (the source
+    #: holds the kept records only).
+    keep: np.ndarray
+    notes: list[str]
+
+
 def load_signals(
     source: FileSource,
     *,
     lazy: bool | Literal["auto"] = "auto",
     nonfinite: NonFinitePolicy = "error",
     ids: Sequence[str] | None = None,
-) -> tuple[SignalSource, np.ndarray, list[str]]:
+) -> LoadedSignals:
     """Keep ``source`` lazy or read it whole; apply the non-finite policy.
 
     ``lazy="auto"`` reads into memory when the signals take less than 2 GiB.
@@ -205,6 +215,7 @@ def load_signals(
     Returns:
         ``(source, keep, notes)``: the (possibly in-memory) source, a boolean mask of records
         kept (all True unless ``nonfinite="drop"`` dropped some) and notes for the user.
+        :func:`~ecgprobe.data.loading.finish` takes it as it is.
 
     Raises:
         ConfigError: ``nonfinite="drop"`` with ``lazy=True`` (dropping needs a full scan).
@@ -220,7 +231,7 @@ def load_signals(
                 "nonfinite='drop' needs every record scanned at load time; pass lazy=False "
                 "(needs the signals to fit in memory) or nonfinite='zero'/'error'"
             )
-        return source, keep, [f"signals are read lazily ({nbytes / 1024**3:.1f} GiB in total)"]
+        return LoadedSignals(source, keep, [f"signals are read lazily ({nbytes / 1024**3:.1f} GiB in total)"])
     data = np.empty((n, source.n_leads, source.n_samples), dtype=np.float32)
     bad = read_parallel(source.read_one, np.arange(n), data, threads=source._threads)
     notes: list[str] = []
@@ -239,4 +250,4 @@ def load_signals(
             notes.append(f"set NaN/inf samples to 0 in {len(bad)} record(s): {names[:10]}")
         if notes:
             warnings.warn(notes[-1], stacklevel=2)
-    return ArraySource(data[keep] if not keep.all() else data, owned=True), keep, notes
+    return LoadedSignals(ArraySource(data[keep] if not keep.all() else data, owned=True), keep, notes)

@@ -35,7 +35,8 @@ import pandas as pd
 from ecgprobe.data.leads import LEADS_12, derive_limb_leads
 from ecgprobe.data.loading import DATASETS, finish
 from ecgprobe.data.record import ArraySource, RecordSet, SignalSource
-from ecgprobe.data.splits import check_fractions, stratified_patient_split
+from ecgprobe.data.sources import LoadedSignals
+from ecgprobe.data.splits import check_fractions
 from ecgprobe.exceptions import ConfigError
 
 __all__ = ["DOWER", "LABELS", "SyntheticSource", "load_synthetic"]
@@ -292,7 +293,6 @@ def load_synthetic(
         source = ArraySource(source.read(np.arange(n_records)), owned=True)
     y = table[list(LABELS)].to_numpy(dtype=np.uint8)
     pids = np.asarray([f"P{p:06d}" for p in table["patient"]], dtype=object)
-    split = stratified_patient_split(y, pids, fractions=fractions, seed=seed)
     meta = pd.DataFrame(
         {
             "age": table["age"].to_numpy(),
@@ -302,26 +302,23 @@ def load_synthetic(
         }
     )
     return finish(
-        source=source,
-        keep=np.ones(n_records, dtype=bool),
+        LoadedSignals(source, np.ones(n_records, dtype=bool), []),
         fs=float(fs),
         leads=LEADS_12,
         ids=np.asarray([f"syn{seed}-{i:06d}" for i in range(n_records)], dtype=object),
         patient_ids=pids,
         label_names=LABELS,
         y=y,
-        split=split,
         meta=meta,
         name="synthetic",
         params={
             "n_records": n_records,
             "fs": float(fs),
             "duration_s": float(duration_s),
-            "seed": seed,
             "noise": noise,
             "prevalence": prev,
-            "fractions": list(fractions),
             "generator_version": _GENERATOR_VERSION,
         },
-        notes=[],
+        fractions=fractions,
+        seed=seed,
     )

@@ -22,7 +22,7 @@ import torch
 from ecgprobe.encoders.checkpoint import load_checkpoint
 from ecgprobe.exceptions import CheckpointError, ConfigError
 
-__all__ = ["INERT_GLOBAL_PREFIXES", "load_lightning_checkpoint", "read_yaml_config"]
+__all__ = ["INERT_GLOBAL_PREFIXES", "lightning_container", "load_lightning_checkpoint", "read_yaml_config"]
 
 #: Globals of configuration/bookkeeping objects that Lightning checkpoints pickle beside the weights.
 INERT_GLOBAL_PREFIXES: tuple[str, ...] = (
@@ -131,3 +131,28 @@ def read_yaml_config(checkpoint: str | Path, config: str | Path | None, *, famil
         if pretrained and Path(pretrained).name == ckpt.name:
             return data
     return parsed[0] if len(parsed) == 1 else {}
+
+
+def lightning_container(
+    state_dict: dict[str, torch.Tensor],
+    hyper_parameters: dict[str, Any],
+    *,
+    epoch: int,
+    global_step: int,
+    version: str,
+    hparams_name: str,
+) -> dict[str, Any]:
+    """The container Lightning's ``Trainer.save_checkpoint`` writes, without optimizer state, for
+    test checkpoints in a family's published format."""
+    return {
+        "epoch": epoch,
+        "global_step": global_step,
+        "pytorch-lightning_version": version,
+        "state_dict": state_dict,
+        "loops": {},
+        "callbacks": {},
+        "optimizer_states": [],
+        "lr_schedulers": [],
+        "hparams_name": hparams_name,
+        "hyper_parameters": hyper_parameters,
+    }

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import canonical_leads
 from ecgprobe.encoders.crops import RecordCrops
 from ecgprobe.exceptions import ConfigError, IncompatibleInputError
+
+if TYPE_CHECKING:
+    from ecgprobe.encoders.checkpoint import LoadReport
 
 __all__ = [
     "FINAL_LAYER",
@@ -408,15 +411,23 @@ class TorchEncoder(Encoder):
     Args:
         module: the network; ``module(x)`` maps ``(B, L, n)`` to ``(B, embed_dim)``.
         layers: named submodules of ``module`` to expose as layers (shallow to deep).
+        load_report: what :func:`~ecgprobe.encoders.checkpoint.load_strict` dropped when it loaded
+            the published weights (kept as ``self.load_report``), or ``None``.
         **kwargs: see :class:`Encoder`.
     """
 
     def __init__(
-        self, module: nn.Module, *, layers: dict[str, nn.Module] | None = None, **kwargs: Any
+        self,
+        module: nn.Module,
+        *,
+        layers: dict[str, nn.Module] | None = None,
+        load_report: LoadReport | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.module = module.eval()
         self._layers = dict(layers or {})
+        self.load_report = load_report
 
     def to(self, device: str | torch.device) -> TorchEncoder:
         super().to(device)

@@ -9,7 +9,9 @@
   tensor bytes of a safetensors file carry no checksum; only the sha256 of the published file
   (``create_encoder(..., sha256=...)``, CLI ``--checkpoint-sha256``) proves those intact.
 - :func:`extract_state_dict` finds the weights inside a published container (``state_dict``,
-  ``model``, ``encoder``, ...); :func:`strip_prefix` removes wrapper prefixes (``module.``).
+  ``model``, ``encoder``, ...); :func:`strip_prefix` removes wrapper prefixes (``module.``);
+  :func:`rename_keys` and :func:`prefix_rules` rename keys (they live in ``_keys.py`` and are
+  part of this module's API).
 - Each model family converts its published key layout with its own mapping function, then
   :func:`load_strict` loads with ``strict=True`` semantics: every missing or unexpected key is
   an error that lists them and suggests which family the file most likely belongs to. Known
@@ -32,6 +34,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from ecgprobe.encoders._keys import (
+    StateDict,
+    prefix_rules,
+    rename_keys,
+    strip_prefix,
+    weight_norm_to_parametrizations,
+)
 from ecgprobe.exceptions import CheckpointError
 
 __all__ = [
@@ -40,14 +49,14 @@ __all__ = [
     "extract_state_dict",
     "load_checkpoint",
     "load_strict",
+    "prefix_rules",
     "random_state_dict",
+    "read_state_dict",
     "rename_keys",
     "strip_prefix",
     "verify_checkpoint",
     "weight_norm_to_parametrizations",
 ]
-
-StateDict = dict[str, torch.Tensor]
 
 
 def _numpy_scalar_globals() -> list[Any]:
@@ -308,62 +317,25 @@ def extract_state_dict(
     raise CheckpointError(message)
 
 
+def read_state_dict(path: str | Path, keys: Iterable[str], *, family: str) -> StateDict:
+    """:func:`load_checkpoint` then :func:`extract_state_dict`: the weights of a published file.
+
+    Args:
+        path: the checkpoint file.
+        keys: where the container may hold the state dict, in order (``"a.b"`` for nested keys).
+        family: the model family, for messages.
+
+    Raises:
+        CheckpointError: missing, unreadable or unsafe file, or no state dict under ``keys``.
+    """
+    keys = list(keys)
+    return extract_state_dict(load_checkpoint(path, family=family), keys, path=path, family=family)
+
+
 def _is_state_dict(obj: Any) -> bool:
     return (
         isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
     )
-
-
-def strip_prefix(
-    sd: Mapping[str, torch.Tensor], prefixes: Iterable[str] = ("module.", "_orig_mod.")
-) -> StateDict:
-    """Remove wrapper prefixes from every key that has them (``module.conv.weight`` -> ``conv.weight``)."""
-    out: StateDict = {}
-    for k, v in sd.items():
-        changed = True
-        while changed:
-            changed = False
-            for pre in prefixes:
-                if k.startswith(pre):
-                    k, changed = k[len(pre) :], True
-        out[k] = v
-    return out
-
-
-def rename_keys(sd: Mapping[str, torch.Tensor], rules: Iterable[tuple[str, str]]) -> StateDict:
-    """Apply regex substitutions ``(pattern, replacement)`` to every key, in order."""
-    compiled = [(re.compile(p), r) for p, r in rules]
-    out: StateDict = {}
-    for k, v in sd.items():
-        for pat, rep in compiled:
-            k = pat.sub(rep, k)
-        out[k] = v
-    return out
-
-
-def weight_norm_to_parametrizations(sd: Mapping[str, torch.Tensor], module: nn.Module) -> StateDict:
-    """Reconcile weight-norm naming across torch versions, in whichever direction ``module`` needs.
-
-    Old ``nn.utils.weight_norm`` stores ``x.weight_g``/``x.weight_v``; the parametrization API
-    stores ``x.parametrizations.weight.original0``/``original1``. Same tensors, other names.
-    """
-    target = set(module.state_dict().keys())
-    out: StateDict = {}
-    for k, v in sd.items():
-        if k.endswith(".weight_g") and k not in target:
-            k2 = k[: -len(".weight_g")] + ".parametrizations.weight.original0"
-            k = k2 if k2 in target else k
-        elif k.endswith(".weight_v") and k not in target:
-            k2 = k[: -len(".weight_v")] + ".parametrizations.weight.original1"
-            k = k2 if k2 in target else k
-        elif k.endswith(".parametrizations.weight.original0") and k not in target:
-            k2 = k[: -len(".parametrizations.weight.original0")] + ".weight_g"
-            k = k2 if k2 in target else k
-        elif k.endswith(".parametrizations.weight.original1") and k not in target:
-            k2 = k[: -len(".parametrizations.weight.original1")] + ".weight_v"
-            k = k2 if k2 in target else k
-        out[k] = v
-    return out
 
 
 @dataclass

@@ -34,11 +34,18 @@ from torch import nn
 
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders import checkpoint as _ckpt
-from ecgprobe.encoders._lightning import load_lightning_checkpoint, read_yaml_config
+from ecgprobe.encoders._lightning import lightning_container, load_lightning_checkpoint, read_yaml_config
 from ecgprobe.encoders._resample import resample_kaiser_best, windows_then_resample
 from ecgprobe.encoders._s4 import S4Block, fft_nodes
+from ecgprobe.encoders._zoo import empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, RecordCrops, TorchEncoder, file_sha256
-from ecgprobe.encoders.checkpoint import extract_state_dict, load_strict, random_state_dict, rename_keys
+from ecgprobe.encoders.checkpoint import (
+    extract_state_dict,
+    load_strict,
+    prefix_rules,
+    random_state_dict,
+    rename_keys,
+)
 from ecgprobe.encoders.registry import ENCODERS
 from ecgprobe.exceptions import CheckpointError, ConfigError
 
@@ -169,24 +176,17 @@ class _CPCNet(nn.Module):
         return h.mean(dim=1)
 
 
-_RULES = [
-    (r"^ts_encoder\.encoder\.layers\.", "encoder."),
-    (r"^ts_encoder\.predictor\.predictor\.encoder\.", "in_proj."),
-    (r"^ts_encoder\.predictor\.predictor\.s4_layers\.(\d+)\.kernel\.kernel\.", r"s4_layers.\1.kernel."),
-    (
-        r"^ts_encoder\.predictor\.predictor\.s4_layers\.(\d+)\.output_linear\.0\.(weight|bias)$",
-        r"s4_layers.\1.output_linear_\2",
-    ),
-    (r"^ts_encoder\.predictor\.predictor\.", ""),
+#: ``(published, this module)`` key prefixes; ``{n}`` is the S4 layer index.
+_NAMES = [
+    ("ts_encoder.encoder.layers.", "encoder."),
+    ("ts_encoder.predictor.predictor.encoder.", "in_proj."),
+    ("ts_encoder.predictor.predictor.s4_layers.{n}.kernel.kernel.", "s4_layers.{n}.kernel."),
+    ("ts_encoder.predictor.predictor.s4_layers.{n}.output_linear.0.", "s4_layers.{n}.output_linear_"),
 ]
+# the rest of the predictor (s4_layers.N.*, norms.N.*) keeps its names below the predictor prefix
+_RULES = [*prefix_rules(_NAMES), (r"^ts_encoder\.predictor\.predictor\.", "")]
 _INVERSE = [
-    (r"^encoder\.", "ts_encoder.encoder.layers."),
-    (r"^in_proj\.", "ts_encoder.predictor.predictor.encoder."),
-    (r"^s4_layers\.(\d+)\.kernel\.", r"ts_encoder.predictor.predictor.s4_layers.\1.kernel.kernel."),
-    (
-        r"^s4_layers\.(\d+)\.output_linear_(weight|bias)$",
-        r"ts_encoder.predictor.predictor.s4_layers.\1.output_linear.0.\2",
-    ),
+    *prefix_rules(_NAMES, inverse=True),
     (r"^(s4_layers|norms)\.", r"ts_encoder.predictor.predictor.\1."),
 ]
 _DROP = {
@@ -356,9 +356,7 @@ def create_ecg_cpc(
             f"window_seconds={window_seconds:g} gives {tokens} tokens but the checkpoint's S4 kernel covers "
             f"{arch.kernel_length}; use window_seconds <= {longest:g}"
         )
-    with torch.device("meta"):  # the checkpoint supplies every weight: skip random initialisation
-        net = _CPCNet(arch)
-    net = net.to_empty(device="cpu")
+    net = empty_module(lambda: _CPCNet(arch))  # the checkpoint supplies every weight
     load_strict(net, sd, family=FAMILY, path=checkpoint, drop=_DROP)
     layers: dict[str, nn.Module] = {f"conv{i}": block for i, block in enumerate(net.encoder)}
     layers |= {f"s4_{i}": norm for i, norm in enumerate(net.norms)}
@@ -439,23 +437,11 @@ def make_test_checkpoint(path: str | Path, seed: int = 0) -> Path:
     random full-size weights, and its hydra YAML beside it (``config_<stem>_ckpt.yaml``)."""
     import yaml
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "epoch": 0,
-            "global_step": 0,
-            "pytorch-lightning_version": "2.4.0",
-            "state_dict": s4_random_state_dict(published_template(), seed=seed),
-            "loops": {},
-            "callbacks": {},
-            "optimizer_states": [],
-            "lr_schedulers": [],
-            "hparams_name": "hparams",
-            "hyper_parameters": PUBLISHED_CONFIG,
-        },
-        p,
+    sd = s4_random_state_dict(published_template(), seed=seed)
+    state = lightning_container(
+        sd, PUBLISHED_CONFIG, epoch=0, global_step=0, version="2.4.0", hparams_name="hparams"
     )
+    p = save_torch(state, path)
     cfg = {**PUBLISHED_CONFIG, "trainer": {"pretrained": p.name}}
     (p.parent / f"config_{p.stem}_ckpt.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return p

@@ -37,7 +37,7 @@ from ecgprobe.encoders._transformer import (
     count_layers,
     parse_conv_layers,
 )
-from ecgprobe.encoders._zoo import cut_window
+from ecgprobe.encoders._zoo import cut_window, empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, RecordCrops, file_sha256
 from ecgprobe.encoders.checkpoint import (
     extract_state_dict,
@@ -288,9 +288,7 @@ def load_ecg_fm(checkpoint: str | Path) -> tuple[ECGFMNet, dict[str, str]]:
     if not cfg:  # a bare state dict: infer the depth, keep the ECG-FM sizes
         n = count_layers(list(sd), "encoder.layers.") or count_layers(list(sd), "encoder.encoder.layers.")
         cfg = {"encoder_layers": n} if n else {}
-    with torch.device("meta"):  # no random initialisation of 90M weights that are overwritten anyway
-        net = ECGFMNet(backbone_config(cfg))
-    net = net.to_empty(device="cpu").eval()
+    net = empty_module(lambda: ECGFMNet(backbone_config(cfg))).eval()  # the checkpoint supplies every weight
     converted = weight_norm_to_parametrizations(convert_state_dict(sd), net)
     report = load_strict(net, converted, family=FAMILY, path=checkpoint, drop=DROP)
     return net, report.dropped
@@ -355,7 +353,6 @@ def make_test_checkpoint(path: Path, seed: int) -> Path:
     path = Path(path)
     if path.suffix not in (".pt", ".pth"):
         path = path / "mimic_iv_ecg_physionet_pretrained.pt" if path.is_dir() or not path.suffix else path
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "args": None,
         "cfg": {"model": dict(DEFAULT_CFG), "task": {"_name": "ecg_pretraining", "normalize": False}},
@@ -372,5 +369,4 @@ def make_test_checkpoint(path: Path, seed: int) -> Path:
         "task_state": {},
         "extra_state": {"metrics": {}, "previous_training_time": 0.0},
     }
-    torch.save(state, path)
-    return path
+    return save_torch(state, path)

@@ -25,12 +25,12 @@ from torch import nn
 
 from ecgprobe.encoders._resample import resample_fft, windows_then_resample
 from ecgprobe.encoders._vit import Block, mean_tokens
+from ecgprobe.encoders._zoo import empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import (
-    extract_state_dict,
-    load_checkpoint,
     load_strict,
     random_state_dict,
+    read_state_dict,
     rename_keys,
     strip_prefix,
 )
@@ -183,11 +183,8 @@ def create_ecg_jepa(checkpoint: str | Path, *, leads: Sequence[str] | None = Non
         torch.Size([N, 768])
     """
     spec, idx = _spec_for(leads)
-    obj = load_checkpoint(checkpoint, family=FAMILY)
-    sd = convert_state_dict(extract_state_dict(obj, ["encoder"], path=checkpoint, family=FAMILY))
-    with torch.device("meta"):  # the checkpoint supplies every weight: skip random initialisation
-        net = _JEPANet(idx)
-    net = net.to_empty(device="cpu")
+    sd = convert_state_dict(read_state_dict(checkpoint, ["encoder"], family=FAMILY))
+    net = empty_module(lambda: _JEPANet(idx))  # the checkpoint supplies every weight
     load_strict(net, sd, family=FAMILY, path=checkpoint)
     layers = {f"block{i}": block for i, block in enumerate(net.blocks)}
     return ECGJEPAEncoder(
@@ -204,7 +201,4 @@ def create_ecg_jepa(checkpoint: str | Path, *, leads: Sequence[str] | None = Non
 
 def make_test_checkpoint(path: str | Path, seed: int = 0) -> Path:
     """Random full-size weights in the published container ``{'encoder': sd, 'epoch': 99}``."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"encoder": random_state_dict(_published_template(), seed=seed), "epoch": 99}, p)
-    return p
+    return save_torch({"encoder": random_state_dict(_published_template(), seed=seed), "epoch": 99}, path)

@@ -31,7 +31,7 @@ fitted on the PTB-XL training folds (a dataset statistic, not a per-record step;
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -39,19 +39,18 @@ from scipy import signal as sps
 from torch import nn
 
 from ecgprobe.data.leads import LEADS_12
+from ecgprobe.data.loading import check_choice
 from ecgprobe.encoders._zoo import cut_window, empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import (
-    LoadReport,
-    extract_state_dict,
-    load_checkpoint,
     load_strict,
     random_state_dict,
+    read_state_dict,
     rename_keys,
     strip_prefix,
 )
 from ecgprobe.encoders.registry import ENCODERS
-from ecgprobe.exceptions import CheckpointError, ConfigError
+from ecgprobe.exceptions import CheckpointError
 
 __all__ = ["ECGFMKEDEncoder", "XResNet1d101", "convert_ked_state_dict", "ked_spec"]
 
@@ -228,10 +227,6 @@ class ECGFMKEDEncoder(TorchEncoder):
 
     family = FAMILY
 
-    def __init__(self, module: XResNet1d101, *, load_report: LoadReport | None = None, **kwargs: Any) -> None:
-        super().__init__(module, **kwargs)
-        self.load_report = load_report
-
     def _prepare(self, x: np.ndarray, fs: float, window: str, hop: int | None) -> np.ndarray:
         """Leads in the model's order -> FFT resampling to ``int(T * 100 / fs)`` samples (mV) ->
         ``(N, 12, 1000)``: the first 10 s, shorter records zero-padded on both sides (or sliding
@@ -346,10 +341,8 @@ def create_ecgfm_ked(
         >>> enc.spec.fs, enc.embed_dim  # doctest: +SKIP
         (100.0, 768)
     """
-    if lead_order not in LEAD_ORDERS:
-        raise ConfigError(f"ecgfm-ked lead_order {lead_order!r} not in {list(LEAD_ORDERS)}")
-    obj = load_checkpoint(checkpoint, family=FAMILY)
-    raw = extract_state_dict(obj, ("ecg_model",), path=checkpoint, family=FAMILY)
+    check_choice(lead_order, tuple(LEAD_ORDERS), "ecgfm-ked option lead_order")
+    raw = read_state_dict(checkpoint, ("ecg_model",), family=FAMILY)
     net = empty_module(XResNet1d101)
     report = load_strict(
         net, convert_ked_state_dict(raw, path=checkpoint), family=FAMILY, path=checkpoint, drop=DROP

@@ -23,7 +23,7 @@ z-scores: ``preprocessing="zscore_only"``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -33,18 +33,12 @@ from torch import nn
 
 from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import LEADS_12
+from ecgprobe.data.loading import check_choice
 from ecgprobe.encoders._zoo import cut_window, empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
-from ecgprobe.encoders.checkpoint import (
-    LoadReport,
-    extract_state_dict,
-    load_checkpoint,
-    load_strict,
-    random_state_dict,
-    strip_prefix,
-)
+from ecgprobe.encoders.checkpoint import load_strict, random_state_dict, read_state_dict, strip_prefix
 from ecgprobe.encoders.registry import ENCODERS
-from ecgprobe.exceptions import CheckpointError, ConfigError, IncompatibleInputError
+from ecgprobe.exceptions import CheckpointError, IncompatibleInputError
 
 __all__ = ["ECGFounderEncoder", "Net1D", "convert_ecgfounder_state_dict", "ecgfounder_spec"]
 
@@ -211,10 +205,6 @@ class ECGFounderEncoder(TorchEncoder):
 
     family = FAMILY
 
-    def __init__(self, module: Net1D, *, load_report: LoadReport | None = None, **kwargs: Any) -> None:
-        super().__init__(module, **kwargs)
-        self.load_report = load_report
-
     def _prepare(self, x: np.ndarray, fs: float, window: str, hop: int | None) -> np.ndarray:
         """500 Hz -> the official filter chain on the whole record -> ``(N, L', 5000)`` (or
         sliding windows) -> the global z-score.
@@ -310,14 +300,9 @@ def create_ecgfounder(
         >>> enc.embed(enc.preprocess(records.signals, records.fs, records.leads)).shape  # doctest: +SKIP
         torch.Size([N, 1024])
     """
-    if variant is not None and variant not in VARIANT_LEADS:
-        raise ConfigError(f"ecgfounder variant {variant!r} not in {list(VARIANT_LEADS)}")
-    if preprocessing not in ("filtered", "zscore_only"):
-        raise ConfigError(f"ecgfounder preprocessing {preprocessing!r} not in ['filtered', 'zscore_only']")
-    obj = load_checkpoint(checkpoint, family=FAMILY)
-    sd = convert_ecgfounder_state_dict(
-        extract_state_dict(obj, ("state_dict",), path=checkpoint, family=FAMILY)
-    )
+    check_choice(variant, (None, *VARIANT_LEADS), "ecgfounder option variant")
+    check_choice(preprocessing, ("filtered", "zscore_only"), "ecgfounder option preprocessing")
+    sd = convert_ecgfounder_state_dict(read_state_dict(checkpoint, ("state_dict",), family=FAMILY))
     stem = sd.get("first_conv.conv.weight")
     inferred = {12: "12lead", 1: "1lead"}.get(stem.shape[1]) if stem is not None and stem.ndim == 3 else None
     if variant is None:

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from ecgprobe.encoders.base import Encoder, InputSpec, TorchEncoder, file_sha256
+from ecgprobe.encoders.base import FINAL_LAYER, Encoder, InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import verify_checkpoint
 from ecgprobe.encoders.registry import ENCODERS
 from ecgprobe.exceptions import CheckpointError, ConfigError, DependencyError
@@ -246,22 +246,26 @@ _CONTRACT_HELP = (
     "length), normalization, units, baseline, bandpass, notch; output (index of the embedding among "
     "several outputs), output_layout (BD, BDT or BTD for 3-D outputs)."
 )
+#: The card fields both exported formats share: the user's own model, its contract declared by options.
+_EXPORTED_CARD: dict[str, Any] = {
+    "needs_checkpoint": True,
+    "embed_dim": None,
+    "spec": None,
+    "pooling": _POOLING,
+    "layers": (FINAL_LAYER,),
+    "download": "your own exported model",
+    "licence": "yours",
+    "test_options": _TEST_OPTIONS,
+}
 
 
 @ENCODERS.register(
     "torchscript",
     family="torchscript",
-    needs_checkpoint=True,
     checkpoint_format="a TorchScript archive (torch.jit.trace/script(...).save) mapping (B, L, n) -> (B, D)",
-    embed_dim=None,
-    spec=None,
-    pooling=_POOLING,
-    layers=("embedding",),
-    download="your own exported model",
-    licence="yours",
     details="A user's TorchScript model with a user-declared input contract. " + _CONTRACT_HELP,
     make_test_checkpoint=_make_torchscript_test,
-    test_options=_TEST_OPTIONS,
+    **_EXPORTED_CARD,
 )
 def create_torchscript(
     checkpoint: str | Path,
@@ -440,18 +444,11 @@ def _make_onnx_test(path: Path, seed: int) -> Path:
 @ENCODERS.register(
     "onnx",
     family="onnx",
-    needs_checkpoint=True,
     checkpoint_format="an ONNX model with one input (B, L, n) and an output (B, D) (torch.onnx.export)",
-    embed_dim=None,
-    spec=None,
-    pooling=_POOLING,
-    layers=("embedding",),
-    download="your own exported model",
-    licence="yours",
     details="A user's ONNX model run with onnxruntime, with a user-declared input contract. "
     + _CONTRACT_HELP,
     make_test_checkpoint=_make_onnx_test,
-    test_options=_TEST_OPTIONS,
+    **_EXPORTED_CARD,
 )
 def create_onnx(
     checkpoint: str | Path,

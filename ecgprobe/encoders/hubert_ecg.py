@@ -30,13 +30,14 @@ from torch import nn
 
 from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import LEADS_12
+from ecgprobe.data.loading import check_choice
 from ecgprobe.encoders._transformer import BackboneConfig, TokenEncoder, Wav2Vec2Backbone, count_layers
+from ecgprobe.encoders._zoo import empty_module
 from ecgprobe.encoders.base import InputSpec, file_sha256
 from ecgprobe.encoders.checkpoint import (
-    extract_state_dict,
-    load_checkpoint,
     load_strict,
     random_state_dict,
+    read_state_dict,
     rename_keys,
     strip_prefix,
     weight_norm_to_parametrizations,
@@ -350,15 +351,9 @@ def create_hubert_ecg(checkpoint: str | Path, *, variant: str | None = None) -> 
         >>> enc.embed_dim  # doctest: +SKIP
         512
     """
-    if variant is not None and variant not in VARIANTS:
-        raise ConfigError(f"hubert-ecg variant {variant!r} unknown; choose from {list(VARIANTS)}")
+    check_choice(variant, (None, *VARIANTS), "hubert-ecg option variant")
     path = Path(checkpoint).expanduser()
-    sd = extract_state_dict(
-        load_checkpoint(path, family=FAMILY),
-        ["state_dict", "model_state_dict", "model"],
-        path=path,
-        family=FAMILY,
-    )
+    sd = read_state_dict(path, ["state_dict", "model_state_dict", "model"], family=FAMILY)
     cfg = _read_config(path) or _infer_config(sd)
     found = variant_of(cfg)
     if variant is not None and found != variant:
@@ -367,9 +362,7 @@ def create_hubert_ecg(checkpoint: str | Path, *, variant: str | None = None) -> 
             f"(hidden {cfg.get('hidden_size')}, {cfg.get('num_hidden_layers')} layers); omit variant= to infer it"
         )
     bcfg = backbone_config(cfg)
-    with torch.device("meta"):  # skip the random initialisation of weights that are loaded next
-        net = HubertECGNet(bcfg)
-    net = net.to_empty(device="cpu").eval()
+    net = empty_module(lambda: HubertECGNet(bcfg)).eval()  # the checkpoint supplies every weight
     converted = weight_norm_to_parametrizations(convert_state_dict(sd), net)
     report = load_strict(net, converted, family=FAMILY, path=path, drop=DROP)
     return HubertECGEncoder(

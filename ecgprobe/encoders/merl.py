@@ -29,18 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ecgprobe.data.loading import check_choice
 from ecgprobe.encoders._zoo import empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
-from ecgprobe.encoders.checkpoint import (
-    LoadReport,
-    extract_state_dict,
-    load_checkpoint,
-    load_strict,
-    random_state_dict,
-    strip_prefix,
-)
+from ecgprobe.encoders.checkpoint import load_strict, random_state_dict, read_state_dict, strip_prefix
 from ecgprobe.encoders.registry import ENCODERS
-from ecgprobe.exceptions import CheckpointError, ConfigError
+from ecgprobe.exceptions import CheckpointError
 
 __all__ = ["MERL_SPEC", "MERLEncoder", "MERLResNet18", "MERLViT", "convert_merl_state_dict"]
 
@@ -231,9 +225,8 @@ class MERLEncoder(TorchEncoder):
 
     family = FAMILY
 
-    def __init__(self, module: nn.Module, *, load_report: LoadReport | None = None, **kwargs: Any) -> None:
+    def __init__(self, module: nn.Module, **kwargs: Any) -> None:
         super().__init__(module, **kwargs)
-        self.load_report = load_report
         self._tokens = isinstance(module, MERLViT)
 
     def _pool(self, layer: str, output: Any) -> torch.Tensor:
@@ -288,11 +281,10 @@ def create_merl(
         >>> enc.embed_dim
         512
     """
-    if variant is not None and variant not in EMBED_DIMS:
-        raise ConfigError(f"merl variant {variant!r} not in {list(EMBED_DIMS)}")
-    obj = load_checkpoint(checkpoint, family=FAMILY)
-    raw = extract_state_dict(obj, ("model_state_dict", "state_dict"), path=checkpoint, family=FAMILY)
-    sd = convert_merl_state_dict(raw)
+    check_choice(variant, (None, *EMBED_DIMS), "merl option variant")
+    sd = convert_merl_state_dict(
+        read_state_dict(checkpoint, ("model_state_dict", "state_dict"), family=FAMILY)
+    )
     inferred = infer_variant(sd)
     if variant is None:
         variant = inferred or "resnet18"  # unknown layouts fall through to load_strict's report

@@ -1,6 +1,7 @@
-"""The encoder registry: ``create_encoder`` and ``list_encoders``.
+"""The encoder registry: ``create_encoder``, ``list_encoders`` and every encoder's card.
 
-A family registers a factory ``(checkpoint, **options) -> Encoder`` with descriptive metadata::
+A family registers a factory ``(checkpoint, **options) -> Encoder`` with the fields of its
+:class:`~ecgprobe.encoders.card.EncoderCard` as keywords::
 
     @ENCODERS.register(
         "ecgfounder",
@@ -8,19 +9,18 @@ A family registers a factory ``(checkpoint, **options) -> Encoder`` with descrip
         needs_checkpoint=True,
         checkpoint_format=".pth dict with 'state_dict' (keys first_conv., stage_list.N.block_list.M., dense.)",
         embed_dim=1024,
-        spec=SPEC,                      # the InputSpec (or a callable of the options)
+        spec=SPEC,                      # the InputSpec with the default options
         key_prefixes=("first_conv.", "stage_list."),  # distinctive keys, for "looks like" hints
-        details="Where to download, licence, input contract, pooling ...",
+        download="https://huggingface.co/PKUDigitalHealth/ECGFounder",
+        licence="see the model card",
+        details="Architecture, input contract, pooling, with their sources ...",
+        make_test_checkpoint=make_ecgfounder_checkpoint,  # random weights in the published format
     )
     def create_ecgfounder(checkpoint, *, variant="12lead"): ...
 
-Registration keys read by the CLI (``ecgprobe encoders``) and the conformance test, none of which
-instantiate the encoder: ``family``, ``needs_checkpoint``, ``checkpoint_format``, ``embed_dim``,
-``spec``, ``key_prefixes``, ``download``, ``licence``, ``details``; optional ``pooling``, ``layers``,
-``test_options`` (options the conformance test passes, for encoders with required options such as
-``torchscript``) and ``make_test_checkpoint(path, seed) -> Path``: given a fresh path, write random
-weights there in the family's *published* format (a file, or a folder for Hugging Face layouts) and
-return what ``create_encoder(checkpoint=...)`` accepts.
+The keywords are checked when the module is imported: a misspelt or missing field is a
+:class:`~ecgprobe.exceptions.ConfigError` that names it. :func:`encoder_info` returns the card;
+the CLI (``ecgprobe encoders``) and the conformance test read it without instantiating anything.
 """
 
 from __future__ import annotations
@@ -34,14 +34,42 @@ import torch
 
 from ecgprobe.encoders import checkpoint as _ckpt
 from ecgprobe.encoders.base import Encoder
+from ecgprobe.encoders.card import EncoderCard, make_card
 from ecgprobe.exceptions import CheckpointError, ConfigError
 from ecgprobe.registry import Registry
 
-__all__ = ["ENCODERS", "create_encoder", "encoder_info", "list_encoders"]
+__all__ = ["ENCODERS", "EncoderRegistry", "create_encoder", "encoder_info", "list_encoders"]
 
 Factory = Callable[..., Encoder]
+
+
+class EncoderRegistry(Registry[Factory]):
+    """The registry of encoder factories, each with its :class:`EncoderCard`."""
+
+    def add(self, name: str, obj: Factory, *, aliases: tuple[str, ...] = (), **card_fields: Any) -> None:
+        """Register factory ``obj`` under ``name`` with the card built from ``card_fields``.
+
+        Raises:
+            ConfigError: a misspelt, unknown or missing card field (:func:`make_card`), or a name
+                registered twice.
+        """
+        super().add(name, obj, aliases=aliases, card=make_card(name, card_fields))
+
+    def card(self, name: str) -> EncoderCard:
+        """The card of encoder ``name`` (case-insensitive).
+
+        Raises:
+            UnknownNameError: with close matches when the name is not registered.
+        """
+        return self.entry(name).info["card"]
+
+    def cards(self) -> list[EncoderCard]:
+        """Every registered card, sorted by name."""
+        return [entry.info["card"] for entry in self]
+
+
 #: Registered encoder factories.
-ENCODERS: Registry[Factory] = Registry("encoder")
+ENCODERS = EncoderRegistry("encoder")
 
 
 def list_encoders(pattern: str | None = None) -> list[str]:
@@ -49,10 +77,17 @@ def list_encoders(pattern: str | None = None) -> list[str]:
     return ENCODERS.list(pattern)
 
 
-def encoder_info(name: str) -> dict[str, Any]:
-    """The registration metadata of encoder ``name`` (family, checkpoint format, spec, details)."""
-    entry = ENCODERS.entry(name)
-    return {"name": entry.name, **entry.info}
+def encoder_info(name: str) -> EncoderCard:
+    """The card of encoder ``name``: family, checkpoint format, input contract, details.
+
+    Raises:
+        UnknownNameError: with close matches when the name is not registered.
+
+    Example:
+        >>> encoder_info("random-resnet1d").embed_dim
+        256
+    """
+    return ENCODERS.card(name)
 
 
 def create_encoder(
@@ -87,15 +122,13 @@ def create_encoder(
         (500.0, 256)
     """
     entry = ENCODERS.entry(name)
-    factory = entry.obj
+    factory, card = entry.obj, ENCODERS.card(name)
     options = ENCODERS.check_options(name, options, reserved=("checkpoint",))
     params = inspect.signature(factory).parameters
-    needs = entry.info.get("needs_checkpoint", False)
-    if needs and checkpoint is None:
-        where = entry.info.get("download", "the authors' release")
+    if card.needs_checkpoint and checkpoint is None:
         raise CheckpointError(
             f"encoder {entry.name!r} needs its published weights: pass checkpoint=PATH (CLI: --checkpoint PATH). "
-            f"Expected format: {entry.info.get('checkpoint_format', '?')}. Download: {where}"
+            f"Expected format: {card.checkpoint_format}. Download: {card.download}"
         )
     if "checkpoint" not in params and checkpoint is not None:
         raise CheckpointError(f"encoder {entry.name!r} takes no checkpoint (got {checkpoint})")
@@ -113,13 +146,13 @@ def _guess_family(keys: Iterable[str]) -> str | None:
     """The registered family whose distinctive key prefixes best cover ``keys``."""
     keys = list(keys)
     best, best_score = None, 0.0
-    for entry in ENCODERS:
-        prefixes = entry.info.get("key_prefixes") or ()
+    for card in ENCODERS.cards():
+        prefixes = card.key_prefixes
         if not prefixes:
             continue
         hits = sum(any(k.startswith(p) for k in keys) for p in prefixes) / len(prefixes)
         if hits > best_score:
-            best, best_score = entry.name, hits
+            best, best_score = card.name, hits
     return best if best_score >= 0.5 else None
 
 

@@ -27,13 +27,13 @@ from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders._resample import resample_fft
 from ecgprobe.encoders._vit import Block
-from ecgprobe.encoders._zoo import cut_window
+from ecgprobe.encoders._zoo import cut_window, empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, RecordCrops, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import (
-    extract_state_dict,
-    load_checkpoint,
     load_strict,
+    prefix_rules,
     random_state_dict,
+    read_state_dict,
     rename_keys,
     strip_prefix,
 )
@@ -112,17 +112,19 @@ def _mean_without_sep(tokens: torch.Tensor) -> torch.Tensor:
     return tokens.reshape(b, len(LEADS_12), _N_PATCHES + 2, -1)[:, :, 1:-1].mean(dim=(1, 2))
 
 
-_BLOCK_RULES = [
-    (r"^block(\d+)\.attn\.norm\.", r"blocks.\1.norm1."),
-    (r"^block(\d+)\.attn\.fn\.to_qkv\.", r"blocks.\1.attn.qkv."),
-    (r"^block(\d+)\.attn\.fn\.to_out\.0\.", r"blocks.\1.attn.proj."),
-    (r"^block(\d+)\.ff\.norm\.", r"blocks.\1.norm2."),
-    (r"^block(\d+)\.ff\.fn\.net\.0\.", r"blocks.\1.mlp.fc1."),
-    (r"^block(\d+)\.ff\.fn\.net\.3\.", r"blocks.\1.mlp.fc2."),
-    (r"^to_patch_embedding\.1\.", "patch_norm_in."),
-    (r"^to_patch_embedding\.2\.", "patch_proj."),
-    (r"^to_patch_embedding\.3\.", "patch_norm_out."),
+#: ``(published ST_MEM_ViT, this module)`` key prefixes; ``{n}`` is the block index.
+_NAMES = [
+    ("block{n}.attn.norm.", "blocks.{n}.norm1."),
+    ("block{n}.attn.fn.to_qkv.", "blocks.{n}.attn.qkv."),
+    ("block{n}.attn.fn.to_out.0.", "blocks.{n}.attn.proj."),
+    ("block{n}.ff.norm.", "blocks.{n}.norm2."),
+    ("block{n}.ff.fn.net.0.", "blocks.{n}.mlp.fc1."),
+    ("block{n}.ff.fn.net.3.", "blocks.{n}.mlp.fc2."),
+    ("to_patch_embedding.1.", "patch_norm_in."),
+    ("to_patch_embedding.2.", "patch_proj."),
+    ("to_patch_embedding.3.", "patch_norm_out."),
 ]
+_BLOCK_RULES = prefix_rules(_NAMES)
 #: Keys of the full pre-training checkpoint (``ST_MEM``) that the encoder does not use.
 _FULL_DROP = {
     r"^(to_decoder_embedding|mask_embedding|decoder_pos_embed|decoder_blocks|decoder_norm|decoder_head)(\.|$)": (
@@ -149,20 +151,9 @@ def convert_state_dict(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Ten
 
 def _published_template() -> dict[str, torch.Tensor]:
     """The encoder checkpoint's key names and shapes (inverse of the block/patch renaming)."""
-    inverse = [
-        (r"^blocks\.(\d+)\.norm1\.", r"block\1.attn.norm."),
-        (r"^blocks\.(\d+)\.attn\.qkv\.", r"block\1.attn.fn.to_qkv."),
-        (r"^blocks\.(\d+)\.attn\.proj\.", r"block\1.attn.fn.to_out.0."),
-        (r"^blocks\.(\d+)\.norm2\.", r"block\1.ff.norm."),
-        (r"^blocks\.(\d+)\.mlp\.fc1\.", r"block\1.ff.fn.net.0."),
-        (r"^blocks\.(\d+)\.mlp\.fc2\.", r"block\1.ff.fn.net.3."),
-        (r"^patch_norm_in\.", "to_patch_embedding.1."),
-        (r"^patch_proj\.", "to_patch_embedding.2."),
-        (r"^patch_norm_out\.", "to_patch_embedding.3."),
-    ]
     with torch.device("meta"):  # names and shapes only
         net = _STMEMNet()
-    return rename_keys(net.state_dict(), inverse)
+    return rename_keys(net.state_dict(), prefix_rules(_NAMES, inverse=True))
 
 
 def _filter_and_standardise(x: np.ndarray, fs: float) -> np.ndarray:
@@ -234,11 +225,8 @@ def create_st_mem(checkpoint: str | Path) -> STMEMEncoder:
         >>> enc = ecgprobe.create_encoder("st-mem", checkpoint="st_mem_vit_base.pth")  # doctest: +SKIP
         >>> emb = ecgprobe.extract(enc, records)  # mean over the official 3 crops  # doctest: +SKIP
     """
-    obj = load_checkpoint(checkpoint, family=FAMILY)
-    sd, drop = convert_state_dict(extract_state_dict(obj, ["model"], path=checkpoint, family=FAMILY))
-    with torch.device("meta"):  # the checkpoint supplies every weight: skip random initialisation
-        net = _STMEMNet()
-    net = net.to_empty(device="cpu")
+    sd, drop = convert_state_dict(read_state_dict(checkpoint, ["model"], family=FAMILY))
+    net = empty_module(_STMEMNet)  # the checkpoint supplies every weight
     load_strict(net, sd, family=FAMILY, path=checkpoint, drop=drop)
     return STMEMEncoder(
         net,
@@ -253,7 +241,4 @@ def create_st_mem(checkpoint: str | Path) -> STMEMEncoder:
 
 def make_test_checkpoint(path: str | Path, seed: int = 0) -> Path:
     """Random full-size weights in the published encoder container ``{'model': sd}``."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": random_state_dict(_published_template(), seed=seed)}, p)
-    return p
+    return save_torch({"model": random_state_dict(_published_template(), seed=seed)}, path)

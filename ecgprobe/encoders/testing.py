@@ -52,6 +52,8 @@ class TinyTestEncoder(TorchEncoder):
     checkpoint_format="none (seeded random weights)",
     embed_dim=16,
     spec=TINY_SPEC,
+    download="none: generated from the seed",
+    licence="part of ecgprobe",
     details="A tiny seeded CNN for tests: 12 leads, 100 Hz, 2.5 s windows, per-lead z-score; mean pooling.",
 )
 def create_tiny_test(*, seed: int = 0, dim: int = 16, fail_after: int | None = None) -> TinyTestEncoder:

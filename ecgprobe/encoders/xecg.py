@@ -33,13 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ecgprobe.data.leads import LEADS_12
-from ecgprobe.encoders._lightning import load_lightning_checkpoint
+from ecgprobe.data.loading import check_choice
+from ecgprobe.encoders._lightning import lightning_container, load_lightning_checkpoint
 from ecgprobe.encoders._xlstm import BidirectionalCore, XLSTMConfig
-from ecgprobe.encoders._zoo import cut_window
+from ecgprobe.encoders._zoo import cut_window, empty_module, save_torch
 from ecgprobe.encoders.base import InputSpec, TorchEncoder, file_sha256
 from ecgprobe.encoders.checkpoint import extract_state_dict, load_strict, random_state_dict
 from ecgprobe.encoders.registry import ENCODERS
-from ecgprobe.exceptions import CheckpointError, ConfigError
+from ecgprobe.exceptions import CheckpointError
 
 __all__ = [
     "SPEC",
@@ -277,18 +278,14 @@ def create_xecg(checkpoint: str | Path, *, pooling: str = "avg", weights: str = 
         >>> enc.spec.fs, enc.embed_dim  # doctest: +SKIP
         (100.0, 1024)
     """
-    if pooling not in POOLINGS:
-        raise ConfigError(f"xecg pooling {pooling!r} unknown; choose from {list(POOLINGS)}")
-    if weights not in ("student", "teacher"):
-        raise ConfigError(f"xecg weights {weights!r} unknown; choose 'student' or 'teacher'")
+    check_choice(pooling, tuple(POOLINGS), "xecg option pooling")
+    check_choice(weights, ("student", "teacher"), "xecg option weights")
     obj = load_lightning_checkpoint(checkpoint, family=FAMILY)  # Lightning may pickle config objects
     sd = convert_state_dict(
         extract_state_dict(obj, ["state_dict"], path=checkpoint, family=FAMILY), weights=weights
     )
     cfg = infer_config(sd)
-    with torch.device("meta"):  # skip random initialisation of weights that are loaded next
-        net = XECGNet(cfg, pooling=pooling)
-    net = net.to_empty(device="cpu").eval()
+    net = empty_module(lambda: XECGNet(cfg, pooling=pooling)).eval()  # the checkpoint supplies every weight
     report = load_strict(net, sd, family=FAMILY, path=checkpoint, drop=drop_rules(pooling, weights))
     layers = {
         "patch_embedding": net.patch_embedding,
@@ -315,27 +312,18 @@ def make_test_checkpoint(path: Path, seed: int) -> Path:
     path = Path(path)
     if path.suffix != ".ckpt":
         path = path / "epoch=49-step=504700.ckpt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "epoch": 49,
-        "global_step": 504700,
-        "pytorch-lightning_version": "2.5.0",
-        "state_dict": random_state_dict(published_template(), seed=seed),
-        "loops": {},
-        "callbacks": {},
-        "optimizer_states": [],
-        "lr_schedulers": [],
-        "hparams_name": "config",
-        "hyper_parameters": {
-            "embedding_size": 1024,
-            "xlstm_config": list("ssmmssmms"),
-            "num_heads": 4,
-            "patch_size": PATCH,
-            "sampling_freq": int(FS),
-            "cls_type": "attn_pool",
-            "bidirectional": True,
-            "use_final_layer_norm": False,
-        },
+    hyper_parameters = {
+        "embedding_size": 1024,
+        "xlstm_config": list("ssmmssmms"),
+        "num_heads": 4,
+        "patch_size": PATCH,
+        "sampling_freq": int(FS),
+        "cls_type": "attn_pool",
+        "bidirectional": True,
+        "use_final_layer_norm": False,
     }
-    torch.save(state, path)
-    return path
+    sd = random_state_dict(published_template(), seed=seed)
+    state = lightning_container(
+        sd, hyper_parameters, epoch=49, global_step=504700, version="2.5.0", hparams_name="config"
+    )
+    return save_torch(state, path)

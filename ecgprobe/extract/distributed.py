@@ -47,6 +47,8 @@ def _work(
     """A Ray task: compute ``shards`` of the planned entries into the cache; returns records computed."""
     from ecgprobe.encoders import create_encoder
     from ecgprobe.extract import extractor as ex
+    from ecgprobe.extract._compute import compute
+    from ecgprobe.extract._plan import plan_work
 
     encoder = create_encoder(encoder_name, checkpoint=checkpoint, device=settings["device"], **options)
     provenance = ex._provenance(encoder, records, settings["window"], settings["hop"], settings["precision"])
@@ -56,10 +58,10 @@ def _work(
             "version on that node); install the same versions and paths everywhere"
         )
     digests = records.content_digests()
-    plan = ex._plan(
+    plan = plan_work(
         encoder.name, provenance, layers, digests, len(records), cache_dir, settings["shard_size"], "missing"
     )
-    _, n = ex._compute(
+    _, n = compute(
         encoder,
         records,
         plan,
@@ -114,6 +116,7 @@ def extract_distributed(
     """
     from ecgprobe.encoders import create_encoder
     from ecgprobe.extract import extractor as ex
+    from ecgprobe.extract._plan import plan_work
 
     ray = _ray()
     if cache_dir is None:
@@ -124,7 +127,7 @@ def extract_distributed(
     ex._check_args(records, batch_size, "missing", window, precision, shard_size)
     provenance = ex._provenance(local, records, window, hop, precision)
     digests = records.content_digests()
-    plan = ex._plan(local.name, provenance, wanted, digests, len(records), cache_dir, shard_size, "missing")
+    plan = plan_work(local.name, provenance, wanted, digests, len(records), cache_dir, shard_size, "missing")
     if plan.todo:
         if not ray.is_initialized():
             root = str(Path(__file__).resolve().parents[2])  # workers import this same ecgprobe

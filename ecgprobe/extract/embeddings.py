@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ecgprobe._io import atomic_write
-from ecgprobe.data.record import RecordSet
+from ecgprobe.data.record import RecordSet, id_positions
 from ecgprobe.exceptions import ArgumentTypeError, DataError
 
 __all__ = ["Embeddings", "align_to_records", "load_embeddings", "save_embeddings"]
@@ -94,15 +94,13 @@ class Embeddings:
         Raises:
             DataError: with counts and examples of ids that are not present.
         """
-        pos = {rid: i for i, rid in enumerate(self.ids)}
-        missing = [str(i) for i in ids if str(i) not in pos]
+        idx, missing = id_positions(self.ids, ids)
         if missing:
             raise DataError(
                 f"{len(missing)} of {len(ids)} records have no embedding (e.g. {missing[:5]}); the embeddings "
                 f"hold {len(self)} records (e.g. {list(self.ids[:3])}). Extract them for this dataset, "
                 "or check that the ids follow the dataset's naming"
             )
-        idx = np.fromiter((pos[str(i)] for i in ids), dtype=np.int64, count=len(ids))
         return replace(self, X=self.X[idx], ids=np.asarray(ids, dtype=object))
 
 

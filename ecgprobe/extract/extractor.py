@@ -14,9 +14,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -27,7 +24,9 @@ from ecgprobe._versions import library_versions
 from ecgprobe.data.record import RecordSet
 from ecgprobe.encoders.base import FINAL_LAYER, Encoder, resolve_device
 from ecgprobe.exceptions import CacheError, ConfigError, DataError
-from ecgprobe.extract.cache import EXTRACTION_CODE_VERSION, CacheEntry, embeddings_key
+from ecgprobe.extract._compute import compute
+from ecgprobe.extract._plan import plan_work
+from ecgprobe.extract.cache import EXTRACTION_CODE_VERSION, embeddings_key
 from ecgprobe.extract.embeddings import Embeddings
 from ecgprobe.options import check_instance
 
@@ -36,7 +35,6 @@ __all__ = ["extract"]
 Overwrite = Literal["missing", "always", "never"]
 Window = Literal["official", "fit", "sliding"]
 Precision = Literal["fp32", "bf16", "fp16"]
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 #: Libraries whose version can change the numbers (resampling, filters, the forward pass).
 _NUMERIC_LIBS = ("numpy", "scipy", "torch")
 
@@ -119,201 +117,6 @@ def _window_note(encoder: Encoder, records: RecordSet, window: str) -> str | Non
     if dur < win - 1e-9:
         return f"records are {dur:g} s long; they are zero-padded to the model's {win:g} s window"
     return None
-
-
-class _Batches:
-    """Reads and preprocesses batches, one ahead of the consumer, in a background thread."""
-
-    def __init__(self, encoder: Encoder, records: RecordSet, window: str, hop: int | None) -> None:
-        self.encoder, self.records, self.window, self.hop = encoder, records, window, hop
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecgprobe-prefetch")
-
-    def _load(self, positions: np.ndarray) -> np.ndarray:
-        x = self.records.read(positions)
-        return self.encoder.preprocess(
-            x, self.records.fs, self.records.leads, window=self.window, hop=self.hop
-        )
-
-    def iterate(self, chunks: list[np.ndarray]):
-        if not chunks:
-            return
-        future = self._pool.submit(self._load, chunks[0])
-        for i, pos in enumerate(chunks):
-            x = future.result()
-            if i + 1 < len(chunks):
-                future = self._pool.submit(self._load, chunks[i + 1])
-            yield pos, x
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _forward(
-    encoder: Encoder, x: np.ndarray, layers: list[str], device: torch.device, precision: str
-) -> dict[str, np.ndarray]:
-    windows = x.ndim == 4  # (B, W, L, n) under window="sliding" or "official"
-    flat = x.reshape(-1, *x.shape[-2:]) if windows else x
-    t = torch.from_numpy(np.ascontiguousarray(flat))
-    if device.type == "cuda":
-        t = t.pin_memory().to(device, non_blocking=True)
-    else:
-        t = t.to(device)
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
-        if precision != "fp32"
-        else nullcontext()
-    )
-    with torch.inference_mode(), autocast:
-        out = encoder.embed_layers(t, layers)
-    result = {}
-    for name, value in out.items():
-        arr = value.float().cpu().numpy()
-        if windows:
-            arr = arr.reshape(x.shape[0], x.shape[1], -1).mean(axis=1)  # mean over the record's windows
-        result[name] = arr
-    return result
-
-
-@dataclass
-class _Plan:
-    """Which records of which shards of which layers must be computed, and where they are cached."""
-
-    wanted: list[str]
-    shard: int
-    n_shards: int
-    entries: dict[str, CacheEntry]
-    need: dict[str, dict[int, np.ndarray]]  # layer -> shard -> record positions to compute
-
-    @property
-    def todo(self) -> list[int]:
-        return sorted(set().union(*(set(per) for per in self.need.values())))
-
-    def rows(self, s: int, n: int) -> np.ndarray:
-        """Records of shard ``s`` to compute: the union of what its layers need."""
-        parts = [per[s] for per in self.need.values() if s in per]
-        return np.unique(np.concatenate(parts)) if parts else np.arange(0)
-
-    def n_changed(self) -> int:
-        """Records to recompute because their content changed (their shard is cached)."""
-        changed: set[int] = set()
-        for layer, entry in self.entries.items():
-            for s, rows in self.need[layer].items():
-                if s in entry.shards:
-                    changed.update(rows.tolist())
-        return len(changed)
-
-
-def _plan(
-    encoder_name: str,
-    provenance: dict[str, Any],
-    wanted: list[str],
-    digests: np.ndarray | None,
-    n: int,
-    cache_dir: str | Path | None,
-    shard_size: int,
-    overwrite: str,
-) -> _Plan:
-    """Plan the work; ``digests`` (the records' content digests) are needed with a ``cache_dir``."""
-    shard = min(shard_size, n)
-    entries: dict[str, CacheEntry] = {}
-    if cache_dir is not None:
-        if digests is None or len(digests) != n:
-            raise ValueError("_plan: a cache needs one content digest per record")
-        entries = {
-            layer: CacheEntry.open(cache_dir, encoder_name, provenance, layer, digests, shard)
-            for layer in wanted
-        }
-        if overwrite == "always":
-            for e in entries.values():
-                e.clear()
-        # one shard grid for all layers: adopt that of a layer cached earlier, restart layers on another grid
-        cached = [e.shard_size for e in entries.values() if e.shards]
-        shard = cached[0] if cached else shard
-        for e in entries.values():
-            if e.shard_size != shard:
-                e.clear()
-                e.shard_size = shard
-                e.refresh()
-    n_shards = -(-n // shard)
-    if cache_dir is None:
-        every = {s: np.arange(s * shard, min((s + 1) * shard, n)) for s in range(n_shards)}
-        need = {layer: dict(every) for layer in wanted}
-    else:
-        need = {layer: e.todo() for layer, e in entries.items()}
-    return _Plan(wanted, shard, n_shards, entries, need)
-
-
-def _complete(plan: _Plan, layer: str, s: int, rows: np.ndarray, block: np.ndarray, n: int) -> np.ndarray:
-    """Shard ``s`` of ``layer`` whole: the computed ``rows`` over the cached rows where some were kept."""
-    start, stop = s * plan.shard, min((s + 1) * plan.shard, n)
-    if len(rows) == stop - start:
-        return block
-    full = plan.entries[layer].load_shard(s)
-    if full is None:  # verified when planned: removed since by a concurrent writer
-        raise CacheError(
-            f"cache shard {plan.entries[layer].path(s)} disappeared during extraction; run again"
-        )
-    full = full.copy()
-    full[rows - start] = block
-    return full
-
-
-def _compute(
-    encoder: Encoder,
-    records: RecordSet,
-    plan: _Plan,
-    dev: torch.device,
-    batch_size: int,
-    window: str,
-    hop: int | None,
-    precision: str,
-    progress: bool,
-    only: set[int] | None = None,
-) -> tuple[dict[str, dict[int, np.ndarray]], int]:
-    """Compute the planned shards (or the subset ``only``), writing each to the cache as it completes.
-
-    Only the planned records of a shard go through the encoder; a shard with some changed
-    records is completed from its cached rows before it is written back."""
-    n = len(records)
-    todo = [s for s in plan.todo if only is None or s in only]
-    rows_of = {s: plan.rows(s, n) for s in todo}
-    if todo:  # refuse incompatible data before any work: preprocess one record
-        first = rows_of[todo[0]][:1]
-        encoder.preprocess(records.read(first), records.fs, records.leads, window=window, hop=hop)
-    shards_out: dict[str, dict[int, np.ndarray]] = {layer: {} for layer in plan.wanted}
-    n_todo = sum(len(r) for r in rows_of.values())
-    bar = _progress(progress and bool(todo), total=n_todo, desc=encoder.name)
-    per_pass = batch_size
-    if window != "fit" and todo:
-        n_win = encoder.preprocess(
-            records.read([0]), records.fs, records.leads, window=window, hop=hop
-        ).shape[1]
-        per_pass = max(1, batch_size // n_win)
-    loader = _Batches(encoder, records, window, hop)
-    n_computed = 0
-    try:
-        for s in todo:
-            rows = rows_of[s]
-            layers_here = [layer for layer in plan.wanted if s in plan.need[layer]]
-            chunks = [rows[i : i + per_pass] for i in range(0, len(rows), per_pass)]
-            parts: dict[str, list[np.ndarray]] = {layer: [] for layer in layers_here}
-            for pos, x in loader.iterate(chunks):
-                out = _forward(encoder, x, layers_here, dev, precision)
-                for layer in layers_here:
-                    parts[layer].append(out[layer])
-                bar.update(len(pos))
-            for layer in layers_here:
-                block = np.concatenate(parts[layer]).astype(np.float32, copy=False)
-                _check_finite(block, records.ids[rows], encoder.name, layer, precision)
-                block = _complete(plan, layer, s, rows, block, n)
-                shards_out[layer][s] = block
-                if layer in plan.entries:
-                    plan.entries[layer].write_shard(s, block)
-            n_computed += len(rows)
-    finally:
-        loader.close()
-        bar.close()
-    return shards_out, n_computed
 
 
 @overload
@@ -402,7 +205,7 @@ def extract(
     provenance = _provenance(encoder, records, window, hop, precision)
     n = len(records)
     digests = records.content_digests() if cache_dir is not None else None
-    plan = _plan(encoder.name, provenance, wanted, digests, n, cache_dir, shard_size, overwrite)
+    plan = plan_work(encoder.name, provenance, wanted, digests, n, cache_dir, shard_size, overwrite)
     n_changed = plan.n_changed()
     if overwrite == "never" and plan.todo:
         raise CacheError(
@@ -410,7 +213,7 @@ def extract(
             f"{n_changed} records whose content changed) for {encoder.name} on {records.name}; run with "
             "overwrite='missing' to compute them"
         )
-    shards_out, n_computed = _compute(
+    shards_out, n_computed = compute(
         encoder, records, plan, dev, batch_size, window, hop, precision, progress
     )
     n_shards, entries = plan.n_shards, plan.entries
@@ -454,36 +257,6 @@ def extract(
     if layers is None or (isinstance(layers, str) and layers != "all"):
         return results[wanted[0]]
     return results
-
-
-def _check_finite(block: np.ndarray, ids: np.ndarray, encoder: str, layer: str, precision: str) -> None:
-    bad = ~np.isfinite(block).all(axis=1)
-    if bad.any():
-        hint = (
-            " (try precision='fp32')"
-            if precision != "fp32"
-            else " (check these records' signals: flat lines, clipping)"
-        )
-        raise DataError(
-            f"{encoder} produced non-finite {layer!r} embeddings for {int(bad.sum())} record(s): "
-            f"{[str(i) for i in ids[bad][:10]]}{hint}; already completed shards stay cached"
-        )
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(enabled: bool, total: int, desc: str) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="rec", file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
 def _summary(

@@ -77,3 +77,11 @@ def test_stratified_patient_split_properties():
     assert (stratified_patient_split(y, pids, seed=1) == split).all()
     with pytest.raises(ConfigError, match="summing to 1"):
         stratified_patient_split(y, pids, fractions=(0.5, 0.1, 0.1))
+
+
+def test_select_ids_keeps_the_requested_order_and_names_the_missing():
+    rs = _rs()
+    assert list(rs.select_ids(["r3", "r0", "r7"]).ids) == ["r3", "r0", "r7"]
+    assert len(rs.select_ids([])) == 0
+    with pytest.raises(DataError, match=r"2 of 3 requested ids .* e\.g\. \['zz', 'r99'\]"):
+        rs.select_ids(["r1", "zz", "r99"])

@@ -57,7 +57,7 @@ def test_random_resnet_contract_and_options():
     assert enc.spec.leads == ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
     assert enc.embed_dim == 256 and enc.family == "random"
     assert enc.layer_names() == ["stem", "layer1", "layer2", "layer3", "layer4", "embedding"]
-    assert encoder_info("random-resnet1d")["embed_dim"] == 256
+    assert encoder_info("random-resnet1d").embed_dim == 256
     small = create_encoder("random-resnet1d", width=4, device="cpu")
     assert small.embed_dim == 32 and small.embed(torch.randn(2, 12, 5000)).shape == (2, 32)
     for bad in ({"width": 0}, {"seed": 1.5}, {"width": True}):
@@ -102,7 +102,7 @@ def test_handcrafted_layers_names_and_units(handcrafted):
     enc = handcrafted
     assert enc.layer_names() == [*GROUPS, "embedding"] and not enc.differentiable
     names = enc.feature_names()
-    assert len(names) == enc.embed_dim == encoder_info("handcrafted")["embed_dim"] == len(set(names))
+    assert len(names) == enc.embed_dim == encoder_info("handcrafted").embed_dim == len(set(names))
     assert {"V2:st_level", "II:qrs_amplitude", "aVF:bp_0.5_5hz", "heart_rate", "qrs_width"} <= set(names)
     assert sum(len(enc.feature_names(g)) for g in GROUPS) == enc.embed_dim
     assert enc.feature_units("rhythm")[:2] == ["bpm", "ms"] and len(enc.feature_units()) == enc.embed_dim

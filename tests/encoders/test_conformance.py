@@ -36,6 +36,7 @@ from ecgprobe.data.leads import LEADS_12
 from ecgprobe.encoders import (
     FINAL_LAYER,
     Encoder,
+    EncoderCard,
     InputSpec,
     TorchEncoder,
     create_encoder,
@@ -51,13 +52,13 @@ N = 2
 def _create(name: str, tmp_path: Path, **extra: Any):
     """The encoder as a user would create it (test weights where it needs weights), and the
     test checkpoint path when the family registers one."""
-    info = encoder_info(name)
-    options = dict(info.get("test_options") or {})
-    make = info.get("make_test_checkpoint")
+    card = encoder_info(name)
+    options = dict(card.test_options)
+    make = card.make_test_checkpoint
     try:
         # a fresh path: families write a file there or a folder at it (both conventions exist)
         ckpt = make(tmp_path / "checkpoint", 0) if make is not None else None
-        if info.get("needs_checkpoint"):
+        if card.needs_checkpoint:
             if ckpt is None:
                 pytest.fail(f"{name} needs a checkpoint but registers no make_test_checkpoint(path, seed)")
             enc = create_encoder(name, checkpoint=ckpt, device="cpu", **options, **extra)
@@ -96,20 +97,20 @@ def _hooks_left(enc) -> list[str]:
 
 @pytest.mark.parametrize("name", list_encoders())
 def test_encoder_conformance(name: str, tmp_path: Path):
-    info = encoder_info(name)
+    card = encoder_info(name)
     enc, ckpt, options = _create(name, tmp_path)
     spec = enc.spec
 
     # --- the contract and its registration
     assert isinstance(spec, InputSpec), f"{name}: spec is {type(spec).__name__}"
-    if isinstance(info.get("spec"), InputSpec) and not options:
-        assert spec == info["spec"], f"{name}: created spec differs from the registered one"
-    if isinstance(info.get("embed_dim"), int):
-        assert enc.embed_dim == info["embed_dim"], f"{name}: embed_dim differs from the registration"
+    if card.spec is not None and not options:
+        assert spec == card.spec, f"{name}: created spec differs from the registered one"
+    if card.embed_dim is not None:
+        assert enc.embed_dim == card.embed_dim, f"{name}: embed_dim differs from the registration"
     layers = enc.layer_names()
     assert layers[-1] == FINAL_LAYER and len(set(layers)) == len(layers), layers
-    if info.get("layers"):
-        assert list(info["layers"]) == layers, f"{name}: registered layers differ from layer_names()"
+    if card.layers:
+        assert list(card.layers) == layers, f"{name}: registered layers differ from layer_names()"
 
     # --- preprocessing at the contract's rate and at another one
     signals, leads = _records(spec, spec.fs)
@@ -161,12 +162,12 @@ def test_encoder_conformance(name: str, tmp_path: Path):
     assert identity["encoder"] == name and identity["spec"] == spec.to_dict()
 
     # --- a mismatching checkpoint is refused loudly
-    if info.get("needs_checkpoint"):
+    if card.needs_checkpoint:
         with pytest.raises(CheckpointError):
-            create_encoder(name, device="cpu", **(info.get("test_options") or {}))
+            create_encoder(name, device="cpu", **card.test_options)
     if ckpt is not None:
         model_keys = dict(enc.module.state_dict()) if isinstance(enc, TorchEncoder) else {}
-        _check_mismatch_refused(name, Path(ckpt), tmp_path, info, model_keys)
+        _check_mismatch_refused(name, Path(ckpt), tmp_path, card, model_keys)
 
 
 def _sines(spec: InputSpec, fs: float) -> np.ndarray:
@@ -235,9 +236,9 @@ def _key_the_model_needs(sds: list[dict], model: Mapping[str, torch.Tensor]) -> 
 
 
 def _check_mismatch_refused(
-    name: str, ckpt: Path, tmp_path: Path, info: dict, model_keys: Mapping[str, torch.Tensor]
+    name: str, ckpt: Path, tmp_path: Path, card: EncoderCard, model_keys: Mapping[str, torch.Tensor]
 ) -> None:
-    options = dict(info.get("test_options") or {})
+    options = dict(card.test_options)
     bad_dir = tmp_path / "mismatch"
     bad_dir.mkdir()
     target = bad_dir / ckpt.name
@@ -302,9 +303,8 @@ def test_cli_lists_every_registered_encoder_without_creating_it(capsys, monkeypa
     lines = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
     for name in list_encoders():
         assert name in lines, f"{name} missing from `ecgprobe encoders`"
-        info = encoder_info(name)
-        dim = info.get("embed_dim")
-        assert (str(dim) if isinstance(dim, int) else "inferred") in lines[name]
+        dim = encoder_info(name).embed_dim
+        assert (str(dim) if dim is not None else "inferred") in lines[name]
     assert "500 Hz, 10 s, 12 leads, zscore_lead" in lines["random-resnet1d"]
     assert "declared by the user" in lines["onnx"]
     assert main(["encoders", "--all", "--json"]) == 0

@@ -185,7 +185,7 @@ def encoder_from_provenance(emb: Embeddings, device: str = "cpu") -> Any:
         raise ConfigError(
             "these embeddings record no encoder (imported matrices?); pass the encoder explicitly (encoder=...)"
         )
-    if encoder_info(name).get("needs_checkpoint"):
+    if encoder_info(name).needs_checkpoint:
         raise ConfigError(
             f"encoder {name!r} needs its checkpoint to be re-created; pass "
             f"encoder=create_encoder({name!r}, checkpoint=PATH)"
