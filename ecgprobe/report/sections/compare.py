@@ -19,7 +19,7 @@ from ecgprobe.report.claims import MIN_PATIENTS, ci_label, enough, fmt_p, level_
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
 from ecgprobe.report.sections.geometry import descriptor_help, descriptor_rows
-from ecgprobe.report.sections.probes import ci
+from ecgprobe.report.sections.probe_rows import ci
 from ecgprobe.report.sections.scarcity import band, efficiency_findings, efficiency_rows, overlay_figure
 
 

@@ -12,7 +12,7 @@ from ecgprobe.report.blocks import Block, Figure, KeyValues, Note, Paragraph, Ta
 from ecgprobe.report.claims import ci_of
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
-from ecgprobe.report.sections.probes import FLAG
+from ecgprobe.report.sections.probe_rows import FLAG
 
 #: Label-efficiency rule thresholds: share of the train split needed for 95% of the full AUROC.
 EFFICIENT, INEFFICIENT = 0.10, 0.50
