@@ -10,11 +10,11 @@ import numpy as np
 
 from ecgprobe.analyzers.base import Result
 from ecgprobe.report import plots
-from ecgprobe.report.base import Finding, finding, section
+from ecgprobe.report.base import Finding, result_finding, section
 from ecgprobe.report.blocks import Block, Figure, Heading, Note, Paragraph, Table, fmt, fmt_ci
 from ecgprobe.report.claims import ci_of
 from ecgprobe.report.document import Report
-from ecgprobe.report.figures import render_png
+from ecgprobe.report.figures import plot_figure, render_png
 from ecgprobe.report.glossary import explain
 from ecgprobe.report.sections.provenance import encoder_identity
 
@@ -139,11 +139,10 @@ def render(report: Report) -> list[Block]:
         )
         n_labels = len(ia.metrics["labels"])
         blocks.append(
-            Figure(
-                render_png(
-                    lambda fig: plots.plot_lead_importance(ia, ax=fig.subplots()),
-                    size=(7.5, 1.4 + 0.32 * n_labels),
-                ),
+            plot_figure(
+                plots.plot_lead_importance,
+                ia,
+                size=(7.5, 1.4 + 0.32 * n_labels),
                 caption="Label × lead importance: each lead's share of |attribution| (rows sum to 1); red above, blue below an equal share.",
                 alt="Heatmap of lead importance per label",
             )
@@ -151,8 +150,10 @@ def render(report: Report) -> list[Block]:
         blocks.append(explain("lead_share"))
         if "beat_saliency_label" in ia.arrays and np.isfinite(ia.arrays["beat_saliency_label"]).any():
             blocks.append(
-                Figure(
-                    render_png(lambda fig: plots.plot_beat_saliency(ia, ax=fig.subplots()), size=(6.5, 3.4)),
+                plot_figure(
+                    plots.plot_beat_saliency,
+                    ia,
+                    size=(6.5, 3.4),
                     caption="Beat-aligned saliency: attribution around each detected R peak, relative to the record's mean.",
                     alt="Line chart of saliency around the R peak per label",
                     width=0.85,
@@ -185,10 +186,8 @@ def render(report: Report) -> list[Block]:
     return blocks
 
 
-@finding("attribution", kinds=("input_attribution",), order=60)
-def rule_attribution(report: Report) -> Iterator[Finding]:
-    ia = report.get("input_attribution")
-    assert ia is not None
+@result_finding("attribution", kind="input_attribution", order=60)
+def rule_attribution(report: Report, ia: Result) -> Iterator[Finding]:
     top = ia.metrics.get("top_lead", {})
     if top:
         yield Finding(

@@ -9,7 +9,7 @@ from ecgprobe.report import plots
 from ecgprobe.report.blocks import Block, Figure, Table, fmt
 from ecgprobe.report.claims import ci_of
 from ecgprobe.report.document import Report
-from ecgprobe.report.figures import render_png
+from ecgprobe.report.figures import plot_figure, render_png
 from ecgprobe.report.sections.probe_rows import (
     FLAG,
     NAMES,
@@ -146,9 +146,11 @@ def roc_figure(report: Report, res: Result) -> Figure | None:
     if not rows or "roc_offsets" not in res.arrays:
         return None
     labels = [r["label"] for r in rows]
-    png = render_png(lambda fig: plots.plot_roc(res, labels=labels, ax=fig.subplots()), size=(5.2, 5.0))
-    return Figure(
-        png,
+    return plot_figure(
+        plots.plot_roc,
+        res,
+        labels=labels,
+        size=(5.2, 5.0),
         caption=f"ROC curves of the {len(labels)} most frequent test labels ({NAMES[res.kind]}).",
         alt="ROC curves: " + ", ".join(labels),
         width=0.62,

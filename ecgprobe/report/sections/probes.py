@@ -8,7 +8,7 @@ from typing import Any
 
 from ecgprobe.analyzers.base import Result
 from ecgprobe.report import plots
-from ecgprobe.report.base import Finding, finding, section
+from ecgprobe.report.base import Finding, finding, result_finding, section
 from ecgprobe.report.blocks import Block, Figure, Note, Paragraph, fmt
 from ecgprobe.report.claims import enough, n_phrase, side
 from ecgprobe.report.document import Report
@@ -113,15 +113,8 @@ def render_calibration(report: Report) -> list[Block] | None:
 
 
 # ----------------------------------------------------------------------------- summary rules
-def _lp(report: Report) -> Result:
-    res = report.get("linear_probe")
-    assert res is not None
-    return res
-
-
-@finding("probe_macro", kinds=("linear_probe",), order=20)
-def rule_macro(report: Report) -> Iterator[Finding]:
-    res = _lp(report)
+@result_finding("probe_macro", kind="linear_probe", order=20)
+def rule_macro(report: Report, res: Result) -> Iterator[Finding]:
     m = res.metrics
     if m.get("task") == "regression":
         yield Finding(
@@ -164,11 +157,11 @@ def _few_positives(r: dict[str, Any]) -> bool:
     return n is None or n < MIN_POSITIVES
 
 
-@finding("probe_best_worst", kinds=("linear_probe",), order=21)
-def rule_best_worst(report: Report) -> Iterator[Finding]:
+@result_finding("probe_best_worst", kind="linear_probe", order=21)
+def rule_best_worst(report: Report, res: Result) -> Iterator[Finding]:
     """Strengths/weaknesses per label need the whole AUROC interval above :data:`AUROC_STRONG`
     (below :data:`AUROC_WEAK`) and enough positives; the ranking itself is descriptive."""
-    every = sorted(evaluated_rows(_lp(report)), key=lambda r: -r["auroc"])
+    every = sorted(evaluated_rows(res), key=lambda r: -r["auroc"])
     reliable = [r for r in every if not flagged(r)]  # a flagged label's ranking is mostly noise
     rows = reliable if len(reliable) >= 2 else every
     if len(rows) < 2:
@@ -217,11 +210,10 @@ def rule_best_worst(report: Report) -> Iterator[Finding]:
         )
 
 
-@finding("probe_chance", kinds=("linear_probe",), order=22)
-def rule_chance(report: Report) -> Iterator[Finding]:
+@result_finding("probe_chance", kind="linear_probe", order=22)
+def rule_chance(report: Report, res: Result) -> Iterator[Finding]:
     """Above chance is a strength only when every interval excludes 0.5; an interval that
     includes 0.5 cannot tell the label from chance at this n (inconclusive, not a weakness)."""
-    res = _lp(report)
     rows = evaluated_rows(res)
     if not rows:
         return
@@ -259,8 +251,7 @@ def rule_chance(report: Report) -> Iterator[Finding]:
 
 @finding("knn_vs_linear", kinds=("linear_probe", "knn_probe"), order=23)
 def rule_knn(report: Report) -> Iterator[Finding]:
-    lp, kp = _lp(report), report.get("knn_probe")
-    assert kp is not None
+    lp, kp = report.require("linear_probe"), report.require("knn_probe")
     if lp.metrics.get("task") == "regression":
         return
     yield Finding(
@@ -272,44 +263,35 @@ def rule_knn(report: Report) -> Iterator[Finding]:
     )
 
 
-@finding("calibration", kinds=("linear_probe",), order=30)
-def rule_calibration(report: Report) -> Iterator[Finding]:
+@result_finding("calibration", kind="linear_probe", order=30)
+def rule_calibration(report: Report, res: Result) -> Iterator[Finding]:
     """Calibration is a strength/weakness only when the ECE interval lies wholly below
     :data:`ECE_GOOD` / above :data:`ECE_BAD`; without an interval the value is descriptive."""
-    m = _lp(report).metrics
+    m = res.metrics
     ece = m.get("macro_ece")
     if ece is None:
         return
-    src = "linear_probe.metrics.macro_ece"
     lo, hi = (m.get("macro_ece_ci") or [None, None])[:2]
+    text = ci(m, "macro_ece")
     if lo is None or hi is None:
-        yield Finding(
+        sentence, tone = (
             f"The linear probe's macro ECE is {fmt(ece)} (descriptive: no interval stored).",
             "info",
-            "calibration",
-            src,
         )
-        return
-    text = ci(m, "macro_ece")
-    if side(lo, hi, threshold=ECE_GOOD) == "below":
-        yield Finding(
+    elif side(lo, hi, threshold=ECE_GOOD) == "below":
+        sentence, tone = (
             f"The linear probe is well calibrated (macro ECE {text}, wholly below {ECE_GOOD}).",
             "good",
-            "calibration",
-            src,
         )
     elif side(lo, hi, threshold=ECE_BAD) == "above":
-        yield Finding(
+        sentence, tone = (
             f"The linear probe is poorly calibrated (macro ECE {text}, wholly above {ECE_BAD}).",
             "bad",
-            "calibration",
-            src,
         )
     else:
-        yield Finding(
+        sentence, tone = (
             f"The linear probe's calibration is not decided at this n: macro ECE {text} spans the {ECE_GOOD}–{ECE_BAD} "
             f"thresholds ({n_phrase(m.get('n_test_patients'))}).",
             "inconclusive",
-            "calibration",
-            src,
         )
+    yield Finding(sentence, tone, "calibration", "linear_probe.metrics.macro_ece")
