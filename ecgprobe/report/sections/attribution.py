@@ -57,7 +57,7 @@ def _drawn(
     recorded ECG with the 12 standard leads, else the model input: ``"model_mv"`` (in mV: no
     normalisation) or ``"model"`` (normalised)."""
     recorded = list(res.metrics.get("example_leads") or [])
-    if "example_signals_mv" in res.arrays and "example_fs" in res.metrics and _STANDARD <= set(recorded):
+    if "example_signals_mv" in res.arrays and "example_fs" in res.metrics and set(recorded) >= _STANDARD:
         return (
             "recorded",
             np.asarray(res.arrays["example_signals_mv"][rec]),
@@ -85,7 +85,7 @@ def example_figure(report: Report, res: Result, k: int, subject: str | None = No
     kind, sig, fs, leads = _drawn(report, res, rec, subject)
     sal, sal_fs, sal_leads = res.arrays["attributions"][k], float(res.metrics["fs"]), res.metrics["leads"]
     bar = "|attribution| (99th pct = 1)"
-    printed = kind != "model" and _STANDARD <= set(leads)
+    printed = kind != "model" and set(leads) >= _STANDARD
     if printed:
 
         def draw(fig: Any) -> None:
