@@ -278,7 +278,7 @@ def plot_ecg_standard(
     sig = _check_mv(signals_mv, fs, leads, rhythm_lead)
     leads = list(leads)
     index = {name: i for i, name in enumerate(leads)}
-    sal, sal_index, sal_t = None, {}, None
+    sal, sal_index, sal_t, sal_end = None, {}, np.zeros(0), 0.0
     if saliency is not None:
         sal = np.abs(np.asarray(saliency, dtype=np.float64))
         sal_leads = list(saliency_leads) if saliency_leads is not None else leads
@@ -287,9 +287,14 @@ def plot_ecg_standard(
                 f"saliency must be (leads, samples) with one row per name in saliency_leads ({len(sal_leads)}), "
                 f"got shape {sal.shape}"
             )
+        sal_fs = float(saliency_fs if saliency_fs is not None else fs)
+        if not np.isfinite(sal_fs) or sal_fs <= 0:
+            raise ConfigError(
+                f"saliency_fs must be the saliency map's sampling rate in Hz (> 0), got {saliency_fs!r}"
+            )
         sal = sal / _saliency_scale(sal)
         sal_index = {name: i for i, name in enumerate(sal_leads)}
-        sal_t = np.arange(sal.shape[1]) / float(saliency_fs or fs)
+        sal_t, sal_end = np.arange(sal.shape[1]) / sal_fs, sal.shape[1] / sal_fs  # the window it covers
     rows = _rows(sig, fs, leads, rhythm_lead)
     limits = [_ylim(sig, index, row) for row in rows]
     if fig is None:
@@ -310,7 +315,7 @@ def plot_ecg_standard(
                 mid = 0.5 * (t[:-1] + t[1:])
                 v = np.full(len(mid), np.nan)
                 if name in sal_index:
-                    inside = mid <= sal_t[-1]
+                    inside = mid < sal_end
                     v[inside] = np.interp(mid[inside], sal_t, sal[sal_index[name]])
                 values.append(np.clip(v, 0.0, 1.0))
             label = f"{name} (rhythm)" if len(row) == 1 else name
