@@ -81,7 +81,8 @@ def plot_ecg(
     title: str = "",
     rhythm_lead: str = "II",
 ) -> Any:
-    """A 12-lead ECG on the standard printed grid, optionally coloured by saliency.
+    """Any ``(L, n)`` array (a model's normalised input included) on the 12-lead grid, optionally
+    coloured by saliency, on one Axes; a recording in mV is drawn by :func:`plot_ecg_standard`.
 
     The 12 leads are laid out 3 x 4 (each column a consecutive quarter of the record) with a
     rhythm strip of ``rhythm_lead`` below; other lead sets are stacked. On mV signals the

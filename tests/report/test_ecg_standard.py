@@ -163,3 +163,13 @@ def test_attribution_examples_draw_the_recorded_ecg_in_mv_when_stored(record):
     assert "model input, normalised" in fig.caption and "mV (" not in fig.caption
     as_mv = Report({"input_attribution": _attribution(sig, fs, leads, recorded=False)}, title="t")
     assert "model input in mV" in example_figure(as_mv, as_mv.get("input_attribution"), 0).caption
+
+
+def test_a_report_without_recorded_signals_captions_the_normalised_model_input(computed):
+    """The tiny test encoder z-scores its input and the result holds no recorded ECG: the examples
+    are the model input, and their captions say so."""
+    html = (computed.model_dir / "report.html").read_text()
+    ia = computed.report.get("input_attribution")
+    assert "example_signals_mv" not in ia.arrays
+    n = html.count("12-lead ECG of record")
+    assert n >= 1 and html.count("model input, normalised") == n
