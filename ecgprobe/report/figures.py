@@ -14,7 +14,19 @@ from typing import Any
 
 from ecgprobe.report.blocks import Figure
 
-__all__ = ["STYLE", "new_axes", "plot_figure", "render_png"]
+__all__ = ["PALETTE", "STYLE", "categorical_colors", "new_axes", "plot_figure", "render_png"]
+
+#: Colours of the encoders of a comparison or study, in order (colour-blind-safe, Okabe-Ito).
+PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+
+
+def categorical_colors(n: int) -> list[Any]:
+    """``n`` distinct colours for categories (labels): tab10, or tab20 beyond ten."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
 
 #: The report's matplotlib style (fixed, so figures do not depend on the user's matplotlibrc).
 STYLE: dict[str, Any] = {
