@@ -10,22 +10,39 @@ one new file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from ecgprobe.registry import Registry
 
 if TYPE_CHECKING:
+    from ecgprobe.analyzers.base import Result
     from ecgprobe.report.blocks import Block
     from ecgprobe.report.document import Report
 
-__all__ = ["FINDINGS", "MODES", "SECTIONS", "Finding", "SectionSpec", "finding", "section"]
+__all__ = [
+    "FINDINGS",
+    "MODES",
+    "SECTIONS",
+    "Finding",
+    "SectionSpec",
+    "finding",
+    "result_finding",
+    "result_section",
+    "section",
+    "subjects_section",
+]
 
 #: Report modes: one model, two models compared, a data-scarcity study over several models.
 MODES: tuple[str, ...] = ("model", "compare", "scarcity")
 
 Renderer = Callable[["Report"], "list[Block] | None"]
+#: A renderer of one result: ``render(report, result)``.
+ResultRenderer = Callable[["Report", "Result"], "list[Block] | None"]
+#: A renderer of one result kind per subject: ``render(report, {subject: result})``.
+SubjectsRenderer = Callable[["Report", "Mapping[str, Result]"], "list[Block] | None"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +109,62 @@ def section(
     return decorator
 
 
+def result_section(
+    id: str, *, kind: str, title: str, order: int, lead: str = ""
+) -> Callable[[ResultRenderer], Renderer]:
+    """Register the renderer of a model-report section that shows the one result of ``kind``.
+
+    The section is rendered only when the report holds that result, so the renderer is handed it:
+    it is written as ``render(report, result)``; the registered (and returned) function takes
+    the report alone, like any :func:`section` renderer.
+
+    Raises:
+        ConfigError: an id registered twice.
+
+    Example:
+        >>> @result_section("my_probe", kind="linear_probe", title="Mine", order=99)  # doctest: +SKIP
+        ... def render(report, res):
+        ...     return [Paragraph(f"{res.metrics['macro_auroc']:.3f}")]
+    """
+
+    def decorator(fn: ResultRenderer) -> Renderer:
+        @functools.wraps(fn)
+        def render(report: Report) -> list[Block] | None:
+            return fn(report, report.require(kind))
+
+        return section(id, title=title, order=order, kinds=(kind,), lead=lead)(render)
+
+    return decorator
+
+
+def subjects_section(
+    id: str,
+    *,
+    kind: str,
+    title: str,
+    order: int,
+    modes: Iterable[str] = ("compare",),
+    lead: str = "",
+) -> Callable[[SubjectsRenderer], Renderer]:
+    """Register the renderer of a multi-encoder section that shows the results of ``kind`` of
+    every subject: it is written as ``render(report, {subject: result})`` and left out when no
+    subject has one; the registered (and returned) function takes the report alone.
+
+    Raises:
+        ConfigError: an id registered twice.
+    """
+
+    def decorator(fn: SubjectsRenderer) -> Renderer:
+        @functools.wraps(fn)
+        def render(report: Report) -> list[Block] | None:
+            results = report.by_subject(kind)
+            return fn(report, results) if results else None
+
+        return section(id, title=title, order=order, kinds=(kind,), modes=modes, lead=lead)(render)
+
+    return decorator
+
+
 @dataclass(frozen=True)
 class Finding:
     """One generated statement of the summary.
@@ -123,5 +196,25 @@ def finding(
     def decorator(fn: Rule) -> Rule:
         FINDINGS.add(name, fn, kinds=tuple(kinds), modes=tuple(modes), order=order)
         return fn
+
+    return decorator
+
+
+def result_finding(
+    name: str, *, kind: str, modes: Iterable[str] = ("model",), order: int = 50
+) -> Callable[[Callable[[Report, Result], Iterable[Finding]]], Rule]:
+    """Register a summary rule about the one result of ``kind``: it is written as
+    ``rule(report, result)``; the registered (and returned) function takes the report alone.
+
+    Raises:
+        ConfigError: a name registered twice.
+    """
+
+    def decorator(fn: Callable[[Report, Result], Iterable[Finding]]) -> Rule:
+        @functools.wraps(fn)
+        def rule(report: Report) -> Iterable[Finding]:
+            return fn(report, report.require(kind))
+
+        return finding(name, kinds=(kind,), modes=modes, order=order)(rule)
 
     return decorator

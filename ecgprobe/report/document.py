@@ -99,6 +99,21 @@ class Report:
                 return res
         return None
 
+    def require(self, kind: str, subject: str | None = None) -> Result:
+        """The result of ``kind`` (for ``subject``) that a section or rule was registered for.
+
+        Raises:
+            ConfigError: the report holds no such result.
+        """
+        res = self.get(kind, subject)
+        if res is None:
+            whose = f" of subject {subject!r}" if subject is not None else ""
+            raise ConfigError(
+                f"the report has no {kind!r} result{whose} (it has {sorted(self.kinds)}); "
+                f"add the {kind!r} analysis to the report's results"
+            )
+        return res
+
     def by_subject(self, kind: str) -> dict[str, Result]:
         """``{subject: result}`` for every subject with a result of ``kind``, in subject order."""
         out = {s: self.get(kind, s) for s in self.subjects}

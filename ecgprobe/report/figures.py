@@ -12,7 +12,21 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["STYLE", "new_axes", "render_png"]
+from ecgprobe.report.blocks import Figure
+
+__all__ = ["PALETTE", "STYLE", "categorical_colors", "new_axes", "plot_figure", "render_png"]
+
+#: Colours of the encoders of a comparison or study, in order (colour-blind-safe, Okabe-Ito).
+PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+
+
+def categorical_colors(n: int) -> list[Any]:
+    """``n`` distinct colours for categories (labels): tab10, or tab20 beyond ten."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
 
 #: The report's matplotlib style (fixed, so figures do not depend on the user's matplotlibrc).
 STYLE: dict[str, Any] = {
@@ -77,3 +91,35 @@ def render_png(
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     return buf.getvalue()
+
+
+def plot_figure(
+    plot: Callable[..., object],
+    data: Any,
+    *,
+    size: tuple[float, float],
+    caption: str,
+    alt: str,
+    width: float = 1.0,
+    **options: Any,
+) -> Figure:
+    """A report figure of one pure plotting function on one Axes: ``plot(data, ax=ax, **options)``.
+
+    Args:
+        plot: a function of :mod:`ecgprobe.report.plots` (takes the data and ``ax=``).
+        data: what it draws (a result, or results by subject).
+        size: width and height in inches.
+        caption: shown under the figure.
+        alt: the figure's alternative text.
+        width: share of the text width it takes (0-1].
+        **options: further keyword arguments of ``plot``.
+
+    Returns:
+        The :class:`~ecgprobe.report.blocks.Figure` block.
+
+    Example:
+        >>> from ecgprobe.report import plots
+        >>> fig = plot_figure(plots.plot_scarcity, res, size=(6.5, 3.8), caption="c", alt="a")  # doctest: +SKIP
+    """
+    png = render_png(lambda fig: plot(data, ax=fig.subplots(), **options), size=size)
+    return Figure(png, caption=caption, alt=alt, width=width)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ecgprobe.report.blocks import fmt, fmt_ci
 from ecgprobe.report.document import Report
-from ecgprobe.report.sections.probes import ci
+from ecgprobe.report.sections.probe_rows import ci
 
 __all__ = ["headline", "render_index"]
 

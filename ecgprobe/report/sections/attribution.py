@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 
 from ecgprobe.analyzers.base import Result
-from ecgprobe.report import plots
-from ecgprobe.report.base import Finding, finding, section
+from ecgprobe.report import ecg_plot, plots
+from ecgprobe.report.base import Finding, result_finding, section
 from ecgprobe.report.blocks import Block, Figure, Heading, Note, Paragraph, Table, fmt, fmt_ci
 from ecgprobe.report.claims import ci_of
 from ecgprobe.report.document import Report
-from ecgprobe.report.figures import render_png
+from ecgprobe.report.figures import plot_figure, render_png
 from ecgprobe.report.glossary import explain
 from ecgprobe.report.sections.provenance import encoder_identity
 
@@ -50,32 +50,69 @@ def _examples(res: Result) -> list[int]:
     return list(chosen.values())[:N_EXAMPLE_ECGS]
 
 
+def _drawn(
+    report: Report, res: Result, rec: int, subject: str | None
+) -> tuple[str, np.ndarray, float, list[str]]:
+    """What an example draws: ``("recorded", mV signals, fs, leads)`` when the result stores the
+    recorded ECG with the 12 standard leads, else the model input: ``"model_mv"`` (in mV: no
+    normalisation) or ``"model"`` (normalised)."""
+    recorded = list(res.metrics.get("example_leads") or [])
+    if "example_signals_mv" in res.arrays and "example_fs" in res.metrics and set(recorded) >= _STANDARD:
+        return (
+            "recorded",
+            np.asarray(res.arrays["example_signals_mv"][rec]),
+            float(res.metrics["example_fs"]),
+            recorded,
+        )
+    kind = "model_mv" if _units(report, subject) == "mV" else "model"
+    return kind, np.asarray(res.arrays["inputs"][rec]), float(res.metrics["fs"]), list(res.metrics["leads"])
+
+
+_STANDARD = {name for row in ecg_plot.STANDARD_LAYOUT for name in row}
+_SHOWN = {
+    "recorded": "the recorded ECG in mV",
+    "model_mv": "the model input in mV, after the encoder's preprocessing",
+    "model": "model input, normalised (the encoder's input after its normalisation, not mV; the result stores no recorded ECG)",
+}
+
+
 def example_figure(report: Report, res: Result, k: int, subject: str | None = None) -> Figure:
-    """The k-th attribution example: its input on the 12-lead grid, coloured by |attribution|."""
+    """The k-th attribution example, coloured by |attribution|: the recorded ECG in mV in the
+    standard 12-lead layout when the result stores it, else the model's input (see :func:`_drawn`)."""
     rec = int(res.arrays["example_record"][k])
     label = res.metrics["labels"][int(res.arrays["example_label"][k])]
     rid = str(res.arrays["record_ids"][rec])
-    units = _units(report, subject)
+    kind, sig, fs, leads = _drawn(report, res, rec, subject)
+    sal, sal_fs, sal_leads = res.arrays["attributions"][k], float(res.metrics["fs"]), res.metrics["leads"]
+    bar = "|attribution| (99th pct = 1)"
+    printed = kind != "model" and set(leads) >= _STANDARD
+    if printed:
 
-    def draw(fig: Any) -> None:
-        ax = fig.subplots()
-        plots.plot_ecg(
-            res.arrays["inputs"][rec],
-            float(res.metrics["fs"]),
-            res.metrics["leads"],
-            saliency=res.arrays["attributions"][k],
-            units=units,
-            ax=ax,
-        )
-        fig.colorbar(ax.collections[-1], ax=ax, shrink=0.6, pad=0.01, label="|attribution| (99th pct = 1)")
+        def draw(fig: Any) -> None:
+            axes = ecg_plot.plot_ecg_standard(
+                sig, fs, leads, saliency=sal, saliency_fs=sal_fs, saliency_leads=sal_leads, fig=fig
+            )
+            fig.colorbar(axes[0].collections[-1], ax=axes, shrink=0.6, pad=0.01, label=bar)
 
-    unit_note = (
-        "on ECG paper (mV)" if units == "mV" else "in the model's input units (after its normalisation)"
-    )
+        size = (10.8, ecg_plot.standard_figsize(sig, fs, leads)[1])
+        shown = f"{_SHOWN[kind]} (standard 12-lead layout, 25 mm/s, 10 mm/mV)"
+    else:
+
+        def draw(fig: Any) -> None:
+            ax = fig.subplots()
+            plots.plot_ecg(sig, fs, leads, saliency=sal, units="model" if kind == "model" else "mV", ax=ax)
+            fig.colorbar(ax.collections[-1], ax=ax, shrink=0.6, pad=0.01, label=bar)
+
+        size = (10.0, 5.6)
+        shown = _SHOWN[kind] if kind == "model" else f"{_SHOWN[kind]} (its leads stacked)"
+    window = np.asarray(sal).shape[-1] / sal_fs
+    cover = ""
+    if kind == "recorded" and window < sig.shape[-1] / fs - 1e-9:
+        cover = f" Attributions cover the model's input window, the first {fmt(window, 1)} s; the rest is drawn black."
     return Figure(
-        render_png(draw, size=(10.0, 5.6)),
-        caption=f"Record {rid}, explained for {label} (logit {fmt(res.arrays['logit'][k], 2)}): the model-ready input {unit_note}, "
-        "each sample coloured and thickened by its attribution.",
+        render_png(draw, size=size),
+        caption=f"Record {rid}, explained for {label} (logit {fmt(res.arrays['logit'][k], 2)}): {shown}, "
+        f"each sample coloured and thickened by its attribution.{cover}",
         alt=f"12-lead ECG of record {rid} with saliency for {label}",
     )
 
@@ -139,11 +176,10 @@ def render(report: Report) -> list[Block]:
         )
         n_labels = len(ia.metrics["labels"])
         blocks.append(
-            Figure(
-                render_png(
-                    lambda fig: plots.plot_lead_importance(ia, ax=fig.subplots()),
-                    size=(7.5, 1.4 + 0.32 * n_labels),
-                ),
+            plot_figure(
+                plots.plot_lead_importance,
+                ia,
+                size=(7.5, 1.4 + 0.32 * n_labels),
                 caption="Label × lead importance: each lead's share of |attribution| (rows sum to 1); red above, blue below an equal share.",
                 alt="Heatmap of lead importance per label",
             )
@@ -151,8 +187,10 @@ def render(report: Report) -> list[Block]:
         blocks.append(explain("lead_share"))
         if "beat_saliency_label" in ia.arrays and np.isfinite(ia.arrays["beat_saliency_label"]).any():
             blocks.append(
-                Figure(
-                    render_png(lambda fig: plots.plot_beat_saliency(ia, ax=fig.subplots()), size=(6.5, 3.4)),
+                plot_figure(
+                    plots.plot_beat_saliency,
+                    ia,
+                    size=(6.5, 3.4),
                     caption="Beat-aligned saliency: attribution around each detected R peak, relative to the record's mean.",
                     alt="Line chart of saliency around the R peak per label",
                     width=0.85,
@@ -185,10 +223,8 @@ def render(report: Report) -> list[Block]:
     return blocks
 
 
-@finding("attribution", kinds=("input_attribution",), order=60)
-def rule_attribution(report: Report) -> Iterator[Finding]:
-    ia = report.get("input_attribution")
-    assert ia is not None
+@result_finding("attribution", kind="input_attribution", order=60)
+def rule_attribution(report: Report, ia: Result) -> Iterator[Finding]:
     top = ia.metrics.get("top_lead", {})
     if top:
         yield Finding(

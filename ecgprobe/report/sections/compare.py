@@ -6,20 +6,20 @@ Sections of ``compare`` reports (``paired_bootstrap``, ``cka``, ``alignment`` an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from ecgprobe.analyzers.base import Result
 from ecgprobe.report import plots
-from ecgprobe.report.base import Finding, finding, section
+from ecgprobe.report.base import Finding, finding, result_finding, section, subjects_section
 from ecgprobe.report.blocks import Block, Figure, Heading, KeyValues, Note, Paragraph, Table, fmt, fmt_ci
 from ecgprobe.report.claims import MIN_PATIENTS, ci_label, enough, fmt_p, level_of, n_phrase
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
 from ecgprobe.report.sections.geometry import descriptor_help, descriptor_rows
-from ecgprobe.report.sections.probes import ci
+from ecgprobe.report.sections.probe_rows import ci
 from ecgprobe.report.sections.scarcity import band, efficiency_findings, efficiency_rows, overlay_figure
 
 
@@ -238,18 +238,14 @@ def render_similarity(report: Report) -> list[Block]:
     return blocks
 
 
-@section(
+@subjects_section(
     "maps",
+    kind="projection",
     title="Latent geometry, side by side",
     order=40,
-    kinds=("projection",),
-    modes=("compare",),
     lead="The two embedding spaces projected to 2-D, with their descriptors.",
 )
-def render_maps(report: Report) -> list[Block] | None:
-    maps = report.by_subject("projection")
-    if not maps:
-        return None
+def render_maps(report: Report, maps: Mapping[str, Result]) -> list[Block]:
 
     def draw(fig: Any) -> None:
         for ax, (subject, res) in zip(fig.subplots(1, len(maps), squeeze=False)[0], maps.items()):
@@ -301,18 +297,14 @@ def cka_method_text(cka: Result, a: str, b: str) -> str:
     return text + interval_text(cka.params)
 
 
-@section(
+@subjects_section(
     "scarcity_compare",
+    kind="scarcity",
     title="Data scarcity, overlaid",
     order=50,
-    kinds=("scarcity",),
-    modes=("compare",),
     lead="Which encoder needs fewer labels?",
 )
-def render_scarcity(report: Report) -> list[Block] | None:
-    curves = report.by_subject("scarcity")
-    if not curves:
-        return None
+def render_scarcity(report: Report, curves: Mapping[str, Result]) -> list[Block]:
     return [
         overlay_figure(
             curves,
@@ -322,7 +314,7 @@ def render_scarcity(report: Report) -> list[Block] | None:
     ]
 
 
-def efficiency_table(curves: dict[str, Result]) -> Table:
+def efficiency_table(curves: Mapping[str, Result]) -> Table:
     """Label efficiency of several encoders, one row each."""
     rows = []
     for subject, res in curves.items():
@@ -342,10 +334,8 @@ def _paired_n(report: Report, m: dict[str, Any]) -> tuple[Any, str]:
     return m.get("n_test"), "test records"
 
 
-@finding("paired_difference", kinds=("paired_bootstrap",), modes=("compare",), order=20)
-def rule_paired(report: Report) -> Iterator[Finding]:
-    res = report.get("paired_bootstrap")
-    assert res is not None
+@result_finding("paired_difference", kind="paired_bootstrap", modes=("compare",), order=20)
+def rule_paired(report: Report, res: Result) -> Iterator[Finding]:
     a, b = report.subjects[:2]
     m = res.metrics
     lo, hi = (m.get("difference_ci") or [None, None])[:2]
@@ -391,10 +381,8 @@ def rule_paired(report: Report) -> Iterator[Finding]:
             )
 
 
-@finding("similarity", kinds=("cka",), modes=("compare",), order=30)
-def rule_similarity(report: Report) -> Iterator[Finding]:
-    cka = report.get("cka")
-    assert cka is not None
+@result_finding("similarity", kind="cka", modes=("compare",), order=30)
+def rule_similarity(report: Report, cka: Result) -> Iterator[Finding]:
     final = [
         r for r in cka.tables.get("pairs", []) if r["layer_a"] == "embedding" and r["layer_b"] == "embedding"
     ]

@@ -7,10 +7,10 @@ from typing import Any
 
 from ecgprobe.analyzers.base import Result
 from ecgprobe.report import plots
-from ecgprobe.report.base import Finding, finding, section
+from ecgprobe.report.base import Finding, result_finding, result_section
 from ecgprobe.report.blocks import Block, Bullets, Figure, KeyValues, Note, Paragraph, Table, fmt
 from ecgprobe.report.document import Report
-from ecgprobe.report.figures import render_png
+from ecgprobe.report.figures import plot_figure, render_png
 
 #: Trustworthiness below this: the 2-D map misplaces many neighbourhoods (rule threshold).
 TRUST_LOW = 0.90
@@ -130,16 +130,14 @@ def purity_table(res: Result) -> Table:
     )
 
 
-@section(
+@result_section(
     "geometry",
+    kind="projection",
     title="Latent geometry",
     order=50,
-    kinds=("projection",),
     lead="How is the embedding space organised: do records with the same label sit together, and how many directions carry variance?",
 )
-def render(report: Report) -> list[Block]:
-    res = report.get("projection")
-    assert res is not None
+def render(report: Report, res: Result) -> list[Block]:
     umap_params = res.params.get("umap", {})
     rows = descriptor_rows(res)
     blocks: list[Block] = [
@@ -158,8 +156,10 @@ def render(report: Report) -> list[Block]:
     ]
     if "explained_variance_ratio" in res.arrays:
         blocks.append(
-            Figure(
-                render_png(lambda fig: plots.plot_spectrum(res, ax=fig.subplots()), size=(6.0, 3.2)),
+            plot_figure(
+                plots.plot_spectrum,
+                res,
+                size=(6.0, 3.2),
                 caption="PCA spectrum of the embeddings (first 100 components): explained variance ratio and its cumulative sum.",
                 alt="Line chart of the PCA explained variance ratio.",
                 width=0.85,
@@ -171,10 +171,8 @@ def render(report: Report) -> list[Block]:
     return blocks
 
 
-@finding("geometry", kinds=("projection",), order=50)
-def rule_geometry(report: Report) -> Iterator[Finding]:
-    res = report.get("projection")
-    assert res is not None
+@result_finding("geometry", kind="projection", order=50)
+def rule_geometry(report: Report, res: Result) -> Iterator[Finding]:
     m = res.metrics
     dim = len(res.arrays.get("explained_variance_ratio", []))
     pr_std, pr = m.get("participation_ratio_standardised"), m.get("participation_ratio")

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from ecgprobe.analyzers.base import Result
 from ecgprobe.report import plots
-from ecgprobe.report.base import section
+from ecgprobe.report.base import result_section
 from ecgprobe.report.blocks import Block, Figure, Note, Paragraph, fmt, fmt_pct
 from ecgprobe.report.document import Report
 from ecgprobe.report.figures import render_png
 
 
-@section(
+@result_section(
     "neighbours",
+    kind="neighbour_gallery",
     title="Nearest neighbours",
     order=55,
-    kinds=("neighbour_gallery",),
     lead="What does “similar” mean to this model? A few test ECGs beside their nearest training ECGs.",
 )
-def render(report: Report) -> list[Block]:
-    res = report.get("neighbour_gallery")
-    assert res is not None
+def render(report: Report, res: Result) -> list[Block]:
     m = res.metrics
     q, k = int(m.get("n_queries", 0)), int(m.get("k", 0))
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecgprobe.report.base import section
+from ecgprobe.analyzers.base import Result
+from ecgprobe.report.base import result_section
 from ecgprobe.report.blocks import Block, Note, Paragraph, Table, fmt, fmt_ci, fmt_pct
 from ecgprobe.report.claims import ci_of
 from ecgprobe.report.document import Report
@@ -14,16 +15,14 @@ def _rate(r: dict[str, Any], key: str) -> str:
     return fmt_ci(r.get(key), r.get(f"{key}_ci_low"), r.get(f"{key}_ci_high"), digits=2)
 
 
-@section(
+@result_section(
     "operating_points",
+    kind="operating_points",
     title="Operating points",
     order=25,
-    kinds=("operating_points",),
     lead="At a concrete threshold, how many cases does the probe catch and how many alarms are false?",
 )
-def render(report: Report) -> list[Block]:
-    res = report.get("operating_points")
-    assert res is not None
+def render(report: Report, res: Result) -> list[Block]:
     m = res.metrics
     target = fmt_pct(m.get("sensitivity_target"))
     blocks: list[Block] = [

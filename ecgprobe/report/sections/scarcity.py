@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ecgprobe.analyzers.base import Result
 from ecgprobe.report import plots
-from ecgprobe.report.base import Finding, finding, section
+from ecgprobe.report.base import Finding, result_finding, result_section
 from ecgprobe.report.blocks import Block, Figure, KeyValues, Note, Paragraph, Table, fmt, fmt_ci, fmt_pct
 from ecgprobe.report.claims import ci_of
 from ecgprobe.report.document import Report
-from ecgprobe.report.figures import render_png
-from ecgprobe.report.sections.probes import FLAG
+from ecgprobe.report.figures import plot_figure
+from ecgprobe.report.sections.probe_rows import FLAG
 
 #: Label-efficiency rule thresholds: share of the train split needed for 95% of the full AUROC.
 EFFICIENT, INEFFICIENT = 0.10, 0.50
@@ -121,24 +121,24 @@ def efficiency_rows(res: Result) -> list[tuple[str, str]]:
     ]
 
 
-@section(
+@result_section(
     "scarcity",
+    kind="scarcity",
     title="Data scarcity",
     order=40,
-    kinds=("scarcity",),
     lead="How much labelled data does the encoder need? The linear probe refitted on nested subsets of the training split.",
 )
-def render(report: Report) -> list[Block]:
-    res = report.get("scarcity")
-    assert res is not None
+def render(report: Report, res: Result) -> list[Block]:
     blocks: list[Block] = [
         Paragraph(
             "For each seed, nested patient-wise stratified subsets of the training split are drawn; the linear probe is "
             "refitted on each (C chosen on the full validation split) and evaluated on the fixed test split. The band is "
             "a two-stage bootstrap over test patients and seeds. 95% of the full-data AUROC is interpolated in log scale."
         ),
-        Figure(
-            render_png(lambda fig: plots.plot_scarcity(res, ax=fig.subplots()), size=(6.5, 3.8)),
+        plot_figure(
+            plots.plot_scarcity,
+            res,
+            size=(6.5, 3.8),
             caption=f"Test macro AUROC against the training data used (mean over seeds, {band(res)}).",
             alt="Line chart of macro AUROC against the share of training data.",
         ),
@@ -152,10 +152,8 @@ def render(report: Report) -> list[Block]:
     return blocks
 
 
-@finding("label_efficiency", kinds=("scarcity",), order=40)
-def rule_efficiency(report: Report) -> Iterator[Finding]:
-    res = report.get("scarcity")
-    assert res is not None
+@result_finding("label_efficiency", kind="scarcity", order=40)
+def rule_efficiency(report: Report, res: Result) -> Iterator[Finding]:
     yield from efficiency_findings(res, "")
 
 
@@ -194,10 +192,12 @@ def band(res: Result | None) -> str:
     return ci_of(res).replace("CI", "band")
 
 
-def overlay_figure(results: dict[str, Any], caption: str) -> Figure:
+def overlay_figure(results: Mapping[str, Any], caption: str) -> Figure:
     """Curves of several encoders on one chart."""
-    return Figure(
-        render_png(lambda fig: plots.plot_scarcity(results, ax=fig.subplots()), size=(6.5, 4.0)),
+    return plot_figure(
+        plots.plot_scarcity,
+        results,
+        size=(6.5, 4.0),
         caption=caption,
         alt="Overlaid data-scarcity curves of " + ", ".join(results),
     )

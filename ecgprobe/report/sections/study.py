@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from ecgprobe.report.base import section
+from collections.abc import Mapping
+
+from ecgprobe.analyzers.base import Result
+from ecgprobe.report.base import subjects_section
 from ecgprobe.report.blocks import Block, Heading, Note, Paragraph
 from ecgprobe.report.document import Report
 from ecgprobe.report.sections.compare import efficiency_table
 from ecgprobe.report.sections.scarcity import band, curve_table, overlay_figure
 
 
-@section(
+@subjects_section(
     "scarcity_study",
+    kind="scarcity",
     title="Data scarcity",
     order=20,
-    kinds=("scarcity",),
     modes=("scarcity",),
     lead="How much labelled data does each encoder need? The same nested training subsets for every encoder.",
 )
-def render(report: Report) -> list[Block] | None:
-    curves = report.by_subject("scarcity")
-    if not curves:
-        return None
+def render(report: Report, curves: Mapping[str, Result]) -> list[Block]:
     blocks: list[Block] = [
         Paragraph(
             "For each seed, nested patient-wise stratified subsets of the training split are drawn (the same subsets for every "

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ecgprobe.analyzers.base import Result
 from ecgprobe.report import plots
-from ecgprobe.report.base import Finding, finding, section
+from ecgprobe.report.base import Finding, result_finding, result_section
 from ecgprobe.report.blocks import Block, Figure, Note, Paragraph, Table, fmt, fmt_ci
 from ecgprobe.report.claims import (
     EQUIVALENCE_MARGIN,
@@ -23,16 +24,14 @@ from ecgprobe.report.figures import render_png
 from ecgprobe.report.glossary import explain
 
 
-@section(
+@result_section(
     "subgroups",
+    kind="subgroups",
     title="Subgroup gaps",
     order=70,
-    kinds=("subgroups",),
     lead="Does the probe work equally well for women and men, young and old?",
 )
-def render(report: Report) -> list[Block]:
-    res = report.get("subgroups")
-    assert res is not None
+def render(report: Report, res: Result) -> list[Block]:
     rows = res.tables.get("groups", [])
     m = res.metrics
     cil = ci_label(level_of(m, res.params))
@@ -102,12 +101,10 @@ def render(report: Report) -> list[Block]:
     return blocks
 
 
-@finding("subgroup_gaps", kinds=("subgroups",), order=70)
-def rule_gaps(report: Report) -> Iterator[Finding]:
+@result_finding("subgroup_gaps", kind="subgroups", order=70)
+def rule_gaps(report: Report, res: Result) -> Iterator[Finding]:
     """A gap is claimed only with a decisive interval on enough patients; "no gap" only as
     equivalence within the margin; everything else is inconclusive, with the interval and n."""
-    res = report.get("subgroups")
-    assert res is not None
     rows = [r for r in res.tables.get("groups", []) if r.get("gap") is not None]
     if not rows:
         return
