@@ -22,7 +22,7 @@ Labels have graded, overlapping causes and imperfect annotations (``DEMO_LABELS`
   none), among sinus rhythms of which a third have premature atrial beats (irregular too).
 
 Every label's annotation is also flipped in 3 % of records (annotation errors). Records belong
-to patients (1-4 records each) who share sex, age, site, voltage, axis, resting rate, QRS
+to patients (1-3 records each) who share sex, age, site, voltage, axis, resting rate, QRS
 duration and LVH; AF episodes are per record in AF-prone patients.
 
 Planted confounder (``meta["site"]``): patients come from two sites, ``"A"`` (a general
@@ -63,7 +63,7 @@ DEMO_NOTES: tuple[str, ...] = (
 )
 #: Annotation error rates: a present finding missed, an absent one reported.
 _MISS, _FALSE_ALARM = 0.05, 0.015
-_FEMALE_EXPRESSION = 0.35
+_FEMALE_EXPRESSION = 0.25
 _AF_PRONE = {"A": 0.07, "B": 0.45}
 
 
@@ -95,7 +95,7 @@ def demo_table(n: int, seed: int) -> pd.DataFrame:
         ``site`` and ``qrs_ms``.
     """
     rng = np.random.default_rng([seed, 21])
-    sizes = rng.choice([1, 2, 3, 4], size=n, p=[0.45, 0.3, 0.15, 0.1])
+    sizes = rng.choice([1, 2, 3], size=n, p=[0.55, 0.3, 0.15])
     patient = np.repeat(np.arange(n), sizes)[:n]
     n_pat = int(patient.max()) + 1
     female_p = rng.random(n_pat) < 0.5
@@ -121,7 +121,7 @@ def demo_table(n: int, seed: int) -> pd.DataFrame:
     st_mv = np.where(injury, rng.uniform(0.05, 0.3, n), 0.0) * expression
     j_point = rng.normal(0.02, 0.035, n)  # normal J-point elevation / early repolarisation
     site_b = site == "B"
-    ectopic = ~afib & (rng.random(n) < 0.2)
+    ectopic = ~afib & (rng.random(n) < 0.3)
 
     truth = {
         "tachycardia": hr * np.exp(rng.normal(0, 0.06, n)) > 100,
@@ -139,9 +139,9 @@ def demo_table(n: int, seed: int) -> pd.DataFrame:
             "site": site,
             "hr": hr,
             "af_rhythm": afib,  # the rhythm drawn (the label may be an annotation error)
-            "af_irregularity": np.where(afib, rng.uniform(0.6, 1.2, n), 1.0),
+            "af_irregularity": np.where(afib, rng.uniform(0.3, 1.0, n), 1.0),
             "f_gain": np.where(afib, rng.uniform(0.0, 1.2, n), 1.0),
-            "ectopy": np.where(ectopic, rng.uniform(0.03, 0.15, n), 0.0),
+            "ectopy": np.where(ectopic, rng.uniform(0.05, 0.25, n), 0.0),
             "axis": axis_p[patient] + rng.normal(0, 0.05, n),
             "axis_t": axis_p[patient] + rng.normal(0, 0.2, n),
             "z_r": rng.normal(0.45, 0.12, n),
