@@ -22,6 +22,13 @@ A record without any of these is normal. Records belong to patients (1-3 records
 share their morphology (electrical axis, amplitudes), age and sex. Signals are generated on
 demand from ``(seed, record index)``, so any subset is reproducible and the dataset can be
 made arbitrarily large without holding it in memory.
+
+These all-or-nothing causes are ``task="clean"`` (the default): a known-answer check on which a
+working pipeline scores every label near-perfectly. ``task="demo"``
+(:mod:`ecgprobe.data.synthetic_demo`) draws graded causes with annotation errors, a planted site
+confounder and a planted sex gap instead. A task is a table of physical parameters per record
+(``RENDER_DEFAULTS`` lists the renderer's columns beyond rate, axis, voltage and PR); the
+renderer below is shared, so both tasks obey the same lead physics.
 """
 
 from __future__ import annotations
@@ -313,8 +320,8 @@ def load_synthetic(
     cause, so a working encoder and probe score it near-perfectly and a failure points at the
     pipeline. ``task="demo"`` (:mod:`ecgprobe.data.synthetic_demo`) is a realistic study in
     miniature: graded causes with annotation errors (AUROCs well below 1), a planted site
-    confounder (``meta["site"]``: site B's 60 Hz hum goes with ~6x the AF prevalence) and a
-    planted subgroup effect (ST elevation and LVH half as strong in women).
+    confounder (``meta["site"]``: site B's 60 Hz hum goes with 4-6x the AF prevalence) and a
+    planted subgroup effect (ST elevation and LVH a quarter as strong in women).
 
     Args:
         n_records: number of records.
