@@ -165,16 +165,14 @@ def _render(p: _Params, rec: pd.Series, index: int) -> np.ndarray:
     for centre, sigma, direction, amplitude in waves:
         w = _place(n, tb + centre, amplitude * amp_mod, _gauss_kernel(sigma, fs), fs)
         vcg += direction[:, None] * w[None, :]
-    if rec.st_y or rec.st_z:
+    st_dir = np.array([rec.st_x, rec.st_y, rec.st_z], dtype=np.float64)
+    if st_dir.any():
         # ST plateau: raised-cosine window from the J point to the T-wave upstroke
         span = max(qt - 0.06 * wide - 0.04, 0.08)
         k = np.hanning(max(int(span * fs), 3))
         centre_shift = 0.06 * wide + span / 2
         st = _place(n, tb + centre_shift, np.ones(nb), k, fs)
-        if rec.st_y:  # +Y: elevates II, III, aVF
-            vcg[1] += rec.st_y * st
-        if rec.st_z:  # -Z: elevates V1-V4
-            vcg[2] += rec.st_z * st
+        vcg += st_dir[:, None] * st[None, :]
     t = np.arange(n) / fs
     if rec.af_rhythm:
         f_dir = _unit(np.array([0.3, 0.5, -0.6]))
@@ -241,7 +239,8 @@ RENDER_DEFAULTS: dict[str, float | bool] = {
     "qrs_width": 1.0,  # scale of the QRS waves' spread and width (95 ms at 1, ~150 ms at 2)
     "qrs_gain": 1.0,  # QRS amplitude factor on top of the patient's voltage ``amp``
     "t_gain": 1.0,  # T amplitude factor (negative: inverted T)
-    "st_y": 0.0,  # ST plateau along +Y (mV in the VCG): elevates II, III, aVF
+    "st_x": 0.0,  # ST plateau along +X (mV in the VCG): elevates I, aVL, V5, V6
+    "st_y": 0.0,  # ST plateau along +Y: elevates II, III, aVF
     "st_z": 0.0,  # ST plateau along Z: negative elevates V1-V4
     "af_irregularity": 1.0,  # scale of the AF RR spread (log-normal, sigma 0.22 at 1)
     "f_gain": 1.0,  # f-wave amplitude factor in AF
@@ -321,7 +320,7 @@ def load_synthetic(
     pipeline. ``task="demo"`` (:mod:`ecgprobe.data.synthetic_demo`) is a realistic study in
     miniature: graded causes with annotation errors (AUROCs well below 1), a planted site
     confounder (``meta["site"]``: site B's 60 Hz hum goes with 4-6x the AF prevalence) and a
-    planted subgroup effect (ST elevation and LVH a quarter as strong in women).
+    planted subgroup effect (ST elevation, LVH and QRS widening weaker in women).
 
     Args:
         n_records: number of records.
