@@ -10,7 +10,7 @@ from typing import Any
 
 from ecgprobe.data import DATASETS, RecordSet, load_dataset
 from ecgprobe.exceptions import ConfigError
-from ecgprobe.options import parse_options
+from ecgprobe.options import parse_options as _parse_options
 from ecgprobe.outputs import Output
 from ecgprobe.settings import RunSettings, parse_layers
 
@@ -51,10 +51,24 @@ def add_dataset_args(parser: argparse.ArgumentParser, *, required: bool = True) 
     )
 
 
+def parse_options(
+    pairs: Sequence[str], target: str | Callable[..., Any], *, where: str | None = None
+) -> dict[str, Any]:
+    """``-o``/``-E`` pairs parsed by the annotations of ``target``: a dataset name (its loader)
+    or a callable such as an encoder factory (see :func:`ecgprobe.options.parse_options`).
+
+    Raises:
+        ConfigError: a pair that is not ``KEY=VALUE``, or a value that does not fit its option.
+    """
+    if isinstance(target, str):
+        where = where or f"dataset {DATASETS.entry(target).name!r}"
+        target = DATASETS.get(target)
+    return _parse_options(pairs, target, where=where)
+
+
 def dataset_from_args(args: argparse.Namespace) -> RecordSet:
     """Load the dataset named by ``--dataset/--root/-o``."""
-    where = f"dataset {DATASETS.entry(args.dataset).name!r}"
-    options = parse_options(args.options, DATASETS.get(args.dataset), where=where)
+    options = parse_options(args.options, args.dataset)
     return load_dataset(args.dataset, args.root, **options)
 
 

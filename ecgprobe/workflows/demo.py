@@ -80,7 +80,7 @@ def demo_study(
                 "name": "synthetic",
                 "label": "synthetic",
                 "title": "synthetic 12-lead ECGs",
-                "options": {"n_records": n_records, "seed": seed},
+                "options": {"n_records": n_records, "seed": seed, "task": "demo"},
             }
         ],
         encoders=encoders,
