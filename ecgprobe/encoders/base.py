@@ -31,6 +31,7 @@ from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import canonical_leads
 from ecgprobe.encoders.crops import RecordCrops
 from ecgprobe.exceptions import ConfigError, IncompatibleInputError
+from ecgprobe.settings import FINAL_LAYER, resolve_device
 
 if TYPE_CHECKING:
     from ecgprobe.encoders.checkpoint import LoadReport
@@ -45,8 +46,6 @@ __all__ = [
     "resolve_device",
 ]
 
-#: Name of the encoder's official embedding among its layers.
-FINAL_LAYER = "embedding"
 _UNIT_SCALE = {"mV": 1.0, "uV": 1000.0, "V": 1e-3}
 
 
@@ -158,27 +157,6 @@ class InputSpec:
         if self.crops.rule != "first":
             parts.append(f"record level: {self.crops.describe(self.n_samples, self.fs)}")
         return ", ".join(parts)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else is checked.
-
-    Raises:
-        ConfigError: for an unknown device or CUDA requested where there is none.
-    """
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"device {device!r} requested but CUDA is not available here; use device='cpu' or 'auto'"
-        )
-    return dev
 
 
 def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:

@@ -23,10 +23,11 @@ import numpy as np
 from ecgprobe._io import atomic_write
 from ecgprobe.data.record import RecordSet, id_positions
 from ecgprobe.exceptions import ArgumentTypeError, DataError
+from ecgprobe.settings import FINAL_LAYER
 
 __all__ = ["Embeddings", "align_to_records", "load_embeddings", "save_embeddings"]
 
-FINAL = "embedding"
+FINAL = FINAL_LAYER
 
 
 @dataclass(frozen=True, eq=False)

@@ -62,22 +62,15 @@ class LogisticPath:
 
 
 def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when a CUDA GPU is usable, else ``"cpu"``; other names are checked.
+    """The solver's device as text (``"cpu"``, ``"cuda"``, ``"cuda:1"``), resolved by the one
+    resolver :func:`ecgprobe.settings.resolve_device` (``"auto"``: CUDA when usable).
 
     Raises:
         ConfigError: an unknown device, or ``"cuda"`` without a usable GPU.
     """
-    import torch
+    from ecgprobe.settings import resolve_device as resolve
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"device {device!r} was asked for but no CUDA GPU is usable; use device='cpu' or 'auto'"
-        )
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
-    return device
+    return str(resolve(device))
 
 
 def _check_path_inputs(X: np.ndarray, Y: np.ndarray, Cs: Sequence[float]) -> np.ndarray:
