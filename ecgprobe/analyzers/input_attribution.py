@@ -232,6 +232,7 @@ class InputAttribution(Analyzer):
             "lead_importance_ci": ci,
             "time_s": np.arange(ex.x.shape[-1]) / fs,
             "inputs": ex.x,
+            "example_signals_mv": ex.mv,
             "baselines": ex.base,
             "record_ids": np.asarray(records.ids[ex.pos], dtype=str),
             "r_peaks": am.pad_ragged(peaks),
@@ -286,6 +287,8 @@ class InputAttribution(Analyzer):
             "leads": leads,
             "fs": fs,
             "n_samples": int(ex.x.shape[-1]),
+            "example_fs": float(records.fs),
+            "example_leads": list(records.leads),
             "method": method,
             "baseline": self.baseline,
             "n_examples": K,
@@ -346,10 +349,12 @@ class InputAttribution(Analyzer):
             )
         pos = np.unique([p for p, _ in chosen])
         where = {int(p): i for i, p in enumerate(pos)}
-        x = encoder.preprocess(records.read(pos), records.fs, records.leads, window="fit").astype(np.float32)
+        raw = records.read(pos)
+        x = encoder.preprocess(raw, records.fs, records.leads, window="fit").astype(np.float32)
         return _Examples(
             pos=pos,
             x=x,
+            mv=np.asarray(raw[..., : int(round(10 * records.fs))], dtype=np.float32),
             base=am.make_baseline(x, self.baseline, encoder.spec.fs, self.smooth_hz),
             record=np.asarray([where[p] for p, _ in chosen]),
             label=np.asarray([c for _, c in chosen]),
@@ -475,6 +480,7 @@ class InputAttribution(Analyzer):
 class _Examples:
     pos: np.ndarray  # (R,) positions of the distinct example records in the RecordSet
     x: np.ndarray  # (R, L, n) model-ready inputs
+    mv: np.ndarray  # (R, L_rec, T) the recorded ECGs in mV (first 10 s), for drawing as printed
     base: np.ndarray  # (R, L, n) baselines
     record: np.ndarray  # (K,) example -> row of x
     label: np.ndarray  # (K,) example -> label index

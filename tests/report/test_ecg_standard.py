@@ -165,11 +165,15 @@ def test_attribution_examples_draw_the_recorded_ecg_in_mv_when_stored(record):
     assert "model input in mV" in example_figure(as_mv, as_mv.get("input_attribution"), 0).caption
 
 
-def test_a_report_without_recorded_signals_captions_the_normalised_model_input(computed):
-    """The tiny test encoder z-scores its input and the result holds no recorded ECG: the examples
-    are the model input, and their captions say so."""
+def test_a_real_report_draws_its_examples_as_recorded_in_mv(computed):
+    """input_attribution stores the recorded ECG (mV, first 10 s) beside the model input, so the
+    report draws each example as printed, captioned as the recorded ECG, never as normalised
+    input (the tiny test encoder z-scores its input)."""
     html = (computed.model_dir / "report.html").read_text()
     ia = computed.report.get("input_attribution")
-    assert "example_signals_mv" not in ia.arrays
+    rec = ia.arrays["example_signals_mv"]
+    assert rec.shape[:2] == (ia.arrays["inputs"].shape[0], len(ia.metrics["example_leads"]))
+    assert ia.metrics["example_fs"] > 0 and rec.shape[-1] <= round(10 * ia.metrics["example_fs"])
     n = html.count("12-lead ECG of record")
-    assert n >= 1 and html.count("model input, normalised") == n
+    assert n >= 1 and html.count("the recorded ECG in mV") >= n
+    assert "model input, normalised" not in html
