@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["COMPARE_ANALYSES", "MODEL_ANALYSES", "PAIRWISE"]
+__all__ = ["COMPARE_ANALYSES", "MODEL_ANALYSES"]
 
 #: The analyses of a model report, in order.
 MODEL_ANALYSES: tuple[str, ...] = (
@@ -16,7 +16,7 @@ MODEL_ANALYSES: tuple[str, ...] = (
     "input_attribution",
     "subgroups",
 )
-#: The analyses of a comparison: per encoder, then pairwise (:data:`PAIRWISE`).
+#: The analyses of a comparison: per encoder, then pairwise (those registered ``pairwise=True``).
 COMPARE_ANALYSES: tuple[str, ...] = (
     "linear_probe",
     "knn_probe",
@@ -26,4 +26,3 @@ COMPARE_ANALYSES: tuple[str, ...] = (
     "cka",
     "alignment",
 )
-PAIRWISE: tuple[str, ...] = ("paired_bootstrap", "cka", "alignment")

@@ -198,7 +198,7 @@ class RunSettings:
             isinstance(self.ci_level, (int, float)) and 0 < float(self.ci_level) < 1
         ):
             raise ConfigError(f"ci_level must lie strictly between 0 and 1, got {self.ci_level!r}")
-        object.__setattr__(self, "layers", parse_layers(self.layers) if self.layers != "all" else "all")
+        object.__setattr__(self, "layers", parse_layers(self.layers))
         if self.cache_dir is not None:
             object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
 

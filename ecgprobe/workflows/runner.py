@@ -12,6 +12,7 @@ report says why.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import time
@@ -81,17 +82,16 @@ def _job(
     base_inputs: Sequence[str],
     cache: ResultCache,
     encoder: Any,
+    whose: str = "",
 ) -> _Job | str:
-    """The job of ``name``, or why it cannot run (an upstream result is missing)."""
-    import inspect
-
+    """The job of ``name``, or why it cannot run (an upstream result ``whose`` is missing)."""
     klass = ANALYZERS.get(name)
     kwargs: dict[str, Any] = {}
     inputs = list(base_inputs)
     for arg, needed in klass.requires.items():
         got = upstream(needed)
         if got is None:
-            return f"needs the {needed} result, which is not part of this run (or failed)"
+            return f"needs the {needed} result{whose}, which is not part of this run (or failed)"
         kwargs[arg], keys = got
         inputs += keys
     if encoder is not None and "encoder" in inspect.signature(klass.__init__).parameters:
@@ -248,9 +248,9 @@ def run_pairwise(
             )
             for side, final in zip(sides, finals)
         ]
-        job = _job(name, plan, upstream, [*inputs, records.fingerprint], cache, None)
+        job = _job(name, plan, upstream, [*inputs, records.fingerprint], cache, None, " of both encoders")
         if isinstance(job, str):
-            outcome[name] = (None, "", job.replace("result", "result of both encoders", 1), 0.0)
+            outcome[name] = (None, "", job, 0.0)
             bar.done(name)
             continue
         a, b = (dict(s) for s in sides) if klass.takes_layers else finals
