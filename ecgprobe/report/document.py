@@ -143,7 +143,25 @@ class Report:
 
     def sections(self) -> list[Section]:
         """The rendered sections, in order (a section whose results are absent is left out,
-        or shown with the reason when the analysis was skipped)."""
+        or shown with the reason when the analysis was skipped).
+
+        Rendered once per state of the report: the HTML and the PDF (and every later write)
+        share the same figures instead of drawing each one again.
+        """
+        state = (
+            self.title,
+            self.mode,
+            tuple(self.subjects),
+            tuple((k, id(v)) for k, v in self.results.items()),
+            json.dumps(self.context, sort_keys=True, default=str),
+        )
+        cached = getattr(self, "_sections_cache", None)
+        if cached is None or cached[0] != state:
+            cached = (state, self._render_sections())
+            self._sections_cache = cached
+        return list(cached[1])
+
+    def _render_sections(self) -> list[Section]:
         specs = sorted((e.obj for e in SECTIONS if self.mode in e.obj.modes), key=lambda s: (s.order, s.id))
         skipped = self.context.get("skipped", {})
         out: list[Section] = []

@@ -74,12 +74,18 @@ def test_ecg_paper_calibration_pulse_and_proportions(record):
     sig, fs, leads = record
     for ax in plot_ecg_standard(sig, fs, leads, fig=_figure()):
         assert ax.get_aspect() == pytest.approx(0.4)  # 25 mm/s and 10 mm/mV
-        for axis, major, minor in ((ax.xaxis, 0.2, 0.04), (ax.yaxis, 0.5, 0.1)):
-            assert np.diff(axis.get_majorticklocs()) == pytest.approx(major)
-            # minor lines fill the squares between the major ones (matplotlib drops those on a major)
-            lines = np.union1d(np.round(axis.get_majorticklocs(), 6), np.round(axis.get_minorticklocs(), 6))
-            lo, hi = axis.get_view_interval()
-            assert np.diff(lines[(lines >= lo) & (lines <= hi)]) == pytest.approx(minor)
+        paper = {c.get_gid(): c.get_segments() for c in ax.collections if c.get_gid()}
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        for gid, xstep, ystep in (("paper-major", 0.2, 0.5), ("paper-minor", 0.04, 0.1)):
+            segs = np.asarray(paper[gid])
+            vertical = segs[:, 0, 0] == segs[:, 1, 0]
+            xs, ys = np.sort(segs[vertical, 0, 0]), np.sort(segs[~vertical, 0, 1])
+            assert np.diff(xs) == pytest.approx(xstep) and np.diff(ys) == pytest.approx(ystep)
+            # the lines fill the whole view: none missing at either edge
+            assert xs[0] - x0 < xstep and x1 - xs[-1] < xstep and ys[0] - y0 < ystep and y1 - ys[-1] < ystep
+            assert (segs[vertical, :, 1] == [y0, y1]).all() and (segs[~vertical, :, 0] == [x0, x1]).all()
+        labelled = [v for v in ax.get_yticks() if y0 <= v <= y1]
+        assert labelled and all(abs(v - round(v)) < 1e-9 for v in labelled)  # whole mV
         pulse = ax.lines[-1]
         x, y = pulse.get_xdata(), pulse.get_ydata()
         assert max(y) - min(y) == pytest.approx(1.0) and max(x) <= 0.0  # 1 mV, left of the trace
