@@ -1,0 +1,72 @@
+"""layer_probe: the linear probe per layer on labels and physiology targets (the physiology atlas)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ecgprobe
+from ecgprobe.analyzers.base import Result
+from ecgprobe.analyzers.layer_probe import LABELS_ROW, LayerProbe
+from ecgprobe.exceptions import ConfigError
+from ecgprobe.extract.embeddings import Embeddings
+
+pytest.importorskip("neurokit2")
+
+
+@pytest.fixture(scope="module")
+def handcrafted_layers(synthetic_small):
+    enc = ecgprobe.create_encoder("handcrafted", device="cpu")
+    return ecgprobe.extract(enc, synthetic_small, layers="all", cache_dir=None, device="cpu", progress=False)
+
+
+def test_handcrafted_encodes_heart_rate_and_random_init_much_less(synthetic_small, handcrafted_layers):
+    probe = LayerProbe(quantities=("heart_rate",), labels=False, n_resamples=50)
+    hand = probe.run(handcrafted_layers, synthetic_small)
+    rand_enc = ecgprobe.create_encoder("random-resnet1d", device="cpu")
+    rand = ecgprobe.extract(rand_enc, synthetic_small, cache_dir=None, device="cpu", progress=False)
+    rnd = probe.run(rand, synthetic_small)
+    atlas = {(r["row"], r["layer"]): r for r in hand.tables["atlas"]}
+    r2_hand = atlas[("heart_rate", "embedding")]["value"]
+    r2_rand = rnd.tables["atlas"][0]["value"]
+    assert r2_hand > 0.9, r2_hand
+    assert r2_rand < 0.9 and r2_rand < r2_hand - 0.1, (r2_hand, r2_rand)
+    # the rhythm group holds the heart rate: it is the best layer, chosen on validation, and its
+    # paired interval against the final layer excludes 0 in its favour
+    assert hand.metrics["best_layer"]["heart_rate"] == "rhythm"
+    (cmp,) = hand.tables["comparison"]
+    assert cmp["intermediate_layer"] == "rhythm" and cmp["verdict"] == "intermediate"
+    assert 0 < cmp["ci_low"] <= cmp["difference"] <= cmp["ci_high"]
+    assert rnd.metrics["verdict"] == {"heart_rate": "single_layer"}
+    assert hand.arrays["atlas_value"].shape == (1, len(handcrafted_layers))
+
+
+def test_labels_row_and_round_trip(synthetic_small, handcrafted_layers, tmp_path):
+    two = {k: handcrafted_layers[k] for k in ("amplitude", "embedding")}
+    res = LayerProbe(quantities=("qrs",), Cs=(0.1, 1.0), n_resamples=20).run(two, synthetic_small)
+    assert res.metrics["rows"] == [LABELS_ROW, "qrs"] and res.metrics["layers"] == ["amplitude", "embedding"]
+    assert res.metrics["metric"] == {LABELS_ROW: "auroc", "qrs": "r2"}
+    final_auc = next(r for r in res.tables["atlas"] if r["row"] == LABELS_ROW and r["layer"] == "embedding")
+    assert final_auc["value"] > 0.9 and final_auc["ci_low"] <= final_auc["value"] <= final_auc["ci_high"]
+    assert res.metrics["physiology_source"] == "neurokit2" and res.seed == 0
+    again = Result.load(res.save(tmp_path / "lp"))
+    np.testing.assert_array_equal(again.arrays["atlas_value"], res.arrays["atlas_value"])
+    assert again.tables == res.tables
+
+
+def test_identical_layer_is_not_compared_with_itself(synthetic_small, handcrafted_layers):
+    final = handcrafted_layers["embedding"]
+    copy = Embeddings(final.X.copy(), final.ids, layer="last_stage", key="copy")
+    res = LayerProbe(quantities=("heart_rate",), labels=False, n_resamples=20).run(
+        {"last_stage": copy, "embedding": final}, synthetic_small
+    )
+    assert res.metrics["verdict"]["heart_rate"] == "single_layer"
+
+
+def test_bad_settings_are_refused(synthetic_small, handcrafted_layers):
+    with pytest.raises(ConfigError, match="heart_rate"):
+        LayerProbe(quantities=("hr",)).run(handcrafted_layers, synthetic_small)
+    with pytest.raises(ConfigError, match="twice"):
+        LayerProbe(quantities=("qt", "qt")).run(handcrafted_layers, synthetic_small)
+    with pytest.raises(ConfigError, match="non-empty"):
+        LayerProbe().run({}, synthetic_small)
