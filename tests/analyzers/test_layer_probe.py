@@ -70,3 +70,37 @@ def test_bad_settings_are_refused(synthetic_small, handcrafted_layers):
         LayerProbe(quantities=("qt", "qt")).run(handcrafted_layers, synthetic_small)
     with pytest.raises(ConfigError, match="non-empty"):
         LayerProbe().run({}, synthetic_small)
+
+
+SMALL = ["--dataset", "synthetic", "-o", "n_records=120", "-o", "fs=100", "-o", "seed=0"]
+
+
+def test_cli_probe_layers_all_writes_the_atlas(tmp_path, capsys):
+    from ecgprobe.cli import main
+
+    args = ["probe", *SMALL, "--encoder", "handcrafted", "--no-cache", "--quiet", "--layers", "all",
+            "--quantities", "heart_rate", "--n-resamples", "20", "--cs", "0.1,1", "--out", str(tmp_path / "l")]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "heart_rate: best layer rhythm; rhythm - embedding" in out
+    for name in ("results.json", "results.npz", "atlas.csv", "comparison.csv"):
+        assert (tmp_path / "l" / name).exists(), name
+    res = Result.load(tmp_path / "l" / "results.json")
+    assert res.kind == "layer_probe" and res.metrics["layers"][-1] == "embedding"
+    assert main([*args[:-1], str(tmp_path / "m"), "--layer", "rhythm"]) == 1
+    assert "--layers runs the linear probe" in capsys.readouterr().err
+    assert main([*args[:-1], str(tmp_path / "n"), "--quantities", "heartrate"]) == 1
+
+
+def test_cli_probe_target_heart_rate(tmp_path, capsys):
+    from ecgprobe.cli import main
+
+    args = ["probe", *SMALL, "--encoder", "handcrafted", "--no-cache", "--quiet", "--target", "heart_rate",
+            "--n-resamples", "20", "--out", str(tmp_path / "hr")]  # fmt: skip
+    assert main(args) == 0
+    res = Result.load(tmp_path / "hr" / "results.json")
+    assert res.metrics["labels_fitted"] == ["heart_rate"] and res.metrics["r2"] > 0.9
+    assert "linear_probe: mae" in capsys.readouterr().out
+    meta = ["probe", *SMALL, "--encoder", "handcrafted", "--no-cache", "--quiet", "--target", "meta:heart_rate",
+            "--n-resamples", "20", "--out", str(tmp_path / "meta")]  # fmt: skip
+    assert main(meta) == 0  # the generator's own heart rate, from the metadata
