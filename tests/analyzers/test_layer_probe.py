@@ -104,3 +104,22 @@ def test_cli_probe_target_heart_rate(tmp_path, capsys):
     meta = ["probe", *SMALL, "--encoder", "handcrafted", "--no-cache", "--quiet", "--target", "meta:heart_rate",
             "--n-resamples", "20", "--out", str(tmp_path / "meta")]  # fmt: skip
     assert main(meta) == 0  # the generator's own heart rate, from the metadata
+
+
+def test_report_section_shows_the_atlas_and_the_claim(synthetic_small, handcrafted_layers):
+    from ecgprobe.report.document import Report
+
+    res = LayerProbe(quantities=("heart_rate", "qrs"), labels=False, n_resamples=50).run(
+        handcrafted_layers, synthetic_small
+    )
+    report = Report({"layer_probe": res}, title="atlas", mode="model", subjects=["handcrafted"])
+    (section,) = [s for s in report.sections() if s.id == "layers"]
+    kinds = [type(b).__name__ for b in section.blocks]
+    assert kinds[:3] == ["Paragraph", "Figure", "Table"] and section.blocks[1].png[:4] == b"\x89PNG"
+    texts = [f.text for f in report.findings() if f.rule == "layer_vs_final"]
+    assert texts, "the comparison must reach the summary"
+    n_test = res.metrics["n_test"]
+    if n_test < 20:  # the claim rule needs 20 test records: the fixture's split has fewer
+        assert all("not decided" in t and f"n = {n_test} test records" in t for t in texts)
+    html = report.to_html()
+    assert "Layer by layer" in html and "rhythm" in html
