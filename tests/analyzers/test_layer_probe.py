@@ -23,7 +23,7 @@ def handcrafted_layers(synthetic_small):
 def test_handcrafted_encodes_heart_rate_and_random_init_much_less(synthetic_small, handcrafted_layers):
     probe = LayerProbe(quantities=("heart_rate",), labels=False, n_resamples=50)
     hand = probe.run(handcrafted_layers, synthetic_small)
-    rand_enc = ecgprobe.create_encoder("random-resnet1d", device="cpu")
+    rand_enc = ecgprobe.create_encoder("random-resnet1d", width=8, device="cpu")  # small: fast on CPU
     rand = ecgprobe.extract(rand_enc, synthetic_small, cache_dir=None, device="cpu", progress=False)
     rnd = probe.run(rand, synthetic_small)
     atlas = {(r["row"], r["layer"]): r for r in hand.tables["atlas"]}
@@ -75,10 +75,21 @@ def test_bad_settings_are_refused(synthetic_small, handcrafted_layers):
 SMALL = ["--dataset", "synthetic", "-o", "n_records=120", "-o", "fs=100", "-o", "seed=0"]
 
 
-def test_cli_probe_layers_all_writes_the_atlas(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def emb_folder(tmp_path_factory, synthetic_small, handcrafted_layers):
+    """The handcrafted layers of the synthetic_small records as an embeddings folder (the CLI
+    rebuilds the same records from SMALL, so no extraction runs in the CLI tests)."""
+    from ecgprobe.extract.embeddings import save_embeddings
+
+    out = tmp_path_factory.mktemp("hand")
+    save_embeddings(out, list(handcrafted_layers.values()), records=synthetic_small)
+    return str(out)
+
+
+def test_cli_probe_layers_all_writes_the_atlas(emb_folder, tmp_path, capsys):
     from ecgprobe.cli import main
 
-    args = ["probe", *SMALL, "--encoder", "handcrafted", "--no-cache", "--quiet", "--layers", "all",
+    args = ["probe", *SMALL, "--embeddings", emb_folder, "--no-cache", "--quiet", "--layers", "all",
             "--quantities", "heart_rate", "--n-resamples", "20", "--cs", "0.1,1", "--out", str(tmp_path / "l")]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -92,16 +103,16 @@ def test_cli_probe_layers_all_writes_the_atlas(tmp_path, capsys):
     assert main([*args[:-1], str(tmp_path / "n"), "--quantities", "heartrate"]) == 1
 
 
-def test_cli_probe_target_heart_rate(tmp_path, capsys):
+def test_cli_probe_target_heart_rate(emb_folder, tmp_path, capsys):
     from ecgprobe.cli import main
 
-    args = ["probe", *SMALL, "--encoder", "handcrafted", "--no-cache", "--quiet", "--target", "heart_rate",
+    args = ["probe", *SMALL, "--embeddings", emb_folder, "--no-cache", "--quiet", "--target", "heart_rate",
             "--n-resamples", "20", "--out", str(tmp_path / "hr")]  # fmt: skip
     assert main(args) == 0
     res = Result.load(tmp_path / "hr" / "results.json")
     assert res.metrics["labels_fitted"] == ["heart_rate"] and res.metrics["r2"] > 0.9
     assert "linear_probe: mae" in capsys.readouterr().out
-    meta = ["probe", *SMALL, "--encoder", "handcrafted", "--no-cache", "--quiet", "--target", "meta:heart_rate",
+    meta = ["probe", *SMALL, "--embeddings", emb_folder, "--no-cache", "--quiet", "--target", "meta:heart_rate",
             "--n-resamples", "20", "--out", str(tmp_path / "meta")]  # fmt: skip
     assert main(meta) == 0  # the generator's own heart rate, from the metadata
 
