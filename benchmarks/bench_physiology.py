@@ -83,7 +83,9 @@ def main() -> None:
         t0 = time.perf_counter()
         hr_naive = naive(signals, rs.fs, rs.leads.index("II"))
         base = time.perf_counter() - t0
-        runs.append({"baseline_s": round(base, 3), "ecgprobe_s": round(ours, 3), "ratio": round(base / ours, 2)})
+        runs.append(
+            {"baseline_s": round(base, 3), "ecgprobe_s": round(ours, 3), "ratio": round(base / ours, 2)}
+        )
         print(
             f"run {k + 1}: neurokit2 naive {base:.2f} s ({args.n / base:.1f} records/s), "
             f"ecgprobe {ours:.2f} s ({args.n / ours:.1f} records/s), ratio {base / ours:.2f}x"
