@@ -59,6 +59,19 @@ def test_real_measurements_are_plausible_and_flagged(real):
     assert (ok["qtc_bazett"].to_numpy()[fast] > ok["qtc_fridericia"].to_numpy()[fast]).all()
 
 
+@pytest.mark.realdata
+def test_axis_follows_the_recorded_heart_axis(real):
+    """PTB-XL's own heart_axis statement (from the recording device / cardiologist): left axis
+    deviation (LAD, 0 to -30 degrees), abnormal LAD (ALAD, beyond -30), right (RAD, beyond 90)."""
+    rs, df = real
+    recorded = rs.meta["heart_axis"].reindex(df.index)
+    lad, rad, none = df["axis"][recorded == "LAD"], df["axis"][recorded == "RAD"], df["axis"][recorded.isna()]
+    assert len(lad) >= 5 and -35 <= lad.median() <= 5 and (lad < 10).all()
+    assert len(rad) >= 1 and (rad > 90).all()
+    assert (df["axis"][recorded == "ALAD"] < -30).all()
+    assert 20 <= none.median() <= 80
+
+
 def test_synthetic_causes_are_measured(synthetic_small):
     df = measure(synthetic_small)
     truth = synthetic_small.meta["heart_rate"].to_numpy()
