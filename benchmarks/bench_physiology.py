@@ -14,6 +14,7 @@ Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_physiology.py [--n 40] [--fs 50
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -25,7 +26,7 @@ import numpy as np
 
 import ecgprobe
 from ecgprobe.data import physiology
-from ecgprobe.data.record import ArraySource, RecordSet
+from ecgprobe.data.record import ArraySource
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptbxl-mini"
 
@@ -54,18 +55,7 @@ def main() -> None:
     args = ap.parse_args()
     rs = ecgprobe.load_dataset("ptbxl", DATA, sampling_rate=args.fs).subset(np.arange(args.n))
     signals = rs.read(np.arange(len(rs)))
-    mem = RecordSet(
-        source=ArraySource(signals),
-        fs=rs.fs,
-        leads=rs.leads,
-        ids=rs.ids,
-        patient_ids=rs.patient_ids,
-        label_names=rs.label_names,
-        y=rs.y,
-        split=rs.split,
-        meta=rs.meta,
-        name="ptbxl-mini-in-memory",
-    )
+    mem = dataclasses.replace(rs, source=ArraySource(signals), name="ptbxl-mini-in-memory")
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
     workload = f"PTB-XL mini, {args.n} records x 12 leads x 10 s at {args.fs} Hz"
     baseline = "neurokit2 per record: nk.ecg_process(lead II) (clean, peaks, rate, quality, dwt delineation)"
