@@ -38,6 +38,13 @@ def render(report: Report, res: Result) -> list[Block]:
             f"final layer ({m.get('final_layer')}) by a paired patient bootstrap ({ci_of(res)})."
         )
     ]
+    if len(layers) == 1:
+        blocks.append(
+            Note(
+                "Only one layer was probed (the analysis received the final embeddings): extract every layer, "
+                "e.g. `ecgprobe probe --layers all`, for the layer-by-layer atlas and the comparison."
+            )
+        )
     if layers and rows:
         blocks.append(
             plot_figure(
