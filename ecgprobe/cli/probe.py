@@ -27,6 +27,7 @@ _TABLES = {
     "classification": ("per_label", "reliability"),
     "regression": ("per_target",),
     "scarcity": ("curve", "per_label", "runs"),
+    "layers": ("atlas", "comparison"),
 }
 
 
@@ -105,7 +106,38 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--kind", choices=("linear", "knn", "both"), default="linear", help="probe(s) to run (default linear)"
     )
     p.add_argument(
-        "--target", default=None, help="regression on a metadata column instead of the labels, e.g. age"
+        "--target",
+        default=None,
+        help="regression instead of the labels: a physiology quantity measured from the signals "
+        "(heart_rate, pr, qrs, qt, qtc, qtc_bazett, qtc_fridericia, axis) or a metadata column, e.g. age "
+        "(meta:NAME forces the metadata column of that name)",
+    )
+    g = p.add_argument_group("physiology and layers")
+    g.add_argument(
+        "--layers",
+        default=None,
+        metavar="all|A,B,...",
+        help="probe every extracted layer (all, or a comma list): macro AUROC and physiology R² per layer "
+        "(the physiology atlas), best intermediate layer vs the final one with a paired interval",
+    )
+    g.add_argument(
+        "--quantities",
+        default=None,
+        metavar="Q,Q,...",
+        help="physiology quantities of --layers (default heart_rate,pr,qrs,qt,qtc,axis; 'none': labels only)",
+    )
+    g.add_argument(
+        "--ptbxl-plus",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="PTB-XL+ folder: use its published 12SL/Uni-G/ECGDeli values as the physiology reference",
+    )
+    g.add_argument(
+        "--ptbxl-plus-source",
+        choices=("12sl", "unig", "ecgdeli"),
+        default="12sl",
+        help="which PTB-XL+ table (default 12sl)",
     )
     p.add_argument(
         "--ks", type=_ints, default=None, metavar="K,K,...", help="kNN k grid (default 1,3,5,10,20,50,100)"
@@ -170,10 +202,28 @@ def write_result(result: Any, out: Path) -> Path:
     return path
 
 
+def _with_target(args: argparse.Namespace, records: Any, target: str) -> Any:
+    """``records`` regressing ``target``: a physiology quantity (measured, cached) or a metadata column."""
+    from ecgprobe.data.physiology import QUANTITIES, with_physiology_target
+
+    if target.startswith("meta:"):
+        return records.with_meta_target(target[len("meta:") :])
+    if target in QUANTITIES:
+        settings = common.settings_from_args(args)
+        return with_physiology_target(
+            records,
+            target,
+            cache_dir=settings.cache_dir,
+            reference=getattr(args, "ptbxl_plus", None),
+            reference_source=getattr(args, "ptbxl_plus_source", "12sl"),
+        )
+    return records.with_meta_target(target)
+
+
 def _records_and_embeddings(args: argparse.Namespace, target: str | None = None) -> tuple[Any, Any]:
     records = common.dataset_from_args(args)
     if target:
-        records = records.with_meta_target(target)
+        records = _with_target(args, records, target)
     return records, common.embeddings_from_args(args, records, layers=args.layer)
 
 
@@ -187,6 +237,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     """Run the probe(s) and write their results."""
     from ecgprobe.analyzers import ANALYZERS
 
+    if args.layers is not None:
+        return cmd_layers(args)
     kinds = ["linear", "knn"] if args.kind == "both" else [args.kind]
     if args.target and "knn" in kinds:
         raise ConfigError("--target (regression) works with --kind linear only")
@@ -224,6 +276,75 @@ def cmd_probe(args: argparse.Namespace) -> int:
         for note in result.notes:
             print(f"  note: {note}", file=sys.stderr)
     return 0
+
+
+def cmd_layers(args: argparse.Namespace) -> int:
+    """``probe --layers``: the layer-by-layer probe (labels and physiology) and its atlas."""
+    from ecgprobe.analyzers import ANALYZERS
+    from ecgprobe.settings import parse_layers
+
+    if args.kind != "linear" or args.layer is not None:
+        raise ConfigError("--layers runs the linear probe on every layer: drop --kind knn/both and --layer")
+    spec = parse_layers(args.layers, option="--layers")
+    if spec is None or (spec != "all" and len(spec) < 2):
+        raise ConfigError(f"--layers {args.layers!r} names one layer; use 'all' or at least two, e.g. a,b")
+    quantities = _quantities(args)
+    output = common.check_output(args, result_files("layers"))
+    records = common.dataset_from_args(args)
+    settings = common.settings_from_args(args)
+    layers = common.embeddings_from_args(args, records, settings, layers=spec)
+    opts: dict[str, Any] = {
+        "quantities": quantities,
+        "labels": args.target is None,
+        "cache_dir": None if settings.cache_dir is None else str(settings.cache_dir),
+        "reference": None if args.ptbxl_plus is None else str(args.ptbxl_plus),
+        "reference_source": args.ptbxl_plus_source,
+        "ci_level": args.ci_level,
+        "ci_method": args.ci_method,
+        "min_positives": args.min_positives,
+        "seed": args.seed,
+        "device": args.device,
+    }
+    if args.n_resamples is not None:
+        opts["n_resamples"] = args.n_resamples
+    if args.cs:
+        opts["Cs"] = args.cs
+    result = ANALYZERS.get("layer_probe")(**opts).run(layers, records)
+    with output.staged() as tmp:
+        write_result(result, tmp)
+    m = result.metrics
+    for cmp in result.tables["comparison"]:
+        line = f"{cmp['row']}: best layer {m['best_layer'].get(cmp['row'])}"
+        if cmp.get("intermediate_layer"):
+            line += (
+                f"; {cmp['intermediate_layer']} - {cmp['final_layer']} = {cmp['difference']:+.4f} "
+                f"[{cmp['ci_low']:+.4f}, {cmp['ci_high']:+.4f}] ({cmp['metric']}, {cmp['verdict']})"
+            )
+        print(line)
+    print(
+        f"layer_probe: {len(m['layers'])} layers x {len(m['rows'])} rows (test n={m['n_test']}) -> {output.path('results.json')}"
+    )
+    for note in result.notes:
+        print(f"  note: {note}", file=sys.stderr)
+    return 0
+
+
+def _quantities(args: argparse.Namespace) -> tuple[str, ...]:
+    from ecgprobe.analyzers.layer_probe import DEFAULT_QUANTITIES
+    from ecgprobe.data.physiology import QUANTITIES, check_quantity
+    from ecgprobe.settings import split_list
+
+    if args.target is not None:
+        if args.target not in QUANTITIES:
+            raise ConfigError(f"--layers with --target takes a physiology quantity ({', '.join(QUANTITIES)})")
+        if args.quantities is not None:
+            raise ConfigError("pass either --target or --quantities with --layers, not both")
+        return (args.target,)
+    if args.quantities is None:
+        return DEFAULT_QUANTITIES
+    if args.quantities.strip() == "none":
+        return ()
+    return tuple(check_quantity(q) for q in split_list(args.quantities, option="--quantities"))
 
 
 def cmd_scarcity(args: argparse.Namespace) -> int:

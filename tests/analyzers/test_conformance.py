@@ -47,6 +47,7 @@ SMALL: dict[str, dict[str, Any]] = {
         "batch_size": 8,
     },
     "knn_probe": {"ks": (1, 5), "n_resamples": 20},
+    "layer_probe": {"quantities": ("heart_rate", "qrs"), "Cs": (0.1, 1.0), "n_resamples": 20},
     "linear_probe": {"Cs": (0.1, 1.0), "n_resamples": 20},
     "neighbour_gallery": {"n_queries": 2, "k": 3},
     "operating_points": {"n_resamples": 20},
