@@ -102,6 +102,7 @@ class LayerProbe(Analyzer):
     """
 
     needs_labels: ClassVar[bool] = False
+    takes_layers: ClassVar[bool] = True
 
     quantities: tuple[str, ...] = DEFAULT_QUANTITIES
     labels: bool = True

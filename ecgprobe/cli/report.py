@@ -126,6 +126,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Build (or re-render) the report of one encoder."""
     from ecgprobe.report import Report
     from ecgprobe.workflows.model import model_report
+    from ecgprobe.workflows.plan import wants_layers
 
     t0 = time.perf_counter()
     formats = parse_formats(args.format)
@@ -151,7 +152,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     # created once: it extracts, and the input attributions differentiate through it
     encoder = common.encoder_from_args(args) if args.encoder else None
     t1 = time.perf_counter()
-    emb = common.embeddings_from_args(args, records, settings, encoder=encoder)
+    layers = "all" if wants_layers(plan, settings) else "default"  # layer_probe: every layer
+    emb = common.embeddings_from_args(args, records, settings, layers=layers, encoder=encoder)
     extract_s = time.perf_counter() - t1
     report = model_report(
         emb,

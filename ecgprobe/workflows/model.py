@@ -14,7 +14,7 @@ from typing import Any
 from ecgprobe.data.record import RecordSet
 from ecgprobe.extract.embeddings import Embeddings
 from ecgprobe.report.document import Report
-from ecgprobe.settings import RunSettings
+from ecgprobe.settings import RunSettings, final_layer
 from ecgprobe.workflows.cache import ResultCache
 from ecgprobe.workflows.context import dataset_context, now_iso
 from ecgprobe.workflows.plan import plan_analyses
@@ -64,7 +64,7 @@ def report_context(
 
 
 def model_report(
-    emb: Embeddings,
+    emb: Embeddings | Mapping[str, Embeddings],
     records: RecordSet,
     *,
     settings: RunSettings | None = None,
@@ -78,7 +78,9 @@ def model_report(
     """The holistic report of one encoder.
 
     Args:
-        emb: the encoder's embeddings of ``records`` (any ids order; aligned by id).
+        emb: the encoder's embeddings of ``records`` (any ids order; aligned by id), or
+            ``{layer: Embeddings}``: analyses that take layers (``layer_probe``) then probe every
+            layer, the others the official embedding.
         records: the dataset, with its splits, labels and metadata.
         settings: the run's settings (seed, profile, cache, device, ...; default
             :class:`RunSettings()`).
@@ -99,7 +101,7 @@ def model_report(
     """
     settings = settings or RunSettings()
     plan = plan_analyses(analyses, settings)
-    ident = encoder_identity(emb, encoder, checkpoint)
+    ident = encoder_identity(emb if isinstance(emb, Embeddings) else final_layer(emb), encoder, checkpoint)
     name = display_name(name or ident.get("encoder") or "embeddings")
     cache = ResultCache(settings.cache_dir)
     done = run_analyses(emb, records, plan, settings=settings, encoder=encoder, cache=cache)

@@ -19,7 +19,15 @@ from ecgprobe.analyzers.base import ANALYZERS
 from ecgprobe.exceptions import ConfigError
 from ecgprobe.settings import RunSettings
 
-__all__ = ["PROFILES", "Plan", "accepted_settings", "order", "plan_analyses", "resolve_analyses"]
+__all__ = [
+    "PROFILES",
+    "Plan",
+    "accepted_settings",
+    "order",
+    "plan_analyses",
+    "resolve_analyses",
+    "wants_layers",
+]
 
 #: ``{analysis: settings}``, each analysis once, in the order the report shows them.
 Plan = dict[str, dict[str, Any]]
@@ -42,6 +50,20 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "paired_bootstrap": {"n_resamples": 300},
     },
 }
+
+
+def wants_layers(
+    analyses: Sequence[str] | Mapping[str, Mapping[str, Any] | None] | None,
+    settings: RunSettings | None = None,
+    *,
+    default: Sequence[str] = MODEL_ANALYSES,
+) -> bool:
+    """Whether a model report of ``analyses`` needs every layer extracted (an analysis of one
+    encoder that ``takes_layers``, such as ``layer_probe``)."""
+    return any(
+        ANALYZERS.get(n).takes_layers and not ANALYZERS.entry(n).info.get("pairwise")
+        for n in plan_analyses(analyses, settings, default=default)
+    )
 
 
 def accepted_settings(name: str) -> set[str]:

@@ -134,7 +134,7 @@ class _Progress:
 
 
 def run_analyses(
-    emb: Embeddings,
+    emb: Embeddings | Mapping[str, Embeddings],
     records: RecordSet,
     plan: Plan,
     *,
@@ -146,8 +146,10 @@ def run_analyses(
     """Run ``plan`` (from :func:`~ecgprobe.workflows.plan.plan_analyses`) on one encoder's
     embeddings, each analysis after those it requires, reusing and filling ``cache``.
 
-    Results are stored in plan order whatever the schedule (every analysis is seeded, so the
-    numbers do not depend on it).
+    ``emb`` is the official embedding, or ``{layer: Embeddings}`` (every extracted layer, the
+    official one as :func:`~ecgprobe.settings.final_layer` picks it): an analysis that ``takes_layers``
+    then gets every layer, the others the official embedding. Results are stored in plan order
+    whatever the schedule (every analysis is seeded, so the numbers do not depend on it).
 
     Raises:
         ConfigError: analyses that require each other in a cycle. Analyses that cannot run on
@@ -155,7 +157,9 @@ def run_analyses(
     """
     settings = settings or RunSettings()
     cache = cache or ResultCache(None)
+    layers, emb = _layers_and_final(emb)
     base = [embeddings_identity(emb), records.fingerprint]
+    layered = [*sorted(embeddings_identity(e) for e in layers.values()), records.fingerprint]
     outcome: dict[str, tuple[Result | None, str, str, float]] = {}  # result, key, why not, s
 
     def upstream(needed: str) -> tuple[Any, list[str]] | None:
@@ -175,13 +179,16 @@ def run_analyses(
                 if any(r not in outcome for r in needs):
                     continue  # an upstream analysis is still to come
                 waiting.remove(name)
-                job = _job(name, plan, upstream, base, cache, encoder)
+                many = ANALYZERS.get(name).takes_layers
+                job = _job(name, plan, upstream, layered if many else base, cache, encoder)
                 if isinstance(job, str):
                     outcome[name] = (None, "", job, 0.0)
                     bar.done(name)
                     continue
                 bar.start(name)
-                running[pool.submit(_execute, job, cache, lambda a: a.run(emb, records))] = (name, job.key)
+                given: Any = layers if many else emb
+                future = pool.submit(_execute, job, cache, lambda a, x=given: a.run(x, records))
+                running[future] = (name, job.key)
             if not running:
                 continue
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -192,6 +199,17 @@ def run_analyses(
                 bar.done(name)
     bar.close()
     return _collect(plan, outcome, settings)
+
+
+def _layers_and_final(emb: Embeddings | Mapping[str, Embeddings]) -> tuple[dict[str, Embeddings], Embeddings]:
+    """``({layer: Embeddings}, the official embedding)`` of what a workflow was given (the
+    official one: :func:`~ecgprobe.settings.final_layer`, as for pairwise analyses)."""
+    if isinstance(emb, Embeddings):
+        return {emb.layer: emb}, emb
+    layers = dict(emb)
+    if not layers:
+        raise ConfigError("no embeddings given: pass an Embeddings or a non-empty {layer: Embeddings}")
+    return layers, final_layer(layers)
 
 
 def _collect(

@@ -61,8 +61,10 @@ def _extract_all(study: Study, records: Any, settings: RunSettings) -> tuple[dic
     from ecgprobe.encoders import ENCODERS, create_encoder
     from ecgprobe.extract import align_to_records, extract, load_embeddings
     from ecgprobe.options import parse_options
+    from ecgprobe.workflows.plan import wants_layers
 
     compare_all = "compare" in study.reports and study.compare_layers == "all"
+    compare_all = compare_all or ("model" in study.reports and wants_layers(study.analyses, study.settings))
     layers: dict[str, dict[str, Any]] = {}
     encoders: dict[str, Any] = {}
     timings: dict[str, float] = {}
@@ -123,7 +125,7 @@ def _build(
     if planned.kind == "model":
         (label,) = subjects
         return model_report(
-            final_layer(layers[label]),
+            layers[label],
             records,
             settings=settings,
             encoder=encoders[label],

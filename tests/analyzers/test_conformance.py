@@ -121,8 +121,9 @@ def test_declarations_are_consistent(name):
         assert required in ANALYZERS, f"requires value {required!r} is not a registered analyzer"
     if cls.needs_encoder:
         assert "encoder" in params, "needs_encoder without an encoder= keyword"
-    if cls.takes_layers:
-        assert _pairwise(name), "takes_layers only on a pairwise analyzer"
+    if cls.takes_layers and not _pairwise(name):
+        # a single-encoder analysis of every layer also runs on the official embedding alone
+        assert "embeddings" in inspect.signature(cls.run).parameters, "takes_layers: run(embeddings, records)"
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -134,3 +134,23 @@ def test_report_section_shows_the_atlas_and_the_claim(synthetic_small, handcraft
         assert all("not decided" in t and f"n = {n_test} test records" in t for t in texts)
     html = report.to_html()
     assert "Layer by layer" in html and "rhythm" in html
+
+
+def test_a_model_report_gives_layer_probe_every_layer_and_the_rest_the_official_one(
+    synthetic_small, handcrafted_layers
+):
+    from ecgprobe.settings import RunSettings
+    from ecgprobe.workflows.model import model_report
+    from ecgprobe.workflows.plan import wants_layers
+
+    plan = {
+        "layer_probe": {"quantities": ("heart_rate",), "labels": False, "n_resamples": 30},
+        "linear_probe": {},
+    }
+    assert wants_layers(plan) and not wants_layers(["linear_probe", "cka"])
+    settings = RunSettings(progress=False, n_resamples=30, seed=0)
+    report = model_report(handcrafted_layers, synthetic_small, settings=settings, analyses=plan)
+    atlas = report.require("layer_probe")
+    assert atlas.provenance["embeddings"]["layers"] == list(handcrafted_layers)
+    official = handcrafted_layers["embedding"]
+    assert report.require("linear_probe").provenance["embeddings"]["key"] == official.key

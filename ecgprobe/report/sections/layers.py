@@ -41,8 +41,9 @@ def render(report: Report, res: Result) -> list[Block]:
     if len(layers) == 1:
         blocks.append(
             Note(
-                "Only one layer was probed (the analysis received the final embeddings): extract every layer, "
-                "e.g. `ecgprobe probe --layers all`, for the layer-by-layer atlas and the comparison."
+                "Only one layer was probed (the embeddings given hold the official one only). `ecgprobe report "
+                "--analyses layer_probe,...` and `ecgprobe probe --layers all` extract every layer for the "
+                "layer-by-layer atlas and the comparison."
             )
         )
     if layers and rows:
