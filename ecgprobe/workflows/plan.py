@@ -48,6 +48,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "cka": {"n_resamples": 50},
         "alignment": {"n_resamples": 50},
         "paired_bootstrap": {"n_resamples": 300},
+        "layer_probe": {"n_resamples": 300},
     },
 }
 
