@@ -235,7 +235,9 @@ def load_challenge(
         notes += label_notes
         vocab = list(vocab)
     else:
-        vocab = sorted((c for c, k in counts.items() if k >= max(min_count, 1)), key=lambda c: (-counts[c], c))
+        vocab = sorted(
+            (c for c, k in counts.items() if k >= max(min_count, 1)), key=lambda c: (-counts[c], c)
+        )
         if len(vocab) < len(counts):
             notes.append(f"{len(counts) - len(vocab)} code(s) with < {min_count} positives left out")
         y = multi_hot(per_record, vocab)

@@ -176,7 +176,9 @@ def load_code15(
     descriptions = _DESCRIPTIONS
     if labels != "code15":
         per_record = harmonise.code15_codes(y, label_names)
-        expressible = {c for rec in harmonise.code15_codes(np.eye(len(label_names)), label_names) for c in rec}
+        expressible = {
+            c for rec in harmonise.code15_codes(np.eye(len(label_names)), label_names) for c in rec
+        }
         label_names, y, descriptions, label_notes = harmonise.harmonised_table(
             per_record, labels, dataset="code15", min_count=0, expressible=expressible
         )

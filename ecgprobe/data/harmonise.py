@@ -221,16 +221,24 @@ def harmonised_table(
     if label_set == "scored":
         left = {c: counts[c] for c in sorted(pool - scored) if counts[c]}
         if left:
-            shown = ", ".join(f"{c} ({abbreviation(c)}) x{k}" for c, k in sorted(left.items(), key=lambda kv: -kv[1]))
-            notes.append(f"{len(left)} code(s) are not Challenge-scored classes, left out of labels=scored: {shown}")
+            shown = ", ".join(
+                f"{c} ({abbreviation(c)}) x{k}" for c, k in sorted(left.items(), key=lambda kv: -kv[1])
+            )
+            notes.append(
+                f"{len(left)} code(s) are not Challenge-scored classes, left out of labels=scored: {shown}"
+            )
         pool &= scored
     keep = sorted((c for c in pool if counts[c] >= max(min_count, 0)), key=lambda c: (-counts[c], c))
     rare = sorted(pool - set(keep))
     if rare and min_count > 0:
-        notes.append(f"{len(rare)} {label_set} label(s) with < {min_count} positives left out: {', '.join(rare)}")
+        notes.append(
+            f"{len(rare)} {label_set} label(s) with < {min_count} positives left out: {', '.join(rare)}"
+        )
     table = snomed_table()
     unknown = [c for c in keep if c not in table.index]
     if unknown:
-        notes.append(f"{len(unknown)} code(s) are not in the Challenge's SNOMED-CT table (named by code): {unknown}")
+        notes.append(
+            f"{len(unknown)} code(s) are not in the Challenge's SNOMED-CT table (named by code): {unknown}"
+        )
     names = tuple(keep)
     return names, multi_hot(per_record, names), {c: describe(c) for c in names}, notes
