@@ -33,7 +33,7 @@ import pandas as pd
 from ecgprobe.data.record import RecordSet, SignalSource
 from ecgprobe.exceptions import ConfigError, DataError
 
-__all__ = ["ConcatSource", "pool"]
+__all__ = ["ConcatSource", "pool", "source_names"]
 
 
 class ConcatSource(SignalSource):
@@ -89,7 +89,12 @@ class ConcatSource(SignalSource):
         return view
 
 
-def _source_names(sets: Sequence[RecordSet], names: Sequence[str] | None) -> list[str]:
+def source_names(sets: Sequence[RecordSet], names: Sequence[str] | None) -> list[str]:
+    """One unique source name per set: ``names``, else the loaders' names numbered when repeated.
+
+    Raises:
+        ConfigError: a wrong number of names, or names that repeat, are empty or hold ':' or '/'.
+    """
     if names is not None:
         out = [str(n) for n in names]
         if len(out) != len(sets):
@@ -163,7 +168,7 @@ def pool(
         raise ConfigError("pool needs two or more RecordSets (from ecgprobe.load_dataset)")
     if labels not in ("shared", "union"):
         raise ConfigError(f"pool: labels must be 'shared' or 'union', got {labels!r}")
-    srcs = _source_names(sets, names)
+    srcs = source_names(sets, names)
     _check_compatible(sets, srcs)
     notes: list[str] = []
     all_ids = [i for rs in sets for i in rs.ids]
