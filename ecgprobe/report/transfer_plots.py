@@ -65,7 +65,8 @@ def plot_transfer_matrix(cells: Sequence[Mapping[str, Any]], *, ax: Any = None) 
     mat = np.full((len(train), len(test)), np.nan)
     for c in cells:
         mat[train.index(str(c["train"])), test.index(str(c["test"]))] = _num(c.get("macro_auroc"))
-    im = ax.imshow(mat, cmap="viridis", vmin=0.5, vmax=1.0, aspect="auto")
+    low = min(0.5, float(np.nanmin(mat))) if np.isfinite(mat).any() else 0.5
+    im = ax.imshow(mat, cmap="viridis", vmin=low, vmax=1.0, aspect="auto")
     for i in range(len(train)):
         for j in range(len(test)):
             if np.isfinite(mat[i, j]):

@@ -3,7 +3,7 @@ Challenge's copies of PTB-XL are written, for round trips between loaders."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +50,15 @@ def write_challenge(
         (folder / f"{name}.hea").write_text("\n".join(lines) + "\n")
         names.append(name)
     return names
+
+
+def ptbxl_dx(scp: Mapping[str, float], axis: object) -> list[str]:
+    """The ``# Dx:`` codes the Challenge wrote for a PTB-XL record: the mapping's codes, unmerged."""
+    from ecgprobe.data.harmonise import ptbxl_mapping
+
+    table = ptbxl_mapping()
+    by = {(k, v): c for k, v, c in table[["kind", "value", "snomed_code"]].to_numpy()}
+    codes = {by[("scp_statement", s)] for s in scp}
+    if isinstance(axis, str) and ("heart_axis", axis) in by:
+        codes.add(by[("heart_axis", axis)])
+    return sorted(codes)

@@ -14,7 +14,7 @@ import ecgprobe
 from ecgprobe.data import harmonise
 from ecgprobe.data.challenge import snomed_table
 from ecgprobe.exceptions import ConfigError
-from tests.data.challenge_format import write_challenge
+from tests.data.challenge_format import ptbxl_dx, write_challenge
 
 PAIRS = {"713427006": "59118001", "284470004": "63593006", "427172004": "17338001", "733534002": "164909002"}
 
@@ -117,22 +117,12 @@ def test_every_dx_code_of_the_challenge_sample_maps_or_is_reported(cinc_root):
         ecgprobe.load_dataset("challenge", cinc_root, labels="scored", merge_equivalent=False)
 
 
-def _challenge_dx(scp: dict[str, float], axis: object) -> list[str]:
-    """The ``# Dx:`` codes the Challenge wrote for a PTB-XL record: the mapping's codes, unmerged."""
-    table = harmonise.ptbxl_mapping()
-    by = {(k, v): c for k, v, c in table[["kind", "value", "snomed_code"]].to_numpy()}
-    codes = {by[("scp_statement", s)] for s in scp}
-    if isinstance(axis, str) and ("heart_axis", axis) in by:
-        codes.add(by[("heart_axis", axis)])
-    return sorted(codes)
-
-
 def test_round_trip_through_the_challenge_format_keeps_the_scored_labels(ptbxl_root, ptbxl_scored, tmp_path):
     db = pd.read_csv(ptbxl_root / "ptbxl_database.csv", index_col="ecg_id")
     blocks = db.index[db["scp_codes"].str.contains("CLBBB|CRBBB")]
     pick = blocks.union(db.index[db["heart_axis"].notna()][:16])
     sub = ptbxl_scored.select_ids([str(i) for i in pick])
-    dx = [_challenge_dx(ast.literal_eval(db.at[i, "scp_codes"]), db.at[i, "heart_axis"]) for i in pick]
+    dx = [ptbxl_dx(ast.literal_eval(db.at[i, "scp_codes"]), db.at[i, "heart_axis"]) for i in pick]
     assert any("164909002" in d for d in dx)  # CLBBB is written as the Challenge's LBBB code
     names = write_challenge(sub, tmp_path / "copy", dx)
     copy = ecgprobe.load_dataset("challenge", tmp_path / "copy", labels="scored", fs=100, min_count=1)
