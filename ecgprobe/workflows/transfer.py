@@ -31,7 +31,13 @@ from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
 from ecgprobe.settings import RunSettings
-from ecgprobe.workflows.transfer_stats import Scored, compare, derive_seeds, site_predictability
+from ecgprobe.workflows.transfer_stats import (
+    Scored,
+    compare,
+    derive_seeds,
+    sigmoid,
+    site_predictability,
+)
 
 __all__ = ["MAINS_HZ", "TransferResult", "TransferSet", "acquisition", "transfer"]
 
@@ -121,13 +127,14 @@ def _fit(ts: TransferSet, labels: Sequence[str], probe: LinearProbe) -> tuple[Re
 def _scored(
     W: np.ndarray, b: np.ndarray, fitted: Sequence[str], ts: TransferSet, rs: RecordSet, labels: Sequence[str]
 ) -> Scored:
-    """The head's probabilities for ``labels`` on records ``rs`` of ``ts`` (same arithmetic for
-    every set, so identical embeddings give identical scores)."""
+    """The head's logits for ``labels`` on records ``rs`` of ``ts`` (same arithmetic for every
+    set, so identical embeddings give identical scores). AUROC ranks logits: the same order as
+    the probabilities, without the ties that saturated probabilities (1.0 in float64) would make."""
     X = ts.embeddings.take(list(rs.ids)).X.astype(np.float64)
     rows = [list(fitted).index(n) for n in labels]
     z = X @ W[rows].T + b[rows]
     y = rs.y[:, [rs.label_names.index(n) for n in labels]]
-    return Scored(np.asarray(y, dtype=np.uint8), 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60))), rs.patient_ids)
+    return Scored(np.asarray(y, dtype=np.uint8), z, rs.patient_ids)
 
 
 def _eval_set(ts: TransferSet, target_split: str, notes: list[str]) -> RecordSet:
@@ -234,7 +241,7 @@ def transfer(
         rows += [{"target": ts.name, **r} for r in out["rows"]]
         target_rows.append(_target_row(ts.name, m))
         arrays[f"target{k}_ids"] = np.asarray(ev.ids, dtype=str)
-        arrays[f"target{k}_scores"] = _scored(W, b, fitted, ts, ev, shared).scores.astype(np.float32)
+        arrays[f"target{k}_scores"] = sigmoid(_scored(W, b, fitted, ts, ev, shared).scores).astype(np.float32)
         arrays[f"target{k}_macro_in_replicates"] = out["arrays"]["macro_in_replicates"]
         arrays[f"target{k}_macro_out_replicates"] = out["arrays"]["macro_out_replicates"]
     if not per_target:

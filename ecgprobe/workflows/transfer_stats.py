@@ -28,7 +28,15 @@ from ecgprobe.analyzers._stats.bootstrap import (
 from ecgprobe.analyzers._stats.evaluation import macro_replicates
 from ecgprobe.analyzers._stats.metrics import rank_metrics
 
-__all__ = ["Scored", "auroc_replicates", "compare", "derive_seeds", "macro_with_interval"]
+__all__ = [
+    "Scored",
+    "auroc_replicates",
+    "compare",
+    "derive_seeds",
+    "macro_with_interval",
+    "sigmoid",
+    "site_predictability",
+]
 
 
 def derive_seeds(seed: int, n: int) -> list[int]:
@@ -43,7 +51,8 @@ def derive_seeds(seed: int, n: int) -> list[int]:
 
 @dataclass(frozen=True)
 class Scored:
-    """A probe's scores on one evaluation set: labels ``(N, C)``, scores ``(N, C)``, patients."""
+    """A probe's scores on one evaluation set: labels ``(N, C)``, scores ``(N, C)`` (any
+    monotone score: logits or probabilities), patient per record."""
 
     y: np.ndarray
     scores: np.ndarray
@@ -149,7 +158,8 @@ def compare(
     return {"metrics": metrics, "rows": rows, "arrays": arrays}
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic function of logits (clipped so that no overflow warning is raised)."""
     return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
 
@@ -208,8 +218,8 @@ def site_predictability(
     path = probe.fit_path(Xs[m["train"]], S[m["train"]])
     idx, _, _ = select_by_val(val_auroc(S[m["val"]], path.decision_function(Xs[m["val"]])), per_label=True)
     cols = np.arange(len(X))
-    p_test = _sigmoid(Xs[m["test"]] @ path.coef[idx, cols].T + path.intercept[idx, cols])
-    test = Scored(S[m["test"]], p_test, gp[m["test"]])
+    logits = Xs[m["test"]] @ path.coef[idx, cols].T + path.intercept[idx, cols]
+    test = Scored(S[m["test"]], logits, gp[m["test"]])
     rows = []
     point, reps = auroc_replicates(test, n_resamples, seed)
     every = np.flatnonzero(np.isfinite(point))
