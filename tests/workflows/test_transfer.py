@@ -139,16 +139,16 @@ def _coverage_module():
 def test_gap_interval_covers_the_true_gap():
     """The small version of benchmarks/coverage_transfer.py (known binormal AUROCs, patients with
     two correlated records): the 95 % interval of the gap covers the truth at the nominal rate."""
-    out = _coverage_module().simulate(sims=150, resamples=200, seed=11, baseline=False)
-    assert 0.90 <= out["coverage"] <= 0.99, out  # Monte Carlo SE ~1.8 % at 150 simulations
+    out = _coverage_module().simulate(sims=120, resamples=150, seed=11, baseline=False)
+    assert 0.89 <= out["coverage"] <= 0.995, out  # Monte Carlo SE ~2 % at 120 simulations
     assert 0.1 < out["width"] < 0.4
 
 
-def test_cli_transfer_writes_results_csv_and_report(ptbxl_root, cinc_root, tmp_path, capsys):
+def test_cli_transfer_writes_results_csv_and_report(ptbxl_copy, cinc_root, tmp_path, capsys):
     from ecgprobe.cli import main
 
     out = tmp_path / "out"
-    args = ["transfer", "--dataset", "ptbxl", "--root", str(ptbxl_root), "-o", "sampling_rate=100",
+    args = ["transfer", "--dataset", "ptbxl", "--root", str(ptbxl_copy(150)), "-o", "sampling_rate=100",
             "-o", "labels=scored", "--encoder", "tiny-test", "--target", f"challenge:{cinc_root}",
             "--target-option", "challenge.min_count=2", "--n-resamples", "30", "--format", "html",
             "--no-cache", "--device", "cpu", "--quiet", "--out", str(out)]  # fmt: skip
