@@ -3,11 +3,24 @@
 from ecgprobe._discover import import_submodules
 from ecgprobe.data.leads import LEADS_8, LEADS_12, canonical_lead, canonical_leads
 from ecgprobe.data.loading import DATASETS, dataset_options, list_datasets, load_dataset
+from ecgprobe.data.pool import pool
 from ecgprobe.data.record import SPLITS, ArraySource, RecordSet, SignalSource
 
 # Every other module of this package is a loader registering itself: adding a dataset is one file.
 import_submodules(
-    __name__, skip=("beats", "leads", "loading", "preprocess", "record", "sources", "splits", "wfdb_io")
+    __name__,
+    skip=(
+        "beats",
+        "harmonise",
+        "leads",
+        "loading",
+        "pool",
+        "preprocess",
+        "record",
+        "sources",
+        "splits",
+        "wfdb_io",
+    ),
 )
 
 __all__ = [
@@ -23,4 +36,5 @@ __all__ = [
     "dataset_options",
     "list_datasets",
     "load_dataset",
+    "pool",
 ]

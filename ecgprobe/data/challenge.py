@@ -115,6 +115,7 @@ def _check_codes(headers: list[Header]) -> list[list[str]]:
 def load_challenge(
     root: str | Path,
     *,
+    labels: Literal["dx", "scored", "snomed"] = "dx",
     label_style: Literal["abbreviation", "code", "name"] = "abbreviation",
     scored_only: bool = False,
     merge_equivalent: bool = True,
@@ -132,6 +133,9 @@ def load_challenge(
 
     Args:
         root: folder holding the records (any depth, e.g. ``training/georgia/g1``).
+        labels: dx (every ``# Dx:`` code, named by label_style), or the harmonised scored /
+            snomed sets (SNOMED-CT codes as names, pairs merged; see ecgprobe.data.harmonise),
+            which ignore label_style, scored_only and merge_equivalent.
         label_style: column names: abbreviation (``AF``), SNOMED code, or full name.
         scored_only: keep only the 30 classes the Challenge 2021 scored.
         merge_equivalent: merge the pairs the Challenge scores as one class (RBBB/CRBBB,
@@ -205,6 +209,14 @@ def load_challenge(
         notes.append(f"resampled {len(headers) - rates.get(target_fs, 0)} record(s) to {target_fs:g} Hz")
 
     table = snomed_table()
+    check_choice(labels, ("dx", "scored", "snomed"), "labels")
+    if labels != "dx":
+        if scored_only or not merge_equivalent:
+            raise ConfigError(
+                f"challenge: labels={labels!r} merges the Challenge's pairs and selects its own classes; "
+                "drop scored_only / merge_equivalent=False (they apply to labels='dx')"
+            )
+        label_style, scored_only = "code", labels == "scored"
     per_record = []
     for codes in _check_codes(headers):
         if merge_equivalent:
@@ -213,10 +225,22 @@ def load_challenge(
             codes = [c for c in codes if c in table.index and table.at[c, "scored"]]
         per_record.append(sorted(set(codes)))
     counts = Counter(c for rec in per_record for c in rec)
-    vocab = sorted((c for c, k in counts.items() if k >= max(min_count, 1)), key=lambda c: (-counts[c], c))
-    if len(vocab) < len(counts):
-        notes.append(f"{len(counts) - len(vocab)} code(s) with < {min_count} positives left out")
-    y = multi_hot(per_record, vocab)
+    if labels != "dx":
+        from ecgprobe.data import harmonise  # the harmonised sets build on this module's table
+
+        every = [sorted(set(map(harmonise.canonical_code, _codes(h)))) for h in headers]
+        vocab, y, _, label_notes = harmonise.harmonised_table(
+            every, labels, dataset="challenge", min_count=max(min_count, 1)
+        )
+        notes += label_notes
+        vocab = list(vocab)
+    else:
+        vocab = sorted(
+            (c for c, k in counts.items() if k >= max(min_count, 1)), key=lambda c: (-counts[c], c)
+        )
+        if len(vocab) < len(counts):
+            notes.append(f"{len(counts) - len(vocab)} code(s) with < {min_count} positives left out")
+        y = multi_hot(per_record, vocab)
 
     def label_name(code: str) -> str:
         if label_style == "code" or code not in table.index:
@@ -230,6 +254,10 @@ def load_challenge(
         label_name(c): (f"{table.at[c, 'name']} (SNOMED-CT {c})" if c in table.index else f"SNOMED-CT {c}")
         for c in vocab
     }
+    if labels != "dx":
+        from ecgprobe.data import harmonise
+
+        descriptions = {c: harmonise.describe(c) for c in vocab}
 
     keep = np.ones(len(headers), dtype=bool)
     if drop_unlabeled:
@@ -281,6 +309,7 @@ def load_challenge(
             "length_s": length_s,
             "leads": list(want),
             "nonfinite": nonfinite,
+            **({"labels": labels} if labels != "dx" else {}),  # the default keeps earlier identities
         },
         notes=notes,
         fractions=fractions,

@@ -13,7 +13,9 @@ R-wave amplitudes, which is the default here (``units="mV"``); pass ``units="1e-
 other reading. By default the central 10 s (4,000 samples) are kept, which removes exactly the
 padding of 10 s exams; 7 s exams keep 600 zero samples at each end, and are counted in ``notes``
 (``meta["zero_padded"]``) when signals are loaded eagerly.
-Labels: the six abnormalities (1dAVb, RBBB, LBBB, SB, ST, AF); ``normal_ecg`` optionally.
+Labels: the six abnormalities (1dAVb, RBBB, LBBB, SB, ST, AF); ``normal_ecg`` optionally; or
+(``labels="scored"``/``"snomed"``) the same six as harmonised SNOMED-CT codes
+(:mod:`ecgprobe.data.harmonise`), the Challenge's classes that CODE-15 % can express.
 Requires ``h5py`` (``pip install "ecgprobe[code15]"``).
 """
 
@@ -28,11 +30,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ecgprobe.data import harmonise
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish
 from ecgprobe.data.record import ArraySource, RecordSet, content_digest
 from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
-from ecgprobe.exceptions import DataError, DependencyError
+from ecgprobe.exceptions import ConfigError, DataError, DependencyError
 
 __all__ = ["CODE15_LABELS", "load_code15"]
 
@@ -109,6 +112,7 @@ def _index_parts(base: Path, files: list[str]) -> dict[int, tuple[str, int]]:
 def load_code15(
     root: str | Path,
     *,
+    labels: Literal["code15", "scored", "snomed"] = "code15",
     include_normal: bool = False,
     units: Literal["mV", "1e-4V"] = "mV",
     length_s: float = 10.0,
@@ -121,7 +125,9 @@ def load_code15(
 
     Args:
         root: folder with ``exams.csv`` and the ``exams_part*.hdf5`` files.
-        include_normal: add the ``normal_ecg`` flag as a seventh label.
+        labels: code15 (the six abnormalities by their CODE-15 names) or the harmonised scored /
+            snomed sets (the same six as SNOMED-CT codes; see ecgprobe.data.harmonise).
+        include_normal: add the ``normal_ecg`` flag as a seventh label (labels=code15 only).
         units: how stored values are read: ``mV`` (default; see the module docstring) or ``1e-4V``.
         length_s: central seconds kept of the 10.24 s padded arrays (at most 10.24).
         fractions: train/val/test shares of the seeded, patient-wise, stratified split.
@@ -131,6 +137,12 @@ def load_code15(
     """
     base = check_root(root, "code15", ("exams.csv",))
     check_choice(units, ("mV", "1e-4V"), "units")
+    check_choice(labels, ("code15", *harmonise.HARMONISED_SETS), "labels")
+    if include_normal and labels != "code15":
+        raise ConfigError(
+            f"code15: include_normal adds normal_ecg, which has no SNOMED-CT class; it needs labels='code15', "
+            f"not {labels!r}"
+        )
     crop = int(round(length_s * FS))
     if not 0 < crop <= _PADDED:
         raise DataError(f"code15: length_s={length_s} must lie in (0, {_PADDED / FS:g}] seconds")
@@ -159,8 +171,18 @@ def load_code15(
             f"code15: {int(unlocated.sum())} exam(s) of exams.csv are not in their HDF5 part, e.g. "
             f"{df['exam_id'][unlocated].head(3).tolist()}; the download is incomplete"
         )
-    labels = (*CODE15_LABELS, "normal_ecg") if include_normal else CODE15_LABELS
-    y = df[list(labels)].astype(bool).to_numpy(dtype=np.uint8)
+    label_names = (*CODE15_LABELS, "normal_ecg") if include_normal else CODE15_LABELS
+    y = df[list(label_names)].astype(bool).to_numpy(dtype=np.uint8)
+    descriptions = _DESCRIPTIONS
+    if labels != "code15":
+        per_record = harmonise.code15_codes(y, label_names)
+        expressible = {
+            c for rec in harmonise.code15_codes(np.eye(len(label_names)), label_names) for c in rec
+        }
+        label_names, y, descriptions, label_notes = harmonise.harmonised_table(
+            per_record, labels, dataset="code15", min_count=0, expressible=expressible
+        )
+        notes += label_notes
     ids = np.asarray([str(int(e)) for e in df["exam_id"]], dtype=object)
     pids = np.asarray(
         [f"{int(p)}" if pd.notna(p) else f"exam-{e}" for p, e in zip(df["patient_id"], df["exam_id"])],
@@ -204,13 +226,15 @@ def load_code15(
                 f"{int(flat.sum())} exam(s) shorter than {length_s:g} s carry zero padding at both ends"
             )
     options = {"include_normal": include_normal, "units": units, "length_s": length_s, "parts": present}
+    if labels != "code15":  # the default keeps the identity (and caches) of earlier loads
+        options["labels"] = labels
     rs = finish(
         signals,
         fs=FS,
         leads=LEADS_12,
         ids=ids,
         patient_ids=pids,
-        label_names=labels,
+        label_names=label_names,
         y=y,
         meta=meta,
         name="code15",
@@ -219,4 +243,4 @@ def load_code15(
         fractions=fractions,
         seed=seed,
     )
-    return rs.with_descriptions(_DESCRIPTIONS)
+    return rs.with_descriptions(descriptions)

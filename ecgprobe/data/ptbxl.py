@@ -8,7 +8,10 @@ whatever its likelihood (unless ``min_likelihood`` says otherwise), and is mappe
 - ``diagnostic``: statements with ``diagnostic == 1`` (44);
 - ``subclass``: their ``diagnostic_subclass`` (23);
 - ``superclass``: their ``diagnostic_class`` (5: NORM, MI, STTC, CD, HYP);
-- ``form``: statements with ``form == 1`` (19); ``rhythm``: with ``rhythm == 1`` (12).
+- ``form``: statements with ``form == 1`` (19); ``rhythm``: with ``rhythm == 1`` (12);
+- ``scored`` / ``snomed``: the harmonised SNOMED-CT labels of :mod:`ecgprobe.data.harmonise`
+  (the Challenge 2021 scored classes / every mapped code, axis deviation from ``heart_axis``),
+  so that a PTB-XL record and its Challenge-2021 copy carry the same labels.
 
 Label columns are sorted by name. The recommended split is used: ``strat_fold`` 1-8 train,
 9 validation, 10 test; the folds were built patient-wise, so no patient crosses splits.
@@ -23,6 +26,7 @@ from typing import Annotated, Literal
 import numpy as np
 import pandas as pd
 
+from ecgprobe.data import harmonise
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish, missing_files, multi_hot
 from ecgprobe.data.record import RecordSet
@@ -33,7 +37,15 @@ from ecgprobe.options import Range
 
 __all__ = ["LABEL_SETS", "aggregate_labels", "load_ptbxl"]
 
-LABEL_SETS: tuple[str, ...] = ("all", "diagnostic", "subclass", "superclass", "form", "rhythm")
+LABEL_SETS: tuple[str, ...] = (
+    "all",
+    "diagnostic",
+    "subclass",
+    "superclass",
+    "form",
+    "rhythm",
+    *harmonise.HARMONISED_SETS,
+)
 _ALIASES = {"subdiagnostic": "subclass", "superdiagnostic": "superclass"}
 #: PTB-XL encodes ages above 89 as 300 (HIPAA); they are reported as 90 with ``age_censored``.
 _CENSORED_AGE = 300
@@ -115,7 +127,8 @@ def load_ptbxl(
     Args:
         root: folder holding ``ptbxl_database.csv``, ``scp_statements.csv`` and ``records*/``.
         sampling_rate: 100 (``records100``) or 500 (``records500``) Hz.
-        labels: label set: all, diagnostic, subclass, superclass, form or rhythm.
+        labels: label set: all, diagnostic, subclass, superclass, form, rhythm, or the
+            harmonised scored / snomed (SNOMED-CT codes; see ecgprobe.data.harmonise).
         min_likelihood: ignore SCP statements below this likelihood (0 = benchmark protocol).
         min_count: keep labels with at least this many positive records.
         drop_unlabeled: drop records with no label of the chosen set (benchmark protocol); the
@@ -145,19 +158,23 @@ def load_ptbxl(
             f"ptbxl_database.csv has duplicate ecg_id values, e.g. {df.index[df.index.duplicated()][:5].tolist()}"
         )
 
-    per_record, vocab = aggregate_labels(
-        _parse_codes(df), statements, label_set, min_likelihood=min_likelihood
-    )
-    y_full = multi_hot(per_record, vocab)
     notes: list[str] = []
-    counts = y_full.sum(axis=0)
-    keep_label = counts >= max(min_count, 0)
-    if (~keep_label).any() and min_count > 0:
-        notes.append(
-            f"{int((~keep_label).sum())} of {len(vocab)} {label_set} labels have < {min_count} positives and are left out"
+    if label_set in harmonise.HARMONISED_SETS:
+        label_names, y, descriptions, notes = _harmonised(df, label_set, min_likelihood, min_count)
+    else:
+        per_record, vocab = aggregate_labels(
+            _parse_codes(df), statements, label_set, min_likelihood=min_likelihood
         )
-    label_names = tuple(np.asarray(vocab)[keep_label])
-    y = y_full[:, keep_label]
+        y_full = multi_hot(per_record, vocab)
+        counts = y_full.sum(axis=0)
+        keep_label = counts >= max(min_count, 0)
+        if (~keep_label).any() and min_count > 0:
+            notes.append(
+                f"{int((~keep_label).sum())} of {len(vocab)} {label_set} labels have < {min_count} positives and are left out"
+            )
+        label_names = tuple(np.asarray(vocab)[keep_label])
+        y = y_full[:, keep_label]
+        descriptions = _descriptions(statements, label_set, label_names)
 
     keep = np.ones(len(df), dtype=bool)
     if drop_unlabeled:
@@ -251,7 +268,31 @@ def load_ptbxl(
         params=params,
         notes=notes,
     )
-    return rs.with_descriptions(_descriptions(statements, label_set, label_names))
+    return rs.with_descriptions(descriptions)
+
+
+def _harmonised(
+    df: pd.DataFrame, label_set: str, min_likelihood: float, min_count: int
+) -> tuple[tuple[str, ...], np.ndarray, dict[str, str], list[str]]:
+    """The ``scored``/``snomed`` label table, with notes naming what has no code (listed by ``info``)."""
+    axis = df["heart_axis"] if "heart_axis" in df.columns else None
+    per_record, unmapped = harmonise.ptbxl_record_codes(_parse_codes(df), axis, min_likelihood=min_likelihood)
+    mapping = harmonise.ptbxl_mapping()
+    expressible = {harmonise.canonical_code(c) for c in mapping["snomed_code"]}
+    names, y, descriptions, notes = harmonise.harmonised_table(
+        per_record, label_set, dataset="ptbxl", min_count=min_count, expressible=expressible
+    )
+    if unmapped:
+        shown = ", ".join(f"{k} x{v}" for k, v in unmapped.most_common())
+        notes.insert(0, f"{len(unmapped)} value(s) have no SNOMED-CT code in ptbxl_snomed.csv: {shown}")
+    if axis is None:
+        notes.append("ptbxl_database.csv has no heart_axis column: no axis labels (LAD, RAD) derived")
+    else:
+        notes.append(
+            f"axis labels from heart_axis for {int(axis.notna().sum())} of {len(axis)} records "
+            "(MID and missing values carry no axis code)"
+        )
+    return names, y, descriptions, notes
 
 
 _SUPERCLASS = {
