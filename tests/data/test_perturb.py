@@ -218,12 +218,12 @@ def test_real_nst_noise_records_are_read_resampled_and_used(tmp_path):
     mains = perturbed_view(_records(clean), Perturbation("mains", 0.0), bank=bank)
     assert mains.params["perturbation"]["noise"] == "generated"
     (tmp_path / "em.hea").unlink()
-    with pytest.raises(DataError, match="em.hea not found.*bw, em and ma"):
+    with pytest.raises(DataError, match=r"em\.hea not found.*bw, em and ma"):
         load_nst_noise(tmp_path, FS)
 
 
 def test_bad_perturbations_are_refused_with_the_fix():
-    with pytest.raises(ConfigError, match="unknown perturbation 'noise'.*muscle"):
+    with pytest.raises(ConfigError, match=r"unknown perturbation 'noise'.*muscle"):
         Perturbation("noise", 6)
     with pytest.raises(ConfigError, match="needs a number"):
         Perturbation("muscle", "loud")
