@@ -133,8 +133,11 @@ class Perturbation:
         return f"amplitude x{self.level:g}"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: part of the perturbed records' identity, hence of the cache key."""
-        d: dict[str, Any] = {"kind": self.kind, "level": self.level, "seed": int(self.seed)}
+        """JSON form: part of the perturbed records' identity, hence of the cache key (the seed
+        only for noise)."""
+        d: dict[str, Any] = {"kind": self.kind, "level": self.level}
+        if self.family == "noise":  # the other kinds are deterministic: their seed changes nothing
+            d["seed"] = int(self.seed)
         if self.kind == "mains":
             d["mains_hz"] = self.mains_hz
         return d
