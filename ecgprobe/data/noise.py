@@ -49,7 +49,6 @@ __all__ = [
     "noise_power",
     "noise_rng",
     "qrs_power",
-    "scale_to_snr",
     "snr_db",
 ]
 
@@ -120,19 +119,6 @@ def snr_db(clean: np.ndarray, noisy: np.ndarray, fs: float) -> np.ndarray:
         return 10 * np.log10(qrs_power(clean, fs) / noise_power(np.asarray(noisy, np.float64) - clean, fs))
 
 
-def scale_to_snr(
-    clean: np.ndarray, noise: np.ndarray, fs: float, level_db: float, *, signal_size: np.ndarray | None = None
-) -> np.ndarray:
-    """``noise`` (``(B, L, T)``) scaled per record and lead so that ``10 log10(S / (a**2 N))`` is
-    ``level_db`` (a lead without QRS or without noise gets no noise); ``signal_size``: ``S`` of
-    ``clean`` when already known (:func:`qrs_power`)."""
-    s = qrs_power(clean, fs) if signal_size is None else np.asarray(signal_size, dtype=np.float64)
-    n = noise_power(noise, fs)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where((s > 0) & (n > 0), np.sqrt(s / (n * 10 ** (level_db / 10))), 0.0)
-    return (noise * a[..., None]).astype(np.float32)
-
-
 # ------------------------------------------------------------------------- noise sources
 def noise_rng(seed: int, kind: str, record_id: str) -> np.random.Generator:
     """The generator of one record's noise: seeded by (seed, kind, record id), independent of batches."""
@@ -162,7 +148,7 @@ def _sines(freqs: np.ndarray, amp: np.ndarray, phase: np.ndarray, tt: np.ndarray
 def generate_noise(
     kind: str, shape: tuple[int, int], fs: float, rng: np.random.Generator, *, mains_hz: float = 50.0
 ) -> np.ndarray:
-    """One record's generated noise ``(L, T)`` (unscaled: :func:`scale_to_snr` sets the level).
+    """One record's generated noise ``(L, T)`` (unscaled: :func:`ecgprobe.data.perturb.perturb` scales it to the SNR).
 
     - ``baseline_wander``: per lead, a respiration sinusoid (frequency U(0.15, 0.35) Hz, shared
       by the leads) plus three slower or faster drifts (U(0.05, 0.5) Hz, relative amplitudes

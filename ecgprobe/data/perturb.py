@@ -35,9 +35,9 @@ from ecgprobe.data.noise import (
     NoiseBank,
     check_mains,
     generate_noise,
+    noise_power,
     noise_rng,
     qrs_power,
-    scale_to_snr,
 )
 from ecgprobe.data.record import RecordSet, SignalSource, content_digest
 from ecgprobe.exceptions import ConfigError
@@ -46,6 +46,7 @@ __all__ = [
     "FAMILIES",
     "LEAD_SETS",
     "LeadPlan",
+    "PerturbMemo",
     "Perturbation",
     "PerturbedSource",
     "lead_plan",
@@ -221,6 +222,34 @@ def lead_plan(record_leads: Sequence[str], keep: Any, required: Sequence[str] | 
 
 
 # ------------------------------------------------------------------------ application
+class PerturbMemo:
+    """What the conditions of one card share, by record id (ids must identify the records: one
+    dataset, unchanged): each clean record's QRS size (:func:`~ecgprobe.data.noise.qrs_power`),
+    so beats are detected once per record, and the unit-power noise waveform of each record for
+    the noise source last used, so that the six SNR levels of one noise type generate it once
+    (up to ``max_bytes``; beyond that it is generated again, with the same result).
+    """
+
+    def __init__(self, max_bytes: int = 256 << 20) -> None:
+        self.sizes: dict[str, np.ndarray] = {}
+        self.noise: dict[str, np.ndarray] = {}
+        self.noise_key: str | None = None
+        self.max_bytes = int(max_bytes)
+        self._bytes = 0
+
+    def noise_for(self, key: str) -> dict[str, np.ndarray]:
+        """The stored waveforms of noise source ``key`` (another key forgets the previous ones)."""
+        if key != self.noise_key:
+            self.noise, self.noise_key, self._bytes = {}, key, 0
+        return self.noise
+
+    def keep(self, rid: str, wave: np.ndarray) -> None:
+        """Store one record's unit noise while the budget allows."""
+        if self._bytes + wave.nbytes <= self.max_bytes:
+            self.noise[rid] = wave
+            self._bytes += wave.nbytes
+
+
 def perturb(
     x: np.ndarray,
     fs: float,
@@ -230,13 +259,15 @@ def perturb(
     *,
     plan: LeadPlan | None = None,
     bank: NoiseBank | None = None,
-    sizes: dict[str, np.ndarray] | None = None,
+    memo: PerturbMemo | None = None,
 ) -> np.ndarray:
     """Apply ``pert`` to a batch ``(B, L, T)`` mV of records ``ids`` (their seeds); returns float32.
 
     Lead sets return ``plan.leads_out`` leads (default plan: no contract, other leads dropped).
-    ``sizes`` memoises each clean record's QRS size (:func:`~ecgprobe.data.noise.qrs_power`) by
-    record id across calls, so that the conditions of one card detect beats once per record.
+    Noise is each record's waveform scaled to unit NST noise power, times
+    ``sqrt(S / 10**(SNR/10))`` per lead, so that ``10 log10(S / N) = SNR`` (a lead without QRS
+    gets no noise);
+    ``memo`` shares QRS sizes and waveforms between the conditions of one card.
 
     Raises:
         IncompatibleInputError: mains interference the sampling rate cannot hold.
@@ -256,24 +287,35 @@ def perturb(
         for j, lead in enumerate(plan.kept):
             out[:, j] = x[:, pos[lead]]
         return out
-    n = np.empty(x.shape, dtype=np.float64)
-    for i, rid in enumerate(ids):
-        rng = noise_rng(pert.seed, pert.kind, str(rid))
-        if bank is not None and pert.kind in NST_RECORDS:
-            n[i] = bank.segment(pert.kind, x.shape[1], x.shape[2], rng)
+    memo = memo or PerturbMemo(max_bytes=0)
+    real = bank is not None and pert.kind in NST_RECORDS
+    source = json.dumps({**pert.to_dict(), "level": None, "noise": bank.digest if real else "generated"})
+    stored = memo.noise_for(source)
+    unit = np.empty(x.shape, dtype=np.float32)
+    for i, rid in enumerate(map(str, ids)):
+        if rid not in stored:
+            rng = noise_rng(pert.seed, pert.kind, rid)
+            if real:
+                n = bank.segment(pert.kind, x.shape[1], x.shape[2], rng)
+            else:
+                n = generate_noise(pert.kind, x.shape[1:], fs, rng, mains_hz=pert.mains_hz)
+            power = noise_power(n, fs)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                wave = np.where(power[:, None] > 0, n / np.sqrt(power)[:, None], 0.0).astype(np.float32)
+            memo.keep(rid, wave)
         else:
-            n[i] = generate_noise(pert.kind, x.shape[1:], fs, rng, mains_hz=pert.mains_hz)
-    return x + scale_to_snr(x, n, fs, float(pert.level), signal_size=_sizes(x, fs, ids, sizes))
+            wave = stored[rid]
+        unit[i] = wave
+    gain = np.sqrt(_sizes(x, fs, ids, memo.sizes) / 10 ** (float(pert.level) / 10))
+    return x + unit * gain[..., None].astype(np.float32)
 
 
-def _sizes(x: np.ndarray, fs: float, ids: Sequence[str], memo: dict[str, np.ndarray] | None) -> np.ndarray:
+def _sizes(x: np.ndarray, fs: float, ids: Sequence[str], memo: dict[str, np.ndarray]) -> np.ndarray:
     """The QRS sizes of the batch, computed only for the records ``memo`` lacks."""
-    if memo is None:
-        return qrs_power(x, fs)
     todo = [i for i, rid in enumerate(ids) if str(rid) not in memo]
     if todo:
-        for i, s in zip(todo, qrs_power(x[todo], fs)):
-            memo[str(ids[i])] = s
+        for i, size in zip(todo, qrs_power(x[todo], fs)):
+            memo[str(ids[i])] = size
     return np.stack([memo[str(rid)] for rid in ids])
 
 
@@ -293,10 +335,10 @@ class PerturbedSource(SignalSource):
         leads: tuple[str, ...],
         plan: LeadPlan | None = None,
         bank: NoiseBank | None = None,
-        sizes: dict[str, np.ndarray] | None = None,
+        memo: PerturbMemo | None = None,
     ) -> None:
         self.base, self.pert, self.ids, self.fs, self.leads = base, pert, np.asarray(ids), fs, leads
-        self.plan, self.bank, self.sizes = plan, bank, sizes
+        self.plan, self.bank, self.memo = plan, bank, memo
         self.n_leads = len(plan.leads_out) if plan is not None else base.n_leads
         self.n_samples = base.n_samples
         self._tag = json.dumps(
@@ -310,7 +352,7 @@ class PerturbedSource(SignalSource):
         idx = np.asarray(indices, dtype=np.int64)
         x = self.base.read(idx)
         return perturb(
-            x, self.fs, self.leads, self.pert, self.ids[idx], plan=self.plan, bank=self.bank, sizes=self.sizes
+            x, self.fs, self.leads, self.pert, self.ids[idx], plan=self.plan, bank=self.bank, memo=self.memo
         )
 
     def take(self, indices: np.ndarray) -> PerturbedSource:
@@ -323,7 +365,7 @@ class PerturbedSource(SignalSource):
             self.leads,
             self.plan,
             self.bank,
-            self.sizes,
+            self.memo,
         )
 
     def digests(self, indices: np.ndarray) -> list[str]:
@@ -336,7 +378,7 @@ def perturbed_view(
     *,
     required_leads: Sequence[str] | None = None,
     bank: NoiseBank | None = None,
-    sizes: dict[str, np.ndarray] | None = None,
+    memo: PerturbMemo | None = None,
 ) -> RecordSet:
     """``records`` seen through ``pert``: a lazy view whose ``params`` (hence identity and cache
     key) carry the perturbation, its seed and the noise source.
@@ -347,8 +389,7 @@ def perturbed_view(
         required_leads: the encoder's contract leads (lead sets: zero-fill what it needs).
         bank: real noise records (:func:`~ecgprobe.data.noise.load_nst_noise`) at ``records.fs``;
             ``None``: generated noise.
-        sizes: a memo of the clean records' QRS sizes by record id, shared by the views of one
-            set of records (ids must identify the records: one dataset, unchanged).
+        memo: what the views of one set of records share (:class:`PerturbMemo`).
 
     Raises:
         ConfigError: a lead set the records cannot provide, or a bank at another rate.
@@ -363,7 +404,7 @@ def perturbed_view(
     plan = lead_plan(records.leads, pert.level, required_leads) if pert.kind == "leads" else None
     use_bank = bank if pert.kind in NST_RECORDS else None
     source = PerturbedSource(
-        records.source, pert, records.ids, records.fs, records.leads, plan, use_bank, sizes
+        records.source, pert, records.ids, records.fs, records.leads, plan, use_bank, memo
     )
     about = pert.to_dict()
     if pert.family == "noise":

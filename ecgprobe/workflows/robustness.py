@@ -30,9 +30,9 @@ from ecgprobe.analyzers._stats.heads import resolve_head
 from ecgprobe.analyzers.base import Result
 from ecgprobe.analyzers.robustness import CONDITION_COLUMNS, ConditionStats, RobustnessResult, sigmoid
 from ecgprobe.data.noise import NOISE_KINDS, NST_LEVELS_DB, load_nst_noise
-from ecgprobe.data.perturb import FAMILIES, LEAD_SETS, Perturbation, perturbed_view
+from ecgprobe.data.perturb import FAMILIES, LEAD_SETS, Perturbation, PerturbMemo, perturbed_view
 from ecgprobe.data.record import RecordSet
-from ecgprobe.exceptions import ConfigError, IncompatibleInputError
+from ecgprobe.exceptions import AnalysisError, ConfigError, IncompatibleInputError
 from ecgprobe.extract import extract
 from ecgprobe.report.document import Report
 from ecgprobe.settings import RunSettings
@@ -157,6 +157,11 @@ def robustness_card(
         >>> [r["macro_auroc"] for r in card.tables["conditions"]]  # doctest: +SKIP
     """
     settings = settings or RunSettings()
+    if records.task != "multilabel":
+        raise ConfigError(
+            f"the robustness card compares macro AUROC, so it needs labels; dataset {records.name!r} holds "
+            "regression targets: load it with its diagnostic labels"
+        )
     conditions = plan_conditions(perturbations, levels, records.fs, seed=settings.seed, mains_hz=mains_hz)
     bank = load_nst_noise(noise_records, records.fs) if noise_records is not None else None
     t0 = time.perf_counter()
@@ -165,7 +170,7 @@ def robustness_card(
     plan = plan_analyses({"linear_probe": dict(probe or {})}, settings)
     done = run_analyses(clean, records, plan, settings=settings, cache=ResultCache(settings.cache_dir))
     if "linear_probe" not in done.results:
-        raise ConfigError(f"the clean linear probe could not be fitted: {done.skipped.get('linear_probe')}")
+        raise AnalysisError(f"the clean linear probe could not be fitted: {done.skipped.get('linear_probe')}")
     fitted = done.results["linear_probe"]
     m = fitted.metrics
     labels = list(m["labels_headline"])
@@ -198,14 +203,14 @@ def robustness_card(
         status="ok",
     )
     rows, scores, reps = [clean_row], [p_clean], [stats.clean["reps"]]
-    sizes: dict[str, np.ndarray] = {}
+    memo = PerturbMemo()
     ex = {**settings.extraction(layers=None), "progress": False}
     for pert in conditions:
         t1 = time.perf_counter()
         try:
-            view = perturbed_view(test, pert, required_leads=encoder.spec.leads, bank=bank, sizes=sizes)
+            view = perturbed_view(test, pert, required_leads=encoder.spec.leads, bank=bank, memo=memo)
             emb = extract(encoder, view, **ex)
-        except IncompatibleInputError as exc:
+        except (IncompatibleInputError, ConfigError) as exc:  # e.g. mains above Nyquist, a lead not recorded
             rows.append(_row(pert, n_test=len(test), status=f"skipped: {exc}"))
             continue
         p = sigmoid(head.logits(emb.X))

@@ -190,3 +190,22 @@ def test_command_writes_results_csv_and_report(ptbxl_root, tmp_path, capsys):
     bad = [a if a != "muscle,amplitude" else "snow" for a in argv]
     assert main([*bad, "--force"]) == 1
     assert "unknown perturbation 'snow'" in capsys.readouterr().err
+
+
+def test_summary_claims_a_drop_only_with_a_decisive_interval_on_enough_patients(tiny_card, handcrafted_card):
+    from ecgprobe.report import Report
+
+    said = [
+        f for f in Report({"robustness": tiny_card["card"]}, title="t").findings() if f.rule == "robustness"
+    ]
+    muscle = next(f for f in said if "muscle" in f.text)
+    assert (
+        muscle.tone == "bad"
+        and "from muscle -6 dB on" in muscle.text
+        and "n = 57 test patients" in muscle.text
+    )
+    few = [
+        f for f in Report({"robustness": handcrafted_card}, title="t").findings() if f.rule == "robustness"
+    ]
+    assert few and all(f.tone == "inconclusive" for f in few)  # 12 test patients: too few for a claim
+    assert "fewer than 20 patients" in few[0].text
