@@ -6,13 +6,14 @@ import argparse
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ecgprobe.data import DATASETS, RecordSet, load_dataset
 from ecgprobe.exceptions import ConfigError
-from ecgprobe.options import parse_options as _parse_options
 from ecgprobe.outputs import Output
 from ecgprobe.settings import RunSettings, parse_layers
+
+if TYPE_CHECKING:  # the data layer (NumPy, pandas) is imported by the commands that load data
+    from ecgprobe.data import RecordSet
 
 __all__ = [
     "add_dataset_args",
@@ -60,6 +61,9 @@ def parse_options(
     Raises:
         ConfigError: a pair that is not ``KEY=VALUE``, or a value that does not fit its option.
     """
+    from ecgprobe.data import DATASETS
+    from ecgprobe.options import parse_options as _parse_options
+
     if isinstance(target, str):
         where = where or f"dataset {DATASETS.entry(target).name!r}"
         target = DATASETS.get(target)
@@ -68,6 +72,8 @@ def parse_options(
 
 def dataset_from_args(args: argparse.Namespace) -> RecordSet:
     """Load the dataset named by ``--dataset/--root/-o``."""
+    from ecgprobe.data import load_dataset
+
     options = parse_options(args.options, args.dataset)
     return load_dataset(args.dataset, args.root, **options)
 

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish
@@ -129,6 +128,8 @@ def load_code15(
         lazy: keep signals on disk and read them per batch (``"auto"``: when over 2 GiB).
         nonfinite: NaN/inf samples: ``error`` (name the records), ``drop`` or ``zero``.
     """
+    import pandas as pd
+
     base = check_root(root, "code15", ("exams.csv",))
     check_choice(units, ("mV", "1e-4V"), "units")
     crop = int(round(length_s * FS))
