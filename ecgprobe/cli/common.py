@@ -70,11 +70,16 @@ def parse_options(
     return _parse_options(pairs, target, where=where)
 
 
-def dataset_from_args(args: argparse.Namespace) -> RecordSet:
-    """Load the dataset named by ``--dataset/--root/-o``."""
-    from ecgprobe.data import load_dataset
+def dataset_from_args(args: argparse.Namespace, *, lazy: bool | None = None) -> RecordSet:
+    """Load the dataset named by ``--dataset/--root/-o``; ``lazy`` is the default of the loader's
+    ``lazy`` option where it has one and ``-o lazy=...`` is not given (``-o nonfinite=drop`` needs
+    the eager scan and keeps the loader's default)."""
+    from ecgprobe.data import dataset_options, load_dataset
 
     options = parse_options(args.options, args.dataset)
+    keep_default = lazy is None or "lazy" in options or options.get("nonfinite") == "drop"
+    if not keep_default and any(opt.name == "lazy" for opt in dataset_options(args.dataset)):
+        options["lazy"] = lazy
     return load_dataset(args.dataset, args.root, **options)
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ecgprobe.data._digest_memo import note_file
 from ecgprobe.exceptions import ConfigError, DataError
 
 if TYPE_CHECKING:  # pandas is imported where it is used (light commands stay light)
@@ -64,6 +65,9 @@ def content_digest(*parts: bytes | memoryview | np.ndarray) -> str:
 def files_digest(paths: Sequence[str | os.PathLike[str]]) -> str:
     """SHA-256/128 (hex) of the raw bytes of ``paths`` (each prefixed by its size), read in chunks.
 
+    Each file's status is noted for the digest memo of a cached extraction
+    (:mod:`ecgprobe.data._digest_memo`) before its bytes are read.
+
     Raises:
         DataError: naming a file that is missing or unreadable.
     """
@@ -71,7 +75,9 @@ def files_digest(paths: Sequence[str | os.PathLike[str]]) -> str:
     for path in paths:
         try:
             with open(path, "rb") as fh:
-                h.update(os.fstat(fh.fileno()).st_size.to_bytes(8, "little"))
+                st = os.fstat(fh.fileno())
+                note_file(path, st)
+                h.update(st.st_size.to_bytes(8, "little"))
                 while block := fh.read(_CHUNK):
                     h.update(block)
         except OSError as exc:
