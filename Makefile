@@ -43,7 +43,7 @@ lint: venv
 # table between the bench-table markers of README.md from every JSON there. A part at a time:
 #   make bench BENCH=startup        (or BENCH="startup probe"; BENCH_ARGS="--runs 5" is passed on)
 # Run it on a quiet machine: the figures are wall-clock times.
-BENCH ?= startup probe
+BENCH ?= startup extract probe
 BENCH_ARGS ?=
 
 bench: venv

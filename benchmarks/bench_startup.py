@@ -12,8 +12,9 @@
    dataset is not seconds old). Both runs' embeddings are compared (they must be identical).
 
 Every command is its own subprocess (``python -m ecgprobe``, with this checkout first on
-``PYTHONPATH``), timed by wall clock; ``--runs`` repetitions (default 3), each extraction pair with
-a fresh cache. Results: ``benchmarks/results/startup_help.json``, ``startup_datasets.json`` and
+``PYTHONPATH`` and its bytecode compiled first, as an installed package's is), timed by wall
+clock, with its CPU seconds recorded beside (less sensitive to other load on a shared machine);
+``--runs`` repetitions (default 3), each extraction pair with a fresh cache. Results: ``benchmarks/results/startup_help.json``, ``startup_datasets.json`` and
 ``extract_cached_rerun.json`` (the schema ``benchmarks/make_table.py`` reads).
 
 Usage: python benchmarks/bench_startup.py [--records 1500] [--encoder handcrafted] [--runs 3]
@@ -26,7 +27,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -36,21 +36,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
 DATA = Path(os.environ.get("ECGPROBE_TEST_DATA", ROOT.parent / "shared" / "data")) / "ptbxl-mini"
 
-
-def machine() -> str:
-    """A one-line description of this machine (CPU model, cores, OS, Python)."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+from benchmarks._results import figure, machine, save  # noqa: E402
 
 
 def child_env(threads: int | None) -> dict[str, str]:
@@ -58,6 +47,7 @@ def child_env(threads: int | None) -> dict[str, str]:
         **os.environ,
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
     }
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's install keeps compiled bytecode: so do we
     if threads:
         env.update(
             dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), str(threads))
@@ -108,26 +98,6 @@ def build_ptbxl(dst: Path, n_records: int) -> int:
         writer.writeheader()
         writer.writerows(out)
     return len(out)
-
-
-def figure(name: str, workload: str, threads: int, baseline: str, runs: list[dict], **extra) -> dict:
-    ratios = [r["ratio"] for r in runs]
-    return {
-        "name": name,
-        "workload": workload,
-        "threads": threads,
-        "baseline": baseline,
-        "runs": runs,
-        "ratio_range": [min(ratios), max(ratios)],
-        "machine": machine(),
-        **extra,
-    }
-
-
-def save(doc: dict, file: str) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / file).write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"  -> {(RESULTS / file).relative_to(ROOT)}")
 
 
 def bench_command(argv: list[str], label: str, n_runs: int, env: dict[str, str], threads: int) -> dict:
@@ -211,6 +181,8 @@ def main() -> None:
     skip = set(args.skip.split(","))
     env = child_env(args.threads)
     threads = args.threads or os.cpu_count() or 1
+    # what pip does at install: the timed runs load compiled bytecode, as a user's do
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "ecgprobe")], env=env, check=True)
     print(f"machine: {machine()}; child threads: {threads}; runs: {args.runs}; checkout: {ROOT}")
     if "help" not in skip:
         save(bench_command(["--help"], "help", args.runs, env, threads), "startup_help.json")

@@ -4,8 +4,9 @@ Reads every ``benchmarks/results/*.json`` in the benchmark schema — ``name``, 
 ``threads``, ``baseline``, ``runs`` (each ``baseline_s``, ``ecgprobe_s``, ``ratio``),
 ``ratio_range``, ``accuracy``, ``machine`` — and skips (naming them) the files of other schemas
 (e.g. the coverage simulations). A figure is the range over its runs: the ratio (baseline time /
-ecgprobe time, ``x``), or seconds for a figure with ``"unit": "s"``; an optional ``target`` is
-shown beside it. The table replaces whatever lies between ``<!-- bench-table:start -->`` and
+ecgprobe time, ``x``), or seconds for a figure with ``"unit": "s"`` (with the CPU seconds when the
+runs recorded ``ecgprobe_cpu_s``); an optional ``target`` is shown beside it, and the machine and
+its load average below the table. The table replaces whatever lies between ``<!-- bench-table:start -->`` and
 ``<!-- bench-table:end -->`` in README.md; nothing else in the file changes.
 
 Usage: python benchmarks/make_table.py [--results DIR] [--readme README.md] [--print]
@@ -48,6 +49,9 @@ def measured(doc: dict[str, Any]) -> str:
     if doc.get("unit") == "s":
         secs = [r["ecgprobe_s"] for r in runs]
         text = _range(min(secs), max(secs), " s")
+        cpu = [r["ecgprobe_cpu_s"] for r in runs if isinstance(r.get("ecgprobe_cpu_s"), (int, float))]
+        if len(cpu) == len(runs):  # CPU time: what a busy machine inflates least
+            text += f", CPU {_range(min(cpu), max(cpu), ' s')}"
     else:
         lo, hi = doc["ratio_range"]
         text = _range(lo, hi, "x")
@@ -96,7 +100,13 @@ def render(docs: list[dict[str, Any]]) -> str:
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     machines = sorted({str(d.get("machine", "unknown machine")) for d in docs})
     sources = ", ".join(f"`benchmarks/results/{d['_file']}`" for d in docs)
-    lines += ["", f"Measured on: {'; '.join(machines)}. From {sources}; regenerate with `make bench`."]
+    loads = [
+        f"{d['load_average'][0]:g}"
+        for d in docs
+        if isinstance(d.get("load_average"), list) and d["load_average"]
+    ]
+    busy = f" 1-min load average when each figure was saved: {', '.join(loads)}." if loads else ""
+    lines += ["", f"Measured on: {'; '.join(machines)}.{busy} From {sources}; regenerate with `make bench`."]
     return "\n".join(lines)
 
 
