@@ -37,3 +37,19 @@ test: venv system-deps
 lint: venv
 	$(PIP) install -e ".[dev]"
 	$(BIN)/ruff check .
+
+# The README's performance table: each benchmark script below runs its documented default
+# workload (3 runs) and writes benchmarks/results/<figure>.json; make_table.py then rewrites the
+# table between the bench-table markers of README.md from every JSON there. A part at a time:
+#   make bench BENCH=startup        (or BENCH="startup probe"; BENCH_ARGS="--runs 5" is passed on)
+# Run it on a quiet machine: the figures are wall-clock times.
+BENCH ?= startup extract probe
+BENCH_ARGS ?=
+
+bench: venv
+	$(PIP) install -e .
+	@for b in $(BENCH); do \
+	  echo "== benchmarks/bench_$$b.py $(BENCH_ARGS)"; \
+	  $(BIN)/python benchmarks/bench_$$b.py $(BENCH_ARGS) || exit 1; \
+	done
+	$(BIN)/python benchmarks/make_table.py

@@ -8,8 +8,9 @@ The public API is flat::
     emb = ecgprobe.extract(encoder, records, cache_dir="~/.cache/ecgprobe")
     result = ecgprobe.analyzers.ANALYZERS.get("linear_probe")().run(emb, records)
 
-The data layer is imported eagerly; the torch-based parts on first use, so that light
-commands (``ecgprobe datasets``) start fast.
+Every name but the version and the exceptions is imported on first use (the data layer pulls
+in NumPy and pandas, the rest torch), so ``import ecgprobe`` and the light commands
+(``ecgprobe --help``, ``ecgprobe datasets``) start fast.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import importlib
 from typing import Any
 
 from ecgprobe._version import __version__
-from ecgprobe.data import RecordSet, list_datasets, load_dataset
 from ecgprobe.exceptions import (
     ArgumentTypeError,
     CacheError,
@@ -30,6 +30,9 @@ from ecgprobe.exceptions import (
 )
 
 _LAZY = {
+    "RecordSet": ("ecgprobe.data", "RecordSet"),
+    "list_datasets": ("ecgprobe.data", "list_datasets"),
+    "load_dataset": ("ecgprobe.data", "load_dataset"),
     "create_encoder": ("ecgprobe.encoders", "create_encoder"),
     "list_encoders": ("ecgprobe.encoders", "list_encoders"),
     "InputSpec": ("ecgprobe.encoders", "InputSpec"),
@@ -43,6 +46,9 @@ _LAZY = {
     "Report": ("ecgprobe.report", "Report"),
 }
 
+#: Subpackages reachable as attributes (``ecgprobe.data.LEADS_12``) after a bare ``import ecgprobe``.
+_SUBPACKAGES = ("data", "encoders", "extract", "analyzers", "report", "workflows", "settings", "cli")
+
 __all__ = [
     "ArgumentTypeError",
     "CacheError",
@@ -51,10 +57,7 @@ __all__ = [
     "DataError",
     "EcgprobeError",
     "IncompatibleInputError",
-    "RecordSet",
     "__version__",
-    "list_datasets",
-    "load_dataset",
     *_LAZY,
 ]
 
@@ -66,6 +69,8 @@ def __getattr__(name: str) -> Any:
         value = mod if attr is None else getattr(mod, attr)
         globals()[name] = value
         return value
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'ecgprobe' has no attribute {name!r}")
 
 

@@ -6,13 +6,14 @@ import argparse
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ecgprobe.data import DATASETS, RecordSet, load_dataset
 from ecgprobe.exceptions import ConfigError
-from ecgprobe.options import parse_options as _parse_options
 from ecgprobe.outputs import Output
 from ecgprobe.settings import RunSettings, parse_layers
+
+if TYPE_CHECKING:  # the data layer (NumPy, pandas) is imported by the commands that load data
+    from ecgprobe.data import RecordSet
 
 __all__ = [
     "add_dataset_args",
@@ -60,15 +61,25 @@ def parse_options(
     Raises:
         ConfigError: a pair that is not ``KEY=VALUE``, or a value that does not fit its option.
     """
+    from ecgprobe.data import DATASETS
+    from ecgprobe.options import parse_options as _parse_options
+
     if isinstance(target, str):
         where = where or f"dataset {DATASETS.entry(target).name!r}"
         target = DATASETS.get(target)
     return _parse_options(pairs, target, where=where)
 
 
-def dataset_from_args(args: argparse.Namespace) -> RecordSet:
-    """Load the dataset named by ``--dataset/--root/-o``."""
+def dataset_from_args(args: argparse.Namespace, *, lazy: bool | None = None) -> RecordSet:
+    """Load the dataset named by ``--dataset/--root/-o``; ``lazy`` is the default of the loader's
+    ``lazy`` option where it has one and ``-o lazy=...`` is not given (``-o nonfinite=drop`` needs
+    the eager scan and keeps the loader's default)."""
+    from ecgprobe.data import dataset_options, load_dataset
+
     options = parse_options(args.options, args.dataset)
+    keep_default = lazy is None or "lazy" in options or options.get("nonfinite") == "drop"
+    if not keep_default and any(opt.name == "lazy" for opt in dataset_options(args.dataset)):
+        options["lazy"] = lazy
     return load_dataset(args.dataset, args.root, **options)
 
 

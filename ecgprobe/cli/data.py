@@ -6,7 +6,6 @@ import argparse
 import textwrap
 
 from ecgprobe.cli.common import add_dataset_args, dataset_from_args, plain
-from ecgprobe.data import DATASETS, dataset_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_datasets(args: argparse.Namespace) -> int:
     """Print every loader with its options and defaults."""
+    from ecgprobe.data import DATASETS, dataset_options
+
     for entry in DATASETS:
         root = "" if entry.info.get("needs_root", True) else "  (generated: no --root)"
         print(f"{entry.name}: {entry.info.get('summary', '')}{root}")

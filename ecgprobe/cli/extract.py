@@ -36,7 +36,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     layers = parse_layers(args.layers, option="--layers")
     output = common.check_output(args, OUTPUTS)  # before the extraction, not after it
-    records = common.dataset_from_args(args)
+    # Records stream from disk during the extraction: a cached re-run decodes none of them.
+    records = common.dataset_from_args(args, lazy=True)
     result = common.embeddings_from_args(args, records, layers=layers)
     embs = [result] if not isinstance(result, dict) else list(result.values())
     with output.staged() as tmp:

@@ -11,7 +11,6 @@ by the attribution analyzers to align saliency on beats.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from ecgprobe.data import preprocess as pp
 
@@ -37,6 +36,8 @@ MIN_ENERGY = 10.0
 
 def qrs_energy(x: np.ndarray, fs: float) -> np.ndarray:
     """Multi-lead QRS energy envelope ``(B, T)`` of ``(B, L, T)`` mV signals (see module doc)."""
+    from scipy import ndimage
+
     y = pp.bandpass(x, fs, 5.0, min(25.0, 0.45 * fs), order=2)
     e = (np.gradient(y.astype(np.float64), axis=-1) * fs) ** 2  # (mV/s)^2, so thresholds do not depend on fs
     return ndimage.uniform_filter1d(e.sum(axis=1), size=max(int(ENV_WIN_S * fs), 1), axis=-1, mode="nearest")
@@ -47,6 +48,8 @@ def detect_beats(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
 
     The fiducial is the peak of the multi-lead QRS energy (the QRS's centre of energy).
     """
+    from scipy import ndimage
+
     env = qrs_energy(x, fs)
     b, t = env.shape
     block = int(BLOCK_S * fs)

@@ -17,10 +17,9 @@ from collections import Counter
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
-import pandas as pd
 
 from ecgprobe.data.leads import LEADS_12, canonical_leads
 from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish, multi_hot
@@ -29,6 +28,9 @@ from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
 from ecgprobe.data.wfdb_io import Header, read_header, wfdb_digest, wfdb_reader
 from ecgprobe.exceptions import ConfigError, DataError
 from ecgprobe.options import Range
+
+if TYPE_CHECKING:  # pandas is imported where it is used (light commands stay light)
+    import pandas as pd
 
 __all__ = ["SOURCES", "load_challenge", "snomed_table"]
 
@@ -47,6 +49,8 @@ SOURCES = {
 @lru_cache(maxsize=1)
 def snomed_table() -> pd.DataFrame:
     """The Challenge's SNOMED-CT table: code -> abbreviation, name, scored, same_as."""
+    import pandas as pd
+
     text = resources.files("ecgprobe.data").joinpath("snomed_ct.csv").read_text(encoding="utf-8")
     rows = [r for r in csv.reader(line for line in text.splitlines() if not line.startswith("#"))]
     df = pd.DataFrame(rows[1:], columns=rows[0]).set_index("code")
@@ -157,6 +161,8 @@ def load_challenge(
             that differ (each with the option that fixes it), ``# Dx:`` values that are not
             SNOMED-CT codes (refused, not dropped: naming every such record), unreadable files.
     """
+    import pandas as pd
+
     base = check_root(root, "challenge")
     check_choice(label_style, ("abbreviation", "code", "name"), "label_style")
     headers_paths = sorted(base.rglob("*.hea"))

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from ecgprobe.data import harmonise
 from ecgprobe.data.leads import LEADS_12
@@ -135,6 +134,8 @@ def load_code15(
         lazy: keep signals on disk and read them per batch (``"auto"``: when over 2 GiB).
         nonfinite: NaN/inf samples: ``error`` (name the records), ``drop`` or ``zero``.
     """
+    import pandas as pd
+
     base = check_root(root, "code15", ("exams.csv",))
     check_choice(units, ("mV", "1e-4V"), "units")
     check_choice(labels, ("code15", *harmonise.HARMONISED_SETS), "labels")

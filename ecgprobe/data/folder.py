@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 
 from ecgprobe.data.leads import LEADS_12, canonical_leads
 from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish
@@ -108,6 +107,8 @@ def load_folder(
         lazy: keep signals on disk and read them per batch (``"auto"``: when over 2 GiB).
         nonfinite: NaN/inf samples: ``error`` (name the records), ``drop`` or ``zero``.
     """
+    import pandas as pd
+
     base = check_root(root, "folder")
     check_choice(task, ("multilabel", "regression"), "task")
     check_choice(units, tuple(_UNITS), "units")

@@ -8,16 +8,18 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ecgprobe.data.record import RecordSet
 from ecgprobe.data.sources import LoadedSignals
 from ecgprobe.data.splits import stratified_patient_split
 from ecgprobe.exceptions import ConfigError, DataError
 from ecgprobe.registry import Registry
+
+if TYPE_CHECKING:  # pandas is imported where it is used (light commands stay light)
+    import pandas as pd
 
 __all__ = ["DATASETS", "LoaderOption", "check_root", "dataset_options", "list_datasets", "load_dataset"]
 

@@ -21,10 +21,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from ecgprobe.data.leads import LEADS_12
 from ecgprobe.data.loading import DATASETS, check_choice, check_root, finish, missing_files, multi_hot
@@ -32,6 +31,9 @@ from ecgprobe.data.record import RecordSet
 from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
 from ecgprobe.data.wfdb_io import wfdb_digest, wfdb_reader
 from ecgprobe.exceptions import DataError
+
+if TYPE_CHECKING:  # pandas is imported where it is used (light commands stay light)
+    import pandas as pd
 
 __all__ = ["load_mimic_iv_ecg"]
 
@@ -79,6 +81,8 @@ def load_mimic_iv_ecg(
         lazy: keep signals on disk and read them per batch (``"auto"``: when over 2 GiB).
         nonfinite: NaN/inf samples: ``error`` (name the records), ``drop`` or ``zero``.
     """
+    import pandas as pd
+
     base = check_root(root, "mimic-iv-ecg", ("record_list.csv",))
     check_choice(labels, ("none", "machine_statements"), "labels")
     rec = pd.read_csv(base / "record_list.csv", nrows=max_records)

@@ -13,7 +13,6 @@ from fractions import Fraction
 from typing import Literal
 
 import numpy as np
-from scipy import signal as sps
 
 from ecgprobe.data.leads import DERIVABLE, canonical_leads, derive_limb_leads
 from ecgprobe.exceptions import ConfigError, IncompatibleInputError
@@ -66,6 +65,8 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     Raises:
         ConfigError: if either rate is not positive.
     """
+    from scipy import signal as sps
+
     if fs_in <= 0 or fs_out <= 0:
         raise ConfigError(f"sampling rates must be positive, got fs_in={fs_in}, fs_out={fs_out}")
     if fs_in == fs_out:
@@ -116,6 +117,8 @@ def select_leads(
 
 
 def _sos_filtfilt(x: np.ndarray, sos: np.ndarray) -> np.ndarray:
+    from scipy import signal as sps
+
     x64 = np.asarray(x, dtype=np.float64)
     padlen = min(3 * (2 * len(sos) + 1), x64.shape[-1] - 1)
     return _f32(sps.sosfiltfilt(sos, x64, axis=-1, padlen=max(padlen, 0)))
@@ -133,6 +136,8 @@ def bandpass(
     Raises:
         ConfigError: if the edges are not ``0 < low < high < fs/2``.
     """
+    from scipy import signal as sps
+
     nyq = fs / 2.0
     if low is None and high is None:
         return _f32(x).copy()
@@ -155,6 +160,8 @@ def notch(x: np.ndarray, fs: float, freq: float = 50.0, *, quality: float = 30.0
     Second-order notch (:func:`scipy.signal.iirnotch`) with ``Q = freq / bandwidth``, applied with
     :func:`scipy.signal.filtfilt`; use ``freq=60`` for North American recordings.
     """
+    from scipy import signal as sps
+
     if not 0 < freq < fs / 2:
         raise ConfigError(f"notch frequency {freq} Hz must lie in (0, {fs / 2:g}) for fs={fs:g} Hz")
     b, a = sps.iirnotch(freq, quality, fs=fs)

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
-import pandas as pd
 
 from ecgprobe.data import harmonise
 from ecgprobe.data.leads import LEADS_12
@@ -34,6 +33,9 @@ from ecgprobe.data.sources import FileSource, NonFinitePolicy, load_signals
 from ecgprobe.data.wfdb_io import wfdb_digest, wfdb_reader
 from ecgprobe.exceptions import ConfigError, DataError
 from ecgprobe.options import Range
+
+if TYPE_CHECKING:  # pandas is imported where it is used (light commands stay light)
+    import pandas as pd
 
 __all__ = ["LABEL_SETS", "aggregate_labels", "load_ptbxl"]
 
@@ -52,6 +54,8 @@ _CENSORED_AGE = 300
 
 
 def _parse_codes(df: pd.DataFrame) -> pd.Series:
+    import pandas as pd
+
     out = {}
     for ecg_id, raw in df["scp_codes"].items():
         try:
@@ -82,6 +86,8 @@ def aggregate_labels(
     Returns:
         Per record the sorted list of labels, and the full label vocabulary of the set.
     """
+    import pandas as pd
+
     if label_set == "all":
         vocab_map = {s: s for s in statements.index}
     elif label_set in ("diagnostic", "subclass", "superclass"):
@@ -138,6 +144,8 @@ def load_ptbxl(
         lazy: keep signals on disk and read them per batch (``"auto"``: when over 2 GiB).
         nonfinite: NaN/inf samples: ``error`` (name the records), ``drop`` or ``zero``.
     """
+    import pandas as pd
+
     base = check_root(root, "ptbxl", ("ptbxl_database.csv", "scp_statements.csv"))
     check_choice(int(sampling_rate), (100, 500), "sampling_rate")
     label_set = check_choice(_ALIASES.get(labels, labels), LABEL_SETS, "labels")

@@ -19,12 +19,15 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 
+from ecgprobe.data._digest_memo import note_file
 from ecgprobe.exceptions import ConfigError, DataError
+
+if TYPE_CHECKING:  # pandas is imported where it is used (light commands stay light)
+    import pandas as pd
 
 __all__ = [
     "SPLITS",
@@ -62,6 +65,9 @@ def content_digest(*parts: bytes | memoryview | np.ndarray) -> str:
 def files_digest(paths: Sequence[str | os.PathLike[str]]) -> str:
     """SHA-256/128 (hex) of the raw bytes of ``paths`` (each prefixed by its size), read in chunks.
 
+    Each file's status is noted for the digest memo of a cached extraction
+    (:mod:`ecgprobe.data._digest_memo`) before its bytes are read.
+
     Raises:
         DataError: naming a file that is missing or unreadable.
     """
@@ -69,7 +75,9 @@ def files_digest(paths: Sequence[str | os.PathLike[str]]) -> str:
     for path in paths:
         try:
             with open(path, "rb") as fh:
-                h.update(os.fstat(fh.fileno()).st_size.to_bytes(8, "little"))
+                st = os.fstat(fh.fileno())
+                note_file(path, st)
+                h.update(st.st_size.to_bytes(8, "little"))
                 while block := fh.read(_CHUNK):
                     h.update(block)
         except OSError as exc:
@@ -239,6 +247,8 @@ class RecordSet:
     label_descriptions: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        import pandas as pd
+
         n = len(self.source)
         ids = np.asarray([str(i) for i in self.ids], dtype=object)
         pids = np.asarray([str(p) for p in self.patient_ids], dtype=object)
@@ -380,6 +390,8 @@ class RecordSet:
 
         Records where the column is missing keep NaN targets; probes drop them and say so.
         """
+        import pandas as pd
+
         if column not in self.meta.columns:
             raise ConfigError(
                 f"metadata column {column!r} not in dataset {self.name!r}; available: {list(self.meta.columns)}"
@@ -427,6 +439,8 @@ class RecordSet:
 
     def label_counts(self) -> pd.DataFrame:
         """Positives per label and split (multi-label), or mean/std per split (regression)."""
+        import pandas as pd
+
         rows = {}
         for s in SPLITS:
             m = self.split == s
@@ -442,6 +456,8 @@ class RecordSet:
 
     def summary(self) -> str:
         """A human-readable multi-line summary: counts, fs, leads, labels per split, notes."""
+        import pandas as pd
+
         sizes = self.split_sizes()
         n_pat = len(set(self.patient_ids))
         lines = [

@@ -13,10 +13,11 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from ecgprobe.data._digest_memo import active_memo
 from ecgprobe.data.leads import canonical_leads
 from ecgprobe.data.preprocess import fit_length, resample
 from ecgprobe.data.record import ArraySource, SignalSource, files_digest
@@ -148,10 +149,16 @@ class FileSource(SignalSource):
         if self._digest is None:
             return super().digests(indices)
         paths = [self.path(int(i)) for i in np.asarray(indices, dtype=np.int64)]
-        if len(paths) <= 2 or self._threads <= 1:
-            return [self._digest(p) for p in paths]
+        memo = active_memo()  # a cached extraction: records whose files are unchanged are not read
+        if memo is not None:
+            return memo.digests(self._digest, paths, self._map)
+        return self._map(self._digest, paths)
+
+    def _map(self, fn: Callable[[Any], str], items: list[Any]) -> list[str]:
+        if len(items) <= 2 or self._threads <= 1:
+            return [fn(i) for i in items]
         with ThreadPoolExecutor(max_workers=self._threads) as pool:  # hashlib releases the GIL
-            return list(pool.map(self._digest, paths))
+            return list(pool.map(fn, items))
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         idx = np.asarray(indices, dtype=np.int64)

@@ -34,10 +34,9 @@ renderer below is shared, so both tasks obey the same lead physics.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from ecgprobe.data.leads import LEADS_12, derive_limb_leads
 from ecgprobe.data.loading import DATASETS, finish
@@ -52,6 +51,9 @@ from ecgprobe.data.synthetic_demo import (
     demo_table,
 )
 from ecgprobe.exceptions import ConfigError
+
+if TYPE_CHECKING:  # pandas is imported where it is used (light commands stay light)
+    import pandas as pd
 
 __all__ = ["DEMO_LABELS", "DOWER", "LABELS", "RENDER_DEFAULTS", "TASKS", "SyntheticSource", "load_synthetic"]
 
@@ -255,6 +257,8 @@ RENDER_DEFAULTS: dict[str, float | bool] = {
 
 def _record_table(n: int, seed: int, prevalence: dict[str, float]) -> pd.DataFrame:
     """The ``clean`` task: each label has one all-or-nothing cause."""
+    import pandas as pd
+
     rng = np.random.default_rng([seed, 1])
     # patients with 1-3 records each
     sizes = rng.choice([1, 2, 3], size=n, p=[0.6, 0.3, 0.1])

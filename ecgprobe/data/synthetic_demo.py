@@ -53,8 +53,12 @@ and the two middle age bands have the >= 20 test records a subgroup analysis nee
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it is used (light commands stay light)
+    import pandas as pd
 
 __all__ = ["DEMO_FRACTIONS", "DEMO_LABELS", "DEMO_NOTES", "demo_descriptions", "demo_table"]
 
@@ -103,6 +107,8 @@ def demo_table(n: int, seed: int) -> pd.DataFrame:
         ``hum_hz``, ...), the labels ``DEMO_LABELS`` (bool), ``patient``, ``age``, ``sex``,
         ``site`` and ``qrs_ms``.
     """
+    import pandas as pd
+
     rng = np.random.default_rng([seed, 21])
     sizes = rng.choice([1, 2, 3], size=n, p=[0.55, 0.3, 0.15])
     patient = np.repeat(np.arange(n), sizes)[:n]

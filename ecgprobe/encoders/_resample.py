@@ -18,14 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from scipy import signal as sps
-from scipy import sparse
 
 from ecgprobe.data import preprocess as pp
 from ecgprobe.exceptions import ConfigError
+
+if TYPE_CHECKING:  # scipy is imported where it is used (start-up stays light)
+    from scipy import sparse
 
 __all__ = ["resample_fft", "resample_kaiser_best", "windows_then_resample"]
 
@@ -43,6 +44,8 @@ def resample_fft(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     Exactly :func:`scipy.signal.resample` (the spectrum is truncated or zero-padded, the signal
     treated as periodic), computed in float64 and returned as float32.
     """
+    from scipy import signal as sps
+
     arr = np.asarray(x, dtype=np.float64)
     if fs_in == fs_out:
         return arr.astype(np.float32)
@@ -54,6 +57,8 @@ def resample_fft(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _kaiser_best_table() -> np.ndarray:
+    from scipy import signal as sps
+
     n = _KB_ZEROS * _KB_TABLE
     sinc = _KB_ROLLOFF * np.sinc(_KB_ROLLOFF * np.linspace(0.0, _KB_ZEROS, n + 1))
     return sps.windows.kaiser(2 * n + 1, _KB_BETA)[n:] * sinc
@@ -62,6 +67,8 @@ def _kaiser_best_table() -> np.ndarray:
 @lru_cache(maxsize=16)
 def _kaiser_best_matrix(n_in: int, fs_in: float, fs_out: float) -> sparse.csr_matrix:
     """The (n_out, n_in) interpolation matrix of resampy's ``resample`` loop."""
+    from scipy import sparse
+
     win = _kaiser_best_table()
     ratio = fs_out / fs_in
     n_out = int(n_in * fs_out / fs_in)

@@ -35,7 +35,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from scipy import signal as sps
 from torch import nn
 
 from ecgprobe.data.leads import LEADS_12
@@ -231,6 +230,8 @@ class ECGFMKEDEncoder(TorchEncoder):
         """Leads in the model's order -> FFT resampling to ``int(T * 100 / fs)`` samples (mV) ->
         ``(N, 12, 1000)``: the first 10 s, shorter records zero-padded on both sides (or sliding
         windows)."""
+        from scipy import signal as sps
+
         spec = self.spec
         if fs != spec.fs:
             n_out = int(x.shape[-1] * spec.fs / fs)

@@ -28,7 +28,6 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import signal as sps
 from torch import nn
 
 from ecgprobe.data import preprocess as pp
@@ -227,6 +226,8 @@ class ECGFounderEncoder(TorchEncoder):
 
 def official_filter(x: np.ndarray, fs: float) -> np.ndarray:
     """ECGFounder's ``util.filter_bandpass``: notch 50 Hz -> band-pass 0.67-40 Hz -> minus a 0.4 s median."""
+    from scipy import signal as sps
+
     y = pp.bandpass(pp.notch(x, fs, _NOTCH, quality=30.0), fs, *_BAND, order=4)
     kernel = int(_MEDIAN_S * fs) + 1
     kernel += 1 - kernel % 2  # scipy's medfilt needs an odd kernel

@@ -47,8 +47,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from scipy import ndimage
-from scipy import signal as sps
 
 from ecgprobe.data import preprocess as pp
 from ecgprobe.data.beats import (
@@ -142,6 +140,8 @@ def welch_psd(x: np.ndarray, fs: float, nper: int) -> tuple[np.ndarray, np.ndarr
     ``scipy.signal.welch(x, fs, nperseg=nper)`` (periodic Hann window, 50 % overlap, constant
     detrend per segment, density scaling), computed in one batched FFT instead of scipy's
     generic short-time-FFT path (about twice as fast on ECG batches)."""
+    from scipy import signal as sps
+
     step = nper - nper // 2
     n_seg = 1 + (x.shape[-1] - nper) // step
     segs = np.lib.stride_tricks.sliding_window_view(x, nper, axis=-1)[..., : n_seg * step : step, :]
@@ -231,6 +231,8 @@ def _first_after(mask: np.ndarray, start: np.ndarray, hi: int) -> np.ndarray:
 
 def _morphology(tmpl: np.ndarray, has: np.ndarray, rr: np.ndarray, fs: float) -> np.ndarray:
     """(B, 1 + 3L): QRS width, then per lead ST level, QRS amplitude, T amplitude."""
+    from scipy import ndimage
+
     b, _, w = tmpl.shape
     c = int(_PRE * fs)
     pos = np.arange(w)

@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from scipy import signal as sps
 from torch import nn
 
 from ecgprobe.data import preprocess as pp
@@ -158,6 +157,8 @@ def _published_template() -> dict[str, torch.Tensor]:
 
 def _filter_and_standardise(x: np.ndarray, fs: float) -> np.ndarray:
     """Official ``HighpassFilter`` -> ``LowpassFilter`` -> ``Standardize`` on each window."""
+    from scipy import signal as sps
+
     high = sps.butter(_FILTER_ORDER, _HIGHPASS, btype="highpass", fs=fs, output="sos")
     low = sps.butter(_FILTER_ORDER, _LOWPASS, btype="lowpass", fs=fs, output="sos")
     y = sps.sosfiltfilt(low, sps.sosfiltfilt(high, np.asarray(x, dtype=np.float64), axis=-1), axis=-1)

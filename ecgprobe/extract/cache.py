@@ -23,6 +23,12 @@ match the sidecar's checksum. A run killed at any moment (even ``kill -9``) ther
 complete shards and at worst a shard without sidecar, which is recomputed; a shard whose bytes
 do not match its checksum is recomputed, never used. Because every shard has its own sidecar,
 several processes (e.g. Ray workers) can fill different shards of one entry concurrently.
+
+Checking the records' content digests must not cost a re-run as much as the extraction saved:
+:func:`remembered_digests` keeps, per dataset, the digests of its record files by the files'
+metadata (size, modification and status-change times, inode) in
+``<cache_dir>/.digest-memo/<dataset fingerprint>.json``, so an unchanged file is not read again
+and a changed one always is (:mod:`ecgprobe.data._digest_memo` says why that is safe).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ import hashlib
 import json
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,9 +47,10 @@ from typing import Any
 import numpy as np
 
 from ecgprobe._io import atomic_write
+from ecgprobe.data._digest_memo import DigestMemo
 from ecgprobe.exceptions import CacheError
 
-__all__ = ["EXTRACTION_CODE_VERSION", "CacheEntry", "cache_key", "embeddings_key"]
+__all__ = ["EXTRACTION_CODE_VERSION", "CacheEntry", "cache_key", "embeddings_key", "remembered_digests"]
 
 #: Bump when a change to the extraction code changes the numbers it produces.
 EXTRACTION_CODE_VERSION = "1"
@@ -68,6 +77,44 @@ def embeddings_key(entry_key: str, digests: np.ndarray) -> str:
     h = hashlib.sha256(entry_key.encode())
     h.update("\n".join(digests).encode())
     return h.hexdigest()
+
+
+_MEMO_FORMAT = "ecgprobe-digest-memo/1"
+
+
+@contextmanager
+def remembered_digests(cache_dir: str | Path, dataset: str) -> Iterator[DigestMemo]:
+    """Within the block, record files' content digests are reused from the memo of ``dataset`` (a
+    :attr:`~ecgprobe.data.RecordSet.fingerprint`) kept under ``cache_dir`` when the files'
+    metadata is unchanged; the memo is written back (atomically) if it changed.
+
+    The memo only saves reading: an unreadable memo is ignored and rebuilt, and one that cannot
+    be written (a read-only cache still serves its shards) is left as it was.
+
+    Example:
+        >>> import ecgprobe, tempfile
+        >>> rs = ecgprobe.load_dataset("synthetic", n_records=4, fs=100.0)
+        >>> with remembered_digests(tempfile.mkdtemp(), rs.fingerprint):
+        ...     digests = rs.content_digests()
+    """
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", dataset)
+    path = Path(cache_dir).expanduser() / ".digest-memo" / f"{safe}.json"
+    entries: dict[str, Any] = {}
+    try:
+        doc = json.loads(path.read_text())
+        if isinstance(doc, dict) and doc.get("format") == _MEMO_FORMAT and isinstance(doc.get("files"), dict):
+            entries = doc["files"]
+    except (OSError, ValueError):  # absent, unreadable or corrupt: rebuilt from the files
+        pass
+    memo = DigestMemo(entries)
+    with memo.active():
+        yield memo
+    if memo.changed:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, json.dumps({"format": _MEMO_FORMAT, "files": memo.kept()}).encode())
+        except OSError:
+            pass  # only an optimisation: the next run reads the files again
 
 
 def _as_cache_error(exc: OSError, folder: Path) -> CacheError:

@@ -26,7 +26,7 @@ from ecgprobe.encoders.base import FINAL_LAYER, Encoder, resolve_device
 from ecgprobe.exceptions import CacheError, ConfigError, DataError
 from ecgprobe.extract._compute import compute
 from ecgprobe.extract._plan import plan_work
-from ecgprobe.extract.cache import EXTRACTION_CODE_VERSION, embeddings_key
+from ecgprobe.extract.cache import EXTRACTION_CODE_VERSION, embeddings_key, remembered_digests
 from ecgprobe.extract.embeddings import Embeddings
 from ecgprobe.options import check_instance
 
@@ -204,7 +204,10 @@ def extract(
     t0 = time.perf_counter()
     provenance = _provenance(encoder, records, window, hop, precision)
     n = len(records)
-    digests = records.content_digests() if cache_dir is not None else None
+    digests = None
+    if cache_dir is not None:  # unchanged record files are not read again (see cache.remembered_digests)
+        with remembered_digests(cache_dir, records.fingerprint):
+            digests = records.content_digests()
     plan = plan_work(encoder.name, provenance, wanted, digests, n, cache_dir, shard_size, overwrite)
     n_changed = plan.n_changed()
     if overwrite == "never" and plan.todo:
