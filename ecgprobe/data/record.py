@@ -146,9 +146,19 @@ class ArraySource(SignalSource):
             reference can write to it, so its rows' content digests are computed once and
             remembered. Otherwise (an array a user built) they are recomputed on every call,
             because a writable view made before this source would change the rows unseen.
+        decoded_from: the file source whose records, decoded unchanged and in order, are the
+            rows of ``array``: digests are then its files' digests, so that a dataset read into
+            memory and the same dataset read lazily share their cache entries.
     """
 
-    def __init__(self, array: np.ndarray, index: np.ndarray | None = None, *, owned: bool = False) -> None:
+    def __init__(
+        self,
+        array: np.ndarray,
+        index: np.ndarray | None = None,
+        *,
+        owned: bool = False,
+        decoded_from: SignalSource | None = None,
+    ) -> None:
         if array.ndim != 3:
             raise DataError(f"signals must have shape (records, leads, samples); got {array.shape}")
         arr = np.asarray(array, dtype=np.float32)
@@ -158,6 +168,9 @@ class ArraySource(SignalSource):
         self.n_leads = int(arr.shape[1])
         self.n_samples = int(arr.shape[2])
         self._memo: list[str | None] | None = [None] * len(arr) if owned else None  # per row of array
+        if decoded_from is not None and len(decoded_from) != len(arr):
+            raise DataError(f"decoded_from has {len(decoded_from)} records for {len(arr)} rows")
+        self._origin = decoded_from
 
     def __len__(self) -> int:
         return len(self._array) if self._index is None else len(self._index)
@@ -178,14 +191,16 @@ class ArraySource(SignalSource):
     def take(self, indices: np.ndarray) -> ArraySource:
         idx = np.asarray(indices, dtype=np.int64)
         view = ArraySource(self._array, idx if self._index is None else self._index[idx])
-        view._memo = self._memo  # views share the array, hence its digests
+        view._memo, view._origin = self._memo, self._origin  # views share the array, hence its digests
         return view
 
     def digests(self, indices: np.ndarray) -> list[str]:
         """Content digests of the rows' float32 bytes (hashed in place, no copy; remembered
-        when the array is ``owned``)."""
+        when the array is ``owned``), or the digests of the files they were decoded from."""
         idx = np.asarray(indices, dtype=np.int64)
         rows = (idx if self._index is None else self._index[idx]).tolist()
+        if self._origin is not None:
+            return self._origin.digests(np.asarray(rows, dtype=np.int64))
         memo = self._memo
         if memo is None:
             return [content_digest(self._array[r]) for r in rows]

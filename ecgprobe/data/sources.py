@@ -257,4 +257,7 @@ def load_signals(
             notes.append(f"set NaN/inf samples to 0 in {len(bad)} record(s): {names[:10]}")
         if notes:
             warnings.warn(notes[-1], stacklevel=2)
-    return LoadedSignals(ArraySource(data[keep] if not keep.all() else data, owned=True), keep, notes)
+    if bad:  # some rows differ from their files' decoding: digest the samples
+        return LoadedSignals(ArraySource(data[keep] if not keep.all() else data, owned=True), keep, notes)
+    # unchanged decodings of the files: keyed like the lazy source, so caches are shared
+    return LoadedSignals(ArraySource(data, owned=True, decoded_from=source), keep, notes)

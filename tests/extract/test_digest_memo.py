@@ -171,3 +171,20 @@ def test_extract_command_loads_lazily_unless_told_otherwise(ptbxl_copy):
     # dropping non-finite records needs the eager scan: the loader's default stays
     assert common.dataset_from_args(_args(root, "nonfinite=drop"), lazy=True).source.in_memory
     assert common.dataset_from_args(_args(root)).source.in_memory  # other commands: as before
+
+
+def test_a_dataset_read_into_memory_shares_the_cache_of_the_same_dataset_read_lazily(ptbxl_copy, tmp_path):
+    # `ecgprobe extract` reads lazily, `report`/`probe` into memory: their runs must reuse each other's
+    root = ptbxl_copy(12)
+    eager = ecgprobe.load_dataset("ptbxl", root, sampling_rate=100, lazy=False)
+    lazy = ecgprobe.load_dataset("ptbxl", root, sampling_rate=100, lazy=True)
+    assert eager.source.in_memory and not lazy.source.in_memory
+    idx = np.arange(len(eager))
+    assert eager.source.digests(idx) == lazy.source.digests(idx)
+    assert eager.source.take(idx[::-3]).digests(np.arange(4)) == lazy.source.digests(idx[::-3])
+    enc = ecgprobe.create_encoder("tiny-test", seed=0, device="cpu")
+    first = ecgprobe.extract(enc, lazy, cache_dir=tmp_path / "cache", progress=False)
+    again = ecgprobe.extract(enc, eager, cache_dir=tmp_path / "cache", progress=False)
+    assert first.provenance["extraction"]["from_cache"] == 0
+    assert again.provenance["extraction"]["from_cache"] == len(eager)
+    np.testing.assert_array_equal(first.X, again.X)
