@@ -13,6 +13,17 @@ so every probe has something to find. Timed:
 3. a second full run, where every analysis comes from the result cache.
 
 Usage: python benchmarks/bench_report.py [--n 20000] [--dim 512] [--labels 71] [--profile full]
+
+Reference encoders (``--reference handcrafted,random-resnet1d``; issue 17's target: <= 2 min on 2
+cores): the full default model report (every default analysis, profile "full") of each encoder on
+``--n 1500`` records of the synthetic ``demo`` task, its embeddings extracted into a cache before
+timing. Each of ``--runs 3`` runs is a fresh process (so the numba/UMAP warm-up is counted as a
+user pays it) with an empty result cache; it prints the time of every analysis (the runner's
+timings: wall time of each, two running side by side), the rendering and the total, wall and CPU,
+and writes ``benchmarks/results/report.json``. Baseline: none (the previous version's figures
+are stated in the notes of the JSON where they were measured).
+
+    python benchmarks/bench_report.py --reference handcrafted,random-resnet1d --n 1500 --runs 3
 """
 
 from __future__ import annotations
@@ -55,14 +66,107 @@ def numbers(report: Report) -> dict:
     }
 
 
+def one_reference_run(name: str, n: int, cache: Path, out: Path) -> dict:
+    """One full default report of encoder ``name`` from cached embeddings: timings in seconds."""
+    import os
+
+    records = ecgprobe.load_dataset("synthetic", task="demo", n_records=n, seed=0)
+    enc = ecgprobe.create_encoder(name, device="cpu")
+    emb = ecgprobe.extract(enc, records, cache_dir=cache, progress=False)  # cached before timing
+    t0, c0 = time.perf_counter(), time.process_time()
+    report = model_report(
+        emb, records, encoder=enc, settings=RunSettings(profile="full", progress=False, device="cpu")
+    )
+    t1 = time.perf_counter()
+    report.write(out)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "analyses": dict(report.context["run"]["timings"]),
+        "analyses_total_s": round(t1 - t0, 2),
+        "render_s": round(time.perf_counter() - t1, 2),
+        "total_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "skipped": report.context["skipped"],
+        "load_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def reference(args: argparse.Namespace) -> None:
+    """Issue 17's benchmark: full default reports of the reference encoders, fresh processes."""
+    import json
+    import os
+    import platform
+    import subprocess
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-report-ref-"))
+    names = args.reference.split(",")
+    threads = os.environ.get("OMP_NUM_THREADS", f"unset ({os.cpu_count()} cores)")
+    print(
+        f"workload: full default model report (profile full), {args.n} synthetic demo records, cached embeddings"
+    )
+    print(f"threads: OMP_NUM_THREADS={threads}; baseline: none; runs: {args.runs} fresh processes each")
+    results: dict = {}
+    for name in names:
+        runs = []
+        for i in range(args.runs):
+            cmd = [sys.executable, __file__, "--one", name, "--n", str(args.n), "--cache", str(tmp / "cache")]
+            cmd += ["--out", str(tmp / f"{name}-{i}")]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode:
+                raise SystemExit(f"{name} run {i} failed: {done.stderr[-2000:]}")
+            run = json.loads(done.stdout.strip().splitlines()[-1])
+            runs.append(run)
+            print(
+                f"\n{name}, run {i + 1}: total {run['total_s']:.1f} s wall ({run['cpu_s']:.1f} s CPU), load {run['load_1min']}"
+            )
+            for k, v in run["analyses"].items():
+                print(f"   {k:18s} {v:7.1f} s")
+            print(
+                f"   {'render html+pdf':18s} {run['render_s']:7.1f} s   skipped: {run['skipped'] or 'none'}"
+            )
+        results[name] = runs
+    totals = [r["total_s"] for runs in results.values() for r in runs]
+    doc = {
+        "name": "report",
+        "workload": f"full default model report (profile full, analyses incl. confounding) of each of {names} on "
+        f"{args.n} cached synthetic demo records; each run a fresh process with an empty result cache",
+        "threads": threads,
+        "baseline": "none",
+        "runs": [
+            {"encoder": n, "baseline_s": None, "ecgprobe_s": r["total_s"], "ratio": None, **r}
+            for n, runs in results.items()
+            for r in runs
+        ],
+        "ratio_range": [None, None],
+        "total_range_s": [min(totals), max(totals)],
+        "accuracy": {"target_s": 120, "all_within_target": all(t <= 120 for t in totals)},
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared (1-min load average at each run end in runs)",
+    }
+    path = ROOT / "benchmarks" / "results" / "report.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1))
+    print(f"\ntotal per report {min(totals):.1f}-{max(totals):.1f} s (target <= 120 s); wrote {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reference", default=None, help="reference encoders, e.g. handcrafted,random-resnet1d")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--labels", type=int, default=71)
     ap.add_argument("--profile", default="full", choices=("full", "quick"))
     ap.add_argument("--cache", type=Path, default=None, help="embedding cache (default: a temporary folder)")
     args = ap.parse_args()
+    if args.one:
+        import json
+
+        print(json.dumps(one_reference_run(args.one, args.n, args.cache, args.out)))
+        return
+    if args.reference:
+        return reference(args)
     tmp = Path(tempfile.mkdtemp(prefix="bench-report-"))
     cache = args.cache or tmp / "cache"
 

@@ -15,6 +15,7 @@ MODEL_ANALYSES: tuple[str, ...] = (
     "probe_shap",
     "input_attribution",
     "subgroups",
+    "confounding",
 )
 #: The analyses of a comparison: per encoder, then pairwise (those registered ``pairwise=True``).
 COMPARE_ANALYSES: tuple[str, ...] = (

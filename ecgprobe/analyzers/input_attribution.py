@@ -40,6 +40,7 @@ import torch
 
 from ecgprobe.analyzers._stats import attribution_methods as am
 from ecgprobe.analyzers._stats.heads import LinearHead, check_encoder, encoder_from_provenance, resolve_head
+from ecgprobe.analyzers._stats.refined_ig import refined_attribution
 from ecgprobe.analyzers._stats.sanity import Attribution, randomisation_statistics, randomised_encoder
 from ecgprobe.analyzers.base import ANALYZERS, Analyzer, Result, analyzer_settings
 from ecgprobe.data.record import SPLITS, RecordSet
@@ -68,7 +69,8 @@ class InputAttributionResult(Result):
         ``example_record`` (K,) index into ``inputs``; ``example_label`` (K,) index into labels.
         ``attributions`` (K, L, n) — gradient methods only; ``lead_attributions`` (K, L): signed
         per-lead total (IG/GradSHAP: summed over time; kernelshap: the lead's Shapley value).
-        ``logit`` (K,), ``baseline_logit`` (K,), ``convergence_delta`` (K,).
+        ``logit`` (K,), ``baseline_logit`` (K,), ``convergence_delta`` (K,); ``ig_steps`` (K,): the
+        Integrated-Gradients steps each example used (``ig`` only).
         ``beat_offsets_s`` (W,); ``beat_saliency`` (K, W), ``beat_saliency_label`` (C, W),
         ``beat_saliency_lead`` (C, L, W): relative saliency around R (NaN where no complete beat).
         ``attributions`` is absent with ``store_maps=False``.
@@ -112,7 +114,9 @@ class InputAttribution(Analyzer):
         baseline: ``"zeros"``, ``"mean"`` or ``"smooth"`` (see the module docstring).
         n_examples: example records per label (attribution is expensive; 8 by default).
         split: split the examples come from.
-        n_steps: Integrated-Gradients steps.
+        n_steps: the most Integrated-Gradients steps per example: from 8, doubled until the
+            completeness gap is within ``ig_tolerance`` of ``|f(x) − f(baseline)|`` (steps stored).
+        ig_tolerance: the relative completeness gap an example may keep (0: always ``n_steps``).
         n_samples: GradientSHAP samples per example.
         stdev: GradientSHAP input noise (model-ready units).
         smooth_hz: cut-off of the ``smooth`` baseline.
@@ -163,6 +167,7 @@ class InputAttribution(Analyzer):
     seed: int = 0
     lead_shapley: str = "auto"
     n_permutations: int = 32
+    ig_tolerance: float = 0.01
 
     def _validate(self) -> None:
         if self.method not in METHODS:
@@ -181,6 +186,10 @@ class InputAttribution(Analyzer):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.ig_tolerance, (int, float)) or not 0 <= self.ig_tolerance < 1:
+            raise ConfigError(
+                f"ig_tolerance must be a number in [0, 1), e.g. 0.01; got {self.ig_tolerance!r}"
+            )
         if self.stdev < 0 or self.smooth_hz <= 0:
             raise ConfigError(f"stdev must be >= 0 and smooth_hz > 0 (got {self.stdev}, {self.smooth_hz})")
         lo, hi = self.beat_window_ms
@@ -245,6 +254,8 @@ class InputAttribution(Analyzer):
         }
         if attr.se is not None:
             arrays["lead_attribution_se"] = attr.se
+        if attr.steps is not None:
+            arrays["ig_steps"] = attr.steps
         n_beats = np.zeros(K, dtype=np.int64)
         if attr.maps is not None:
             offsets = am.beat_offsets(fs, self.beat_window_ms)
@@ -299,6 +310,7 @@ class InputAttribution(Analyzer):
             "lead_shapley_permutations": self.n_permutations if attr.how == "sampled" else None,
             "lead_shapley_max_se": float(np.nanmax(attr.se)) if attr.se is not None else None,
             "median_relative_delta": float(np.nanmedian(rel)) if np.isfinite(rel).any() else None,
+            "ig_steps_max": int(attr.steps.max()) if attr.steps is not None and len(attr.steps) else None,
             "top_lead": {
                 lab: leads[int(np.nanargmax(importance[c]))]
                 for c, lab in enumerate(head.labels)
@@ -393,7 +405,7 @@ class InputAttribution(Analyzer):
                 lead=lead, maps=None, delta=delta, se=se if how == "sampled" else None, how=how
             )
         maps = np.empty((K, *ex.x.shape[1:]), dtype=np.float32)
-        delta = np.empty(K)
+        delta, steps = np.empty(K), np.zeros(K, dtype=np.int64)
         with am.attribution_mode(encoder):
             model = am.HeadedModel(
                 encoder, head.W, head.b
@@ -401,13 +413,14 @@ class InputAttribution(Analyzer):
             for c in np.unique(ex.label):
                 ks = np.flatnonzero(ex.label == c)
                 try:
-                    maps[ks], delta[ks] = am.gradient_attribution(
+                    maps[ks], delta[ks], steps[ks] = refined_attribution(
                         model,
                         ex.x[ex.record[ks]],
                         ex.base[ex.record[ks]],
                         int(c),
                         method=method,
-                        n_steps=self.n_steps,
+                        max_steps=self.n_steps,
+                        tolerance=self.ig_tolerance,
                         n_samples=self.n_samples,
                         stdev=self.stdev,
                         batch_size=self.batch_size,
@@ -418,7 +431,8 @@ class InputAttribution(Analyzer):
                         f"{method} attribution of label {head.labels[c]!r} failed ({type(exc).__name__}: {exc}); "
                         "the encoder's state was restored"
                     ) from exc
-        return Attribution(lead=maps.sum(axis=-1, dtype=np.float64), maps=maps, delta=delta)
+        lead = maps.sum(axis=-1, dtype=np.float64)
+        return Attribution(lead=lead, maps=maps, delta=delta, steps=steps if method == "ig" else None)
 
     def _lead_shapley(
         self, encoder: Any, head: LinearHead, x: np.ndarray, base: np.ndarray, r: int

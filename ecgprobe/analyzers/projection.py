@@ -22,6 +22,10 @@ records, a compiled exact search below; ``benchmarks/bench_umap.py``). Larger se
 approximate search (``knn="exact"``/``"umap"`` force either). With cuML installed (``backend="auto"`` or ``"cuml"``) the GPU UMAP is used; its
 layout differs from umap-learn's for the same seed, and the result says which ran.
 
+Warm-up. umap-learn's kernels are compiled by numba on the first fit of a process (~25 s on 2
+cores); :func:`cache_compiled_umap` keeps them in numba's on-disk cache, so a later process loads
+them in a few seconds (the layout is the same).
+
 Large sets. Above ``max_records`` records a seeded, label-stratified subsample is projected:
 records are grouped by their exact label combination and each group keeps its share of the
 sample (largest-remainder rounding), so rare combinations keep their proportion; regression
@@ -39,6 +43,7 @@ dataset has them, so a report can colour by any of them (or re-join other metada
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from importlib import metadata
@@ -53,7 +58,7 @@ from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError, DependencyError
 from ecgprobe.extract.embeddings import Embeddings
 
-__all__ = ["Projection", "ProjectionResult", "stratified_subsample"]
+__all__ = ["Projection", "ProjectionResult", "cache_compiled_umap", "stratified_subsample"]
 
 _UMAP_METRICS = ("euclidean", "cosine", "manhattan", "correlation", "chebyshev")
 #: ``n² d`` up to which the exact kNN graph is used by default (a few seconds on 2 cores).
@@ -132,6 +137,48 @@ def _n_components(knn: np.ndarray) -> int:
     n, k = knn.shape
     graph = csr_matrix((np.ones(n * k), (np.repeat(np.arange(n), k), knn.ravel())), shape=(n, n))
     return int(connected_components(graph, directed=True, connection="weak")[0])
+
+
+_CACHING = threading.Lock()
+_CACHED_MODULES: set[str] = set()
+
+
+def cache_compiled_umap() -> int:
+    """Let numba keep umap-learn's compiled functions on disk, so the ~25 s of compilation a first
+    UMAP fit costs is paid once per machine, not once per process (``benchmarks/bench_report.py``).
+
+    umap-learn compiles its kernels (layout optimisation, fuzzy simplicial set, spectral
+    initialisation) lazily and, unlike pynndescent's, without ``cache=True``; this switches on the
+    same numba cache for every umap dispatcher not compiled yet (``Dispatcher.enable_caching``).
+    The compiled code is the same, so the layout is identical (tested); numba keys the cache by
+    the source file and the argument types and recompiles when either changes. Where the cache
+    cannot be written numba warns and compiles as before. Returns how many functions were switched.
+    """
+    import sys
+
+    from numba.core.registry import CPUDispatcher
+
+    switched = 0
+    with _CACHING:
+        for name, module in list(sys.modules.items()):
+            if not (name == "umap" or name.startswith("umap.")) or name in _CACHED_MODULES:
+                continue
+            _CACHED_MODULES.add(name)
+            funcs = [f for f in vars(module).values() if isinstance(f, CPUDispatcher)]
+            for fn in funcs:
+                # numba's cache key does not hold the target options: of a function compiled
+                # twice (serial and parallel=True, as umap's layout kernel) only the serial one is
+                # cached, so the two never share an entry
+                shared = sum(f.py_func is fn.py_func for f in funcs) > 1
+                if fn.overloads or (shared and fn.targetoptions.get("parallel")):
+                    continue
+                if type(fn._cache).__name__ == "NullCache":
+                    try:
+                        fn.enable_caching()
+                        switched += 1
+                    except Exception:  # an uncacheable function compiles as before
+                        continue
+    return switched
 
 
 def _versions(*names: str) -> dict[str, str]:
@@ -322,6 +369,7 @@ class Projection(Analyzer):
             import umap
         except ImportError:
             raise DependencyError("the UMAP projection needs umap-learn: pip install umap-learn") from None
+        cache_compiled_umap()  # the first fit on this machine compiles; later processes load
         use_exact = self.knn == "exact" or (
             self.knn == "auto" and self.metric in METRICS and len(X) ** 2 * X.shape[1] <= _EXACT_KNN_BUDGET
         )

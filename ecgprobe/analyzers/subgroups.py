@@ -1,4 +1,5 @@
-"""``subgroups``: the probe's test AUROC by sex and age band, each compared with the rest.
+"""``subgroups``: the probe's test AUROC by sex, age band and any categorical grouping attribute
+(default: ``site`` where the records' metadata has it), each group compared with the rest.
 
 Computed from a probe result's per-record test scores (``test_ids``, ``test_patient_ids``,
 ``test_y``, ``test_scores``) and the records' metadata, with the probes' own patient-bootstrap
@@ -24,9 +25,22 @@ from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import AnalysisError, ConfigError
 from ecgprobe.extract.embeddings import Embeddings
 
-__all__ = ["SubgroupGaps", "SubgroupResult", "age_band_names", "subgroup_gaps"]
+__all__ = [
+    "DEFAULT_ATTRIBUTES",
+    "SubgroupGaps",
+    "SubgroupResult",
+    "age_band_names",
+    "group_values",
+    "subgroup_gaps",
+]
 
 DEFAULT_AGE_EDGES: tuple[float, ...] = (40.0, 60.0, 80.0)
+#: The grouping attributes analysed by default, each where the metadata has the column: ``age``
+#: is cut into bands, every other attribute is categorical (``site``: the recording site, a
+#: classic confounder).
+DEFAULT_ATTRIBUTES: tuple[str, ...] = ("sex", "age", "site")
+#: Values that mean "unknown" in a categorical metadata column.
+_UNKNOWN = ("", "nan", "none", "unknown", "<na>")
 
 
 class SubgroupResult(Result):
@@ -52,18 +66,51 @@ def age_band_names(edges: Sequence[float]) -> list[str]:
     return [f"<{e[0]}"] + [f"{a}–{b - 1}" for a, b in itertools.pairwise(e)] + [f"≥{e[-1]}"]
 
 
-def _attributes(meta: pd.DataFrame, edges: Sequence[float]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    if "sex" in meta:
-        sex = meta["sex"].astype("string").str.strip().str.lower()
-        out["sex"] = (
-            sex.where(~sex.isin(["", "nan", "none", "unknown", "<na>"])).fillna("").to_numpy(dtype=str)
+def group_values(column: pd.Series) -> np.ndarray:
+    """A categorical metadata column as text per record, ``""`` where unknown.
+
+    Whole numbers are written without a decimal part (PTB-XL's ``site`` 2.0 -> ``"2"``), text is
+    stripped, and ``sex`` is lower-cased (loaders spell it ``Male``/``male``/``M``...).
+
+    Example:
+        >>> group_values(pd.Series(["A", " B", None, "unknown"])).tolist()
+        ['A', 'B', '', '']
+    """
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        num = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+        whole = np.isfinite(num) & (num == np.round(num))
+        text = np.where(
+            whole, np.round(np.where(whole, num, 0)).astype(np.int64).astype(str), num.astype(str)
         )
-    if "age" in meta:
-        age = pd.to_numeric(meta["age"], errors="coerce").to_numpy(dtype=float)
-        names = np.asarray(age_band_names(edges))
-        idx = np.searchsorted(np.asarray(edges, dtype=float), age, side="right")
-        out["age"] = np.where(np.isfinite(age), names[np.minimum(idx, len(names) - 1)], "")
+        return np.where(np.isfinite(num), text, "").astype(str)
+    values = column.astype("string").str.strip()
+    if column.name == "sex":
+        values = values.str.lower()
+    return values.where(~values.str.lower().isin(_UNKNOWN)).fillna("").to_numpy(dtype=str)
+
+
+def _attributes(
+    meta: pd.DataFrame, names: Sequence[str], edges: Sequence[float], max_levels: int, notes: list[str]
+) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name not in meta:
+            continue
+        if name == "age":
+            age = pd.to_numeric(meta["age"], errors="coerce").to_numpy(dtype=float)
+            bands = np.asarray(age_band_names(edges))
+            idx = np.searchsorted(np.asarray(edges, dtype=float), age, side="right")
+            out["age"] = np.where(np.isfinite(age), bands[np.minimum(idx, len(bands) - 1)], "")
+            continue
+        values = group_values(meta[name])
+        levels = set(values) - {""}
+        if len(levels) > max_levels:
+            notes.append(
+                f"{name} has {len(levels)} distinct values among the test records (more than max_levels="
+                f"{max_levels}): not analysed as groups"
+            )
+            continue
+        out[name] = values
     return out
 
 
@@ -71,18 +118,25 @@ def subgroup_gaps(
     probe: Result,
     records: RecordSet,
     *,
+    attributes: Sequence[str] = DEFAULT_ATTRIBUTES,
     age_edges: Sequence[float] = DEFAULT_AGE_EDGES,
+    max_levels: int = 12,
     min_records: int = 20,
     n_resamples: int = 1000,
     seed: int = 0,
     ci_level: float = 0.95,
 ) -> SubgroupResult:
-    """Macro AUROC per sex and age band with patient-bootstrap CIs, and each group's gap to the rest.
+    """Macro AUROC per group (sex, age band, site, ...) with patient-bootstrap CIs, and each
+    group's gap to the rest.
 
     Args:
         probe: a ``linear_probe`` or ``knn_probe`` result (multi-label, with its arrays).
-        records: the dataset the probe was run on (its metadata gives sex and age by record id).
+        records: the dataset the probe was run on (its metadata gives the attributes by record id).
+        attributes: metadata columns to group by, each where the metadata has it; ``age`` is cut
+            into bands, the others are categorical.
         age_edges: age band boundaries in years.
+        max_levels: a categorical attribute with more distinct values among the test records is
+            listed in the notes, not analysed.
         min_records: groups with fewer test records are listed in the notes, not analysed.
         n_resamples: bootstrap resamples (patients drawn with replacement, shared by all groups).
         seed: seed of the draws.
@@ -93,7 +147,8 @@ def subgroup_gaps(
 
     Raises:
         ConfigError: a regression probe, or a probe result without its per-record test arrays.
-        AnalysisError: the dataset has neither sex nor age for the test records.
+        AnalysisError: the test records have none of ``attributes`` (naming them and the columns
+            there are).
 
     Example:
         >>> gaps = subgroup_gaps(probe_result, records)  # doctest: +SKIP
@@ -119,13 +174,16 @@ def subgroup_gaps(
     s = np.asarray(probe.arrays["test_scores"], dtype=np.float64)
     labels = [str(v) for v in probe.metrics.get("labels_fitted", [])]
     meta = records.meta.reindex(ids)
-    attrs = _attributes(meta, age_edges)
+    notes: list[str] = []
+    attrs = _attributes(meta, attributes, age_edges, max_levels, notes)
     if not attrs or all((a == "").all() for a in attrs.values()):
         raise AnalysisError(
-            f"the test records have no sex or age metadata (dataset {records.name!r}); subgroup gaps cannot be computed"
+            f"the test records have none of the grouping attributes {list(attributes)} (dataset "
+            f"{records.name!r} has metadata columns {list(records.meta.columns)}); pass attributes= naming "
+            "categorical columns, or skip subgroups"
         )
     weights = resample_weights(groups, n_resamples, seed)
-    rows, lab_rows, gap_reps, notes = [], [], [], []
+    rows, lab_rows, gap_reps = [], [], []
 
     def evaluate(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         point = rank_metrics(y[mask], s[mask], ap=False)[0][0]
@@ -198,7 +256,9 @@ def subgroup_gaps(
         tables={"groups": rows, "per_label": lab_rows},
         arrays={"gap_replicates": np.asarray(gap_reps, dtype=np.float64).reshape(len(gap_reps), n_resamples)},
         params={
+            "attributes": [str(a) for a in attributes],
             "age_edges": [float(e) for e in age_edges],
+            "max_levels": max_levels,
             "min_records": min_records,
             "n_resamples": n_resamples,
             "seed": seed,
@@ -211,11 +271,12 @@ def subgroup_gaps(
 
 
 @ANALYZERS.register(
-    "subgroups", summary="probe AUROC by sex and age band, each group's gap to the rest, paired CIs"
+    "subgroups", summary="probe AUROC by sex, age band and site, each group's gap to the rest, paired CIs"
 )
 @analyzer_settings
 class SubgroupGaps(Analyzer):
-    """The linear probe's test AUROC per sex and age band, and each group's gap to the rest.
+    """The linear probe's test AUROC per sex, age band and site (or other grouping attributes),
+    and each group's gap to the rest.
 
     The analyzer form of :func:`subgroup_gaps`, so that a workflow runs it after the probe it
     reads (``requires``) and caches it like any other analysis.
@@ -223,7 +284,10 @@ class SubgroupGaps(Analyzer):
     Args:
         probe: the ``linear_probe`` (or ``knn_probe``) result to break down; ``None`` fits a
             linear probe with default settings on the given embeddings.
+        attributes: metadata columns to group by (default ``sex``, ``age``, ``site``), each where
+            the metadata has it; ``age`` is banded, any other column is categorical.
         age_edges: age band boundaries in years.
+        max_levels: categorical attributes with more distinct test values are not analysed.
         min_records: groups with fewer test records are listed in the notes, not analysed.
         n_resamples: bootstrap resamples (patients drawn with replacement, shared by all groups).
         ci_level: confidence level.
@@ -238,7 +302,9 @@ class SubgroupGaps(Analyzer):
     requires: ClassVar[Mapping[str, str]] = {"probe": "linear_probe"}
 
     probe: Result | None = None
+    attributes: Sequence[str] = DEFAULT_ATTRIBUTES
     age_edges: Sequence[float] = DEFAULT_AGE_EDGES
+    max_levels: int = 12
     min_records: int = 20
     n_resamples: int = 1000
     ci_level: float = 0.95
@@ -248,8 +314,19 @@ class SubgroupGaps(Analyzer):
         edges = [float(e) for e in self.age_edges]
         if not edges or any(b <= a for a, b in itertools.pairwise(edges)):
             raise ConfigError(f"age_edges must be increasing ages in years, got {list(self.age_edges)!r}")
-        if not isinstance(self.min_records, int) or self.min_records < 1:
-            raise ConfigError(f"min_records must be an integer >= 1, got {self.min_records!r}")
+        if (
+            isinstance(self.attributes, str)
+            or not self.attributes
+            or not all(isinstance(a, str) and a for a in self.attributes)
+        ):
+            raise ConfigError(
+                f"attributes must be a list of metadata column names, e.g. ['sex', 'age', 'site'], "
+                f"got {self.attributes!r}"
+            )
+        for name in ("min_records", "max_levels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         check_resampling(self.n_resamples, self.ci_level)
 
     def _run(self, emb: Embeddings, records: RecordSet) -> Result:
@@ -261,7 +338,9 @@ class SubgroupGaps(Analyzer):
         result = subgroup_gaps(
             probe,
             records,
+            attributes=self.attributes,
             age_edges=self.age_edges,
+            max_levels=self.max_levels,
             min_records=self.min_records,
             n_resamples=self.n_resamples,
             seed=self.seed,

@@ -56,6 +56,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "projection": {"n_neighbors": 5, "n_eval": 60, "n_epochs": 20},
     "scarcity": {"fractions": (0.5, 1.0), "n_seeds": 1, "Cs": (0.1, 1.0), "n_resamples": 10},
     "subgroups": {"n_resamples": 20, "min_records": 5},
+    "confounding": {"n_resamples": 20, "min_records": 5, "attribute": "sex"},
 }
 
 

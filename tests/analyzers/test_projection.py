@@ -255,3 +255,17 @@ def test_report_explains_each_descriptor_and_reads_old_results(fitted):
     assert "effective rank, standardised features" not in old_rows and set(old_rows) - {
         "records projected"
     } <= set(DESCRIPTOR_HELP)
+
+
+def test_umap_kernels_are_compiled_once_per_machine(fitted):
+    """After a fit, umap-learn's lazily compiled kernels write to numba's on-disk cache, so the
+    next process loads them instead of compiling (~25 s on 2 cores)."""
+    import umap.layouts
+
+    from ecgprobe.analyzers.projection import cache_compiled_umap
+
+    kernel = umap.layouts._nb_optimize_layout_euclidean_single_epoch
+    assert type(kernel._cache).__name__ != "NullCache"
+    parallel_twin = umap.layouts._nb_optimize_layout_euclidean_single_epoch_parallel
+    assert type(parallel_twin._cache).__name__ == "NullCache"  # never shares the serial entry
+    assert cache_compiled_umap() == 0  # every umap module already switched: nothing twice

@@ -26,6 +26,7 @@ class Attribution:
         delta: ``(K,)`` completeness / efficiency gap.
         se: ``(K, L)`` standard errors of sampled lead Shapley values, else None.
         how: ``"exact"`` / ``"sampled"`` for lead Shapley values.
+        steps: ``(K,)`` Integrated-Gradients steps each example used, else None.
     """
 
     lead: np.ndarray
@@ -33,6 +34,7 @@ class Attribution:
     delta: np.ndarray
     se: np.ndarray | None = None
     how: str = ""
+    steps: np.ndarray | None = None
 
     def lead_abs(self) -> np.ndarray:
         """``(K, L)`` mean |attribution| per lead (|lead attribution| without maps)."""

@@ -1,4 +1,4 @@
-"""Subgroup gaps: AUROC by sex and age band, each compared with the rest of the test set."""
+"""Subgroup gaps: AUROC by sex, age band and site, each compared with the rest of the test set."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from ecgprobe.report.glossary import explain
     kind="subgroups",
     title="Subgroup gaps",
     order=70,
-    lead="Does the probe work equally well for women and men, young and old?",
+    lead="Does the probe work equally well for women and men, young and old, at every site?",
 )
 def render(report: Report, res: Result) -> list[Block]:
     rows = res.tables.get("groups", [])
@@ -69,7 +69,7 @@ def render(report: Report, res: Result) -> list[Block]:
             Figure(
                 render_png(draw, size=(6.5, 1.0 + 0.38 * len(rows))),
                 caption="Macro AUROC per group; dashed: the whole test set; orange: the gap to the rest excludes 0.",
-                alt="Forest plot of macro AUROC by sex and age band",
+                alt="Forest plot of macro AUROC by group (sex, age band, site)",
                 width=0.85,
             )
         )
