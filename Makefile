@@ -30,9 +30,10 @@ system-deps:
 	    chromium poppler-utils >/dev/null) || echo "note: could not install them; browser/PDF tests will skip"; \
 	else echo "note: install chromium and poppler-utils for the browser/PDF tests (they skip otherwise)"; fi
 
+# The suite runs on every core (at most 4), a test file per worker (module fixtures stay shared).
 test: venv system-deps
 	$(PIP) install -e ".[test,openecg]"
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 lint: venv
 	$(PIP) install -e ".[dev]"

@@ -49,6 +49,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "alignment": {"n_resamples": 50},
         "paired_bootstrap": {"n_resamples": 300},
         "layer_probe": {"n_resamples": 300},
+        "confounding": {"n_resamples": 300},
     },
 }
 
