@@ -15,12 +15,17 @@ one matrix-*matrix* product over the labels still active. Three further savings:
   Hessian is close to diagonal and a Jacobi preconditioner makes CG converge in a few steps;
 - the C path is solved from the strongest regularisation to the weakest, each C warm-started from
   the previous solution (which is close, so one to three Newton steps usually suffice);
-- labels drop out of the batch as soon as they have converged.
+- labels drop out of the batch as soon as they have converged (out of the CG iterations too);
+- with ``keep_going``, a label leaves the C path once a rule says so (the probes stop it when its
+  validation choice has settled, :mod:`ecgprobe.analyzers._stats.c_path`): the weakest
+  regularisation, the worst-conditioned and costliest end, is then solved only where it can still
+  be chosen.
 
 The same code runs on CPU and, when one is present, on a CUDA GPU (PyTorch), in float32 or float64.
 The objective is scikit-learn's (``LogisticRegression(C=C)``, intercept not penalised) divided by
 ``C n``: ``mean_i log-loss_i + ||w||^2 / (2 C n)``; the convergence test bounds the largest absolute
-gradient entry of that objective (scikit-learn's L-BFGS uses the same scale with ``tol=1e-4``).
+gradient entry of that objective (scikit-learn's L-BFGS uses the same scale with ``tol=1e-4``, the
+default here too).
 """
 
 from __future__ import annotations
