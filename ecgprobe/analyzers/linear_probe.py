@@ -7,7 +7,9 @@ Protocol (nothing fitted ever sees a test record):
 2. multi-label: one L2 logistic regression per label (one-vs-rest) for every C of a log-spaced
    grid (default 7 values, 1e-4 .. 1e2, scikit-learn's ``C``, intercept unpenalised); labels
    without a positive (or without a negative) in train cannot be fitted and are listed;
-3. C is chosen **per label** on the validation split by AUROC. Why per label: prevalences of ECG
+3. C is chosen **per label** on the validation split by AUROC (the path is solved from the
+   smallest C up; a label leaves it once its choice has settled, ``patience`` C values without
+   a strict improvement: see :mod:`ecgprobe.analyzers._stats.c_path`). Why per label: prevalences of ECG
    labels span three orders of magnitude (PTB-XL: 10 to 9,000 positives), and the best penalty
    grows with the amount of evidence, so one shared C over-regularises frequent labels or
    under-regularises rare ones (scikit-learn's ``LogisticRegressionCV`` chooses per class in
@@ -32,17 +34,18 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ecgprobe.analyzers._stats.bootstrap import DEFAULT_MIN_POSITIVES
+from ecgprobe.analyzers._stats.c_path import SettledChoice, choose_on_path
 from ecgprobe.analyzers._stats.evaluation import (
     check_common,
     check_grid,
     evaluate_probe,
     evaluate_regression,
     interval_settings,
-    select_by_val,
     val_auroc,
 )
 from ecgprobe.analyzers._stats.probe_data import fit_scaler, fittable_targets, split_data
 from ecgprobe.analyzers._stats.solvers import (
+    LogisticPath,
     fit_logistic_path,
     fit_logistic_path_sklearn,
     resolve_device,
@@ -130,8 +133,12 @@ class LinearProbe(Analyzer):
         seed: seed of the bootstrap.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         solver: ``"newton"`` (batched Newton-CG, fast) or ``"lbfgs"`` (scikit-learn reference).
-        tol: gradient tolerance of the solver (mean-loss scale).
+        tol: gradient tolerance of the solver (mean-loss scale; 1e-4 is scikit-learn's default
+            ``tol`` on the same scale, the largest absolute gradient entry).
         max_iter: iteration limit per C and label.
+        patience: a label leaves the C path after this many C values without a strict
+            improvement of its validation AUROC (and once the shared choice has settled too);
+            ``None`` solves every C for every label (as ``solver="lbfgs"`` always does).
 
     Example:
         >>> result = LinearProbe(n_resamples=200).run(emb, records)  # doctest: +SKIP
@@ -149,8 +156,9 @@ class LinearProbe(Analyzer):
     seed: int = 0
     device: str = "auto"
     solver: str = "newton"
-    tol: float = 1e-5
+    tol: float = 1e-4
     max_iter: int = 100
+    patience: int | None = 2
 
     def _validate(self) -> None:
         self.Cs = check_grid(self.Cs, "Cs")
@@ -161,6 +169,10 @@ class LinearProbe(Analyzer):
             raise ConfigError(f"solver must be 'newton' or 'lbfgs', got {self.solver!r}")
         if not (float(self.tol) > 0 and int(self.max_iter) >= 1):
             raise ConfigError(f"tol must be > 0 and max_iter >= 1, got {self.tol}, {self.max_iter}")
+        if self.patience is not None and (isinstance(self.patience, bool) or int(self.patience) < 1):
+            raise ConfigError(
+                f"patience must be a positive integer or None (whole C grid), got {self.patience!r}"
+            )
         check_common(self.n_resamples, self.ci_level, self.n_bins, self.ci_method, self.min_positives)
 
     def _run(self, emb: Embeddings, records: RecordSet) -> Result:
@@ -193,16 +205,48 @@ class LinearProbe(Analyzer):
             device=resolve_device(self.device),
         )
 
+    def fit_tuned(
+        self, X: np.ndarray, Y: np.ndarray, X_val: np.ndarray, Y_val: np.ndarray
+    ) -> tuple[LogisticPath, np.ndarray]:
+        """The path on standardised ``X`` and its validation AUROC ``(K, L)`` on ``X_val``; with
+        ``patience`` (Newton solver), labels leave the path once their choice has settled (NaN)."""
+        if self.solver == "lbfgs" or self.patience is None:
+            path = self.fit_path(X, Y)
+            return path, val_auroc(Y_val, path.decision_function(X_val))
+        rule = SettledChoice(
+            X_val, Y_val, len(self.Cs), patience=int(self.patience), per_label=self.c_selection == "per_label"
+        )
+        path = fit_logistic_path(
+            X,
+            Y,
+            self.Cs,
+            tol=float(self.tol),
+            max_newton=int(self.max_iter),
+            device=resolve_device(self.device),
+            keep_going=rule,
+        )
+        return path, rule.val_auc
+
+    def choose(
+        self, path: LogisticPath, val_auc: np.ndarray, Y_val: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """The C index per label (see :func:`~ecgprobe.analyzers._stats.c_path.choose_on_path`).
+
+        Raises:
+            AnalysisError: no label has both classes in ``Y_val``.
+        """
+        n_pos = np.asarray(Y_val).astype(bool).sum(0)
+        has_val = (n_pos > 0) & (n_pos < len(Y_val))
+        return choose_on_path(val_auc, path.fitted, has_val, per_label=self.c_selection == "per_label")
+
     def _multilabel(self, Xs: dict, data: Any, records: RecordSet, head: dict) -> Result:
         targets = fittable_targets(list(records.label_names), data.y)
         fitted, Y = targets.fitted, targets.Y
-        path = self.fit_path(Xs["train"], Y["train"])
-        logits_val = path.decision_function(Xs["val"])
-        val_auc = val_auroc(Y["val"], logits_val)
-        idx, own, shared = select_by_val(val_auc, per_label=self.c_selection == "per_label")
+        path, val_auc = self.fit_tuned(Xs["train"], Y["train"], Xs["val"], Y["val"])
+        idx, own, shared = self.choose(path, val_auc, Y["val"])
         cols = np.arange(len(fitted))
         coef, intercept = path.coef[idx, cols], path.intercept[idx, cols]
-        p_val = _sigmoid(logits_val[idx, :, cols].T)
+        p_val = _sigmoid(Xs["val"] @ coef.T + intercept)
         p_test = _sigmoid(Xs["test"] @ coef.T + intercept)
         ev = evaluate_probe(self, targets, p_val, p_test, data, val_auc[idx, cols])
         Cs = np.asarray(self.Cs)
@@ -213,6 +257,12 @@ class LinearProbe(Analyzer):
         if no_val:
             notes.append(
                 f"shared C={Cs[shared]:g} used for labels without both classes in val: {', '.join(no_val)}"
+            )
+        left = int((~path.fitted).any(0).sum())
+        if left:
+            notes.append(
+                f"{left} of {len(fitted)} labels left the C path early (validation choice settled, "
+                f"patience={self.patience}); their skipped C values are NaN in val_auroc_grid"
             )
         not_conv = [fitted[j] for j in cols if not path.converged[idx[j], j]]
         if not_conv:

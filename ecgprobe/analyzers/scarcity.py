@@ -54,7 +54,7 @@ from ecgprobe.analyzers._stats.bootstrap import (
     jackknife_weights,
     resample_weights,
 )
-from ecgprobe.analyzers._stats.evaluation import check_grid, select_by_val, val_auroc
+from ecgprobe.analyzers._stats.evaluation import check_grid
 from ecgprobe.analyzers._stats.metrics import rank_metrics
 from ecgprobe.analyzers._stats.probe_data import fit_scaler, fittable_labels, split_data
 from ecgprobe.analyzers._stats.scarcity_summary import crossing_point, normalised_area, scarcity_notes
@@ -117,7 +117,7 @@ class ScarcityCurve(Analyzer):
             the seeds held fixed: an approximation for the two-stage bootstrap).
         min_positives: labels with fewer positive (or negative) test patients are flagged and
             left out of the headline curve, as in :class:`LinearProbe`.
-        device, tol, max_iter: solver settings, as :class:`LinearProbe`.
+        device, tol, max_iter, patience: solver settings, as :class:`LinearProbe`.
 
     Example:
         >>> res = ScarcityCurve(fractions=(0.1, 0.5, 1.0), n_seeds=3).run(emb, records)  # doctest: +SKIP
@@ -136,8 +136,9 @@ class ScarcityCurve(Analyzer):
     ci_method: str = "percentile"
     min_positives: int = DEFAULT_MIN_POSITIVES
     device: str = "auto"
-    tol: float = 1e-5
+    tol: float = 1e-4
     max_iter: int = 100
+    patience: int | None = 2
 
     def _validate(self) -> None:
         if self.samples_per_class is not None:
@@ -163,7 +164,12 @@ class ScarcityCurve(Analyzer):
 
     def _probe(self) -> LinearProbe:
         probe = LinearProbe(
-            Cs=self.Cs, c_selection=self.c_selection, device=self.device, tol=self.tol, max_iter=self.max_iter
+            Cs=self.Cs,
+            c_selection=self.c_selection,
+            device=self.device,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            patience=self.patience,
         )
         probe._validate()
         return probe
@@ -177,11 +183,11 @@ class ScarcityCurve(Analyzer):
             return _Fit(np.zeros(0, dtype=np.int64), np.zeros((len(Y["test"]), 0)), np.zeros(0))
         mean, scale, _ = fit_scaler(X["train"][train])
         std = {s: ((X[s][m] - mean) / scale).astype(np.float32) for s, m in (("train", train), ("val", val))}
-        path = probe.fit_path(std["train"], y_tr[:, cols])
-        v_auc = val_auroc(Y["val"][val][:, cols], path.decision_function(std["val"]))
+        y_val = Y["val"][val][:, cols]
+        path, v_auc = probe.fit_tuned(std["train"], y_tr[:, cols], std["val"], y_val)
         try:
-            idx, _, _ = select_by_val(v_auc, per_label=self.c_selection == "per_label")
-        except AnalysisError:  # a subsampled val split without any usable label
+            idx, _, _ = probe.choose(path, v_auc, y_val)
+        except AnalysisError:  # a subsampled val split without any usable label (whole path solved)
             idx = np.full(len(cols), len(probe.Cs) // 2)
         j = np.arange(len(cols))
         coef, b = path.coef[idx, j], path.intercept[idx, j]

@@ -179,7 +179,8 @@ def test_per_label_and_shared_C_and_unfittable_labels(problem):
     assert np.isfinite(m["macro_auroc"]) and any("L3" in n for n in res.notes)
     per = LinearProbe(**FAST).run(emb, records)
     grid = per.arrays["val_auroc_grid"]
-    assert (grid[np.searchsorted(per.arrays["c_grid"], per.arrays["C"]), range(4)] == grid.max(0)).all()
+    # NaN: C values a label left the path before (its validation choice had settled)
+    assert (grid[np.searchsorted(per.arrays["c_grid"], per.arrays["C"]), range(4)] == np.nanmax(grid, 0)).all()
 
 
 def test_regression_matches_ridge_and_drops_missing_targets(problem):

@@ -15,17 +15,22 @@ one matrix-*matrix* product over the labels still active. Three further savings:
   Hessian is close to diagonal and a Jacobi preconditioner makes CG converge in a few steps;
 - the C path is solved from the strongest regularisation to the weakest, each C warm-started from
   the previous solution (which is close, so one to three Newton steps usually suffice);
-- labels drop out of the batch as soon as they have converged.
+- labels drop out of the batch as soon as they have converged (out of the CG iterations too);
+- with ``keep_going``, a label leaves the C path once a rule says so (the probes stop it when its
+  validation choice has settled, :mod:`ecgprobe.analyzers._stats.c_path`): the weakest
+  regularisation, the worst-conditioned and costliest end, is then solved only where it can still
+  be chosen.
 
 The same code runs on CPU and, when one is present, on a CUDA GPU (PyTorch), in float32 or float64.
 The objective is scikit-learn's (``LogisticRegression(C=C)``, intercept not penalised) divided by
 ``C n``: ``mean_i log-loss_i + ||w||^2 / (2 C n)``; the convergence test bounds the largest absolute
-gradient entry of that objective (scikit-learn's L-BFGS uses the same scale with ``tol=1e-4``).
+gradient entry of that objective (scikit-learn's L-BFGS uses the same scale with ``tol=1e-4``, the
+default here too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +38,18 @@ import numpy as np
 
 from ecgprobe.exceptions import ConfigError
 
-__all__ = ["LogisticPath", "fit_logistic_path", "fit_logistic_path_sklearn", "resolve_device", "ridge_path"]
+__all__ = [
+    "KeepGoing",
+    "LogisticPath",
+    "fit_logistic_path",
+    "fit_logistic_path_sklearn",
+    "resolve_device",
+    "ridge_path",
+]
+
+
+KeepGoing = Callable[[int, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""``keep_going(k, labels, coef, intercept) -> mask``: see :func:`fit_logistic_path`."""
 
 
 @dataclass
@@ -47,6 +63,8 @@ class LogisticPath:
         n_iter: ``(K, L)`` Newton iterations (or L-BFGS iterations for the scikit-learn path).
         converged: ``(K, L)`` whether the gradient test was met within the iteration limit.
         device: where it ran (``"cpu"``, ``"cuda:0"``, ``"sklearn"``).
+        fitted: ``(K, L)`` whether label ``l`` was solved at ``Cs[k]`` (False where ``keep_going``
+            took it off the path; its ``coef`` and ``intercept`` are NaN there). None: all were.
     """
 
     Cs: np.ndarray
@@ -55,6 +73,11 @@ class LogisticPath:
     n_iter: np.ndarray
     converged: np.ndarray
     device: str
+    fitted: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.fitted is None:
+            self.fitted = np.ones(self.intercept.shape, dtype=bool)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Logits ``(K, n, L)`` of ``X`` (standardised like the training data) for every C."""
@@ -87,11 +110,12 @@ def fit_logistic_path(
     Y: np.ndarray,
     Cs: Sequence[float],
     *,
-    tol: float = 1e-5,
+    tol: float = 1e-4,
     max_newton: int = 100,
     max_cg: int = 200,
     device: str = "cpu",
     dtype: str = "float32",
+    keep_going: KeepGoing | None = None,
 ) -> LogisticPath:
     """Fit one L2 logistic regression per column of ``Y`` for every C (batched Newton-CG).
 
@@ -106,6 +130,11 @@ def fit_logistic_path(
         max_cg: CG iterations per Newton step.
         device: ``"cpu"`` or ``"cuda[:i]"`` (see :func:`resolve_device`).
         dtype: ``"float32"`` or ``"float64"`` for the products with the data.
+        keep_going: called after each C (in increasing order) as ``keep_going(k, labels, coef,
+            intercept)`` with the indices of the labels just solved at ``Cs[k]`` and their
+            ``(len(labels), D)`` weights and intercepts; returns a boolean mask over ``labels`` of
+            those to solve at the next C (the others stay off the path: see
+            :class:`ecgprobe.analyzers._stats.c_path.SettledChoice`). None: every label, every C.
 
     Returns:
         A :class:`LogisticPath`.
@@ -134,7 +163,7 @@ def fit_logistic_path(
     if small:
         torch.set_num_threads(1)
     try:
-        return _fit_path(X, Y, Cs_arr, tdtype, dev, tol, max_newton, max_cg)
+        return _fit_path(X, Y, Cs_arr, tdtype, dev, tol, max_newton, max_cg, keep_going)
     finally:
         torch.set_num_threads(threads)
 
@@ -148,16 +177,19 @@ def _fit_path(
     tol: float,
     max_newton: int,
     max_cg: int,
+    keep_going: KeepGoing | None,
 ) -> LogisticPath:
     import torch
 
     n, D = X.shape
     L = Y.shape[1]
-    Xt = torch.as_tensor(np.asarray(X), device=dev).to(torch.float64)
+    Xt = torch.as_tensor(np.asarray(X), device=dev).to(tdtype)
     # Principal axes of the training data: X V has uncorrelated columns, so the logistic Hessian
     # X' S X is nearly diagonal there and Jacobi preconditioning works (V orthogonal: same penalty).
-    _, V = torch.linalg.eigh(Xt.T @ Xt)
-    A = torch.cat([Xt @ V, torch.ones(n, 1, dtype=torch.float64, device=dev)], dim=1).to(tdtype)
+    # The Gram matrix in the working precision is enough: V only preconditions, and eigh (float64)
+    # returns an orthogonal V whatever its input's rounding.
+    _, V = torch.linalg.eigh((Xt.T @ Xt).to(torch.float64))
+    A = torch.cat([Xt @ V.to(tdtype), torch.ones(n, 1, dtype=tdtype, device=dev)], dim=1)
     A2 = A * A
     del Xt
     Yt = torch.as_tensor(np.asarray(Y), device=dev).to(tdtype)
@@ -170,20 +202,31 @@ def _fit_path(
 
     order = np.argsort(Cs_arr, kind="stable")
     K = len(Cs_arr)
-    coef = np.zeros((K, L, D), dtype=np.float64)
-    intercept = np.zeros((K, L), dtype=np.float64)
+    coef = np.full((K, L, D), np.nan)
+    intercept = np.full((K, L), np.nan)
     n_iter = np.zeros((K, L), dtype=np.int64)
     converged = np.zeros((K, L), dtype=bool)
+    fitted = np.zeros((K, L), dtype=bool)
     Vn = V.cpu().numpy()
+    labels = np.arange(L)
     for k in order:
+        if not len(labels):
+            break
         lam = 1.0 / (Cs_arr[k] * n)
-        theta, its, conv = _newton_cg(A, A2, Yt, pen, theta, lam, tol, max_newton, max_cg)
-        th = theta.to(torch.float64).cpu().numpy()
-        coef[k] = (Vn @ th[:D]).T
-        intercept[k] = th[D]
-        n_iter[k] = its
-        converged[k] = conv
-    return LogisticPath(Cs_arr, coef, intercept, n_iter, converged, str(dev))
+        cols = torch.as_tensor(labels, device=dev)
+        th, its, conv = _newton_cg(A, A2, Yt[:, cols], pen, theta[:, cols], lam, tol, max_newton, max_cg)
+        theta[:, cols] = th
+        th_np = th.to(torch.float64).cpu().numpy()
+        coef[k, labels] = (Vn @ th_np[:D]).T
+        intercept[k, labels] = th_np[D]
+        n_iter[k, labels] = its
+        converged[k, labels] = conv
+        fitted[k, labels] = True
+        if keep_going is not None:
+            labels = labels[
+                np.asarray(keep_going(int(k), labels, coef[k, labels], intercept[k, labels]), dtype=bool)
+            ]
+    return LogisticPath(Cs_arr, coef, intercept, n_iter, converged, str(dev), fitted)
 
 
 def _objective(Z: Any, Y: Any, theta: Any, pen: Any, lam: float) -> Any:
@@ -266,37 +309,40 @@ def _batched_cg(A: Any, S: Any, M: Any, G: Any, pen: Any, lam: float, max_cg: in
     """Solve ``H_l d_l = -g_l`` for every label column by Jacobi-preconditioned CG.
 
     ``H_l = A' diag(S_l) A + lam diag(pen)``. Each column has its own CG scalars and stops at the
-    inexact-Newton forcing tolerance ``min(0.5, sqrt(|g|)) |g|`` (scipy's newton-cg rule); finished
-    columns get zero step length so the batch can run on. Returns ``d`` and ``A d`` (accumulated
-    from the products CG computes anyway, for the line search).
+    inexact-Newton forcing tolerance ``min(0.5, sqrt(|g|)) |g|`` (scipy's newton-cg rule) or at
+    non-positive curvature; finished columns leave the batch, so the products with ``A`` only
+    cover the columns still iterating (the hardest label no longer makes every label pay).
+    Returns ``d`` and ``A d`` (accumulated from the products CG computes anyway, for the line search).
     """
     import torch
 
-    r = -G
     d = torch.zeros_like(G)
     Ad = torch.zeros(A.shape[0], G.shape[1], dtype=G.dtype, device=G.device)
     gnorm = G.norm(dim=0)
     eta = torch.clamp(gnorm.sqrt(), max=0.5) * gnorm
-    z = r / M
+    cols = torch.arange(G.shape[1], device=G.device)
+    r, S_a, M_a = -G, S, M
+    z = r / M_a
     p = z
     rz = (r * z).sum(0)
-    live = torch.ones(G.shape[1], dtype=torch.bool, device=G.device)
-    zero = torch.zeros_like(rz)
     for _ in range(max_cg):
         Ap = A @ p
-        Hp = A.T @ (S * Ap) + lam * pen * p
+        Hp = A.T @ (S_a * Ap) + lam * pen * p
         pHp = (p * Hp).sum(0)
-        live = live & (pHp > 0)
-        alpha = torch.where(live, rz / torch.where(live, pHp, torch.ones_like(pHp)), zero)
-        d = d + alpha * p
-        Ad = Ad + alpha * Ap
+        curved = pHp > 0
+        alpha = torch.where(curved, rz / torch.where(curved, pHp, torch.ones_like(pHp)), torch.zeros_like(rz))
+        d[:, cols] += alpha * p
+        Ad[:, cols] += alpha * Ap
         r = r - alpha * Hp
-        live = live & (r.norm(dim=0) > eta)
+        live = curved & (r.norm(dim=0) > eta)
         if not bool(live.any()):
             break
-        z = r / M
+        if not bool(live.all()):
+            cols, r, p, rz, eta = cols[live], r[:, live], p[:, live], rz[live], eta[live]
+            S_a, M_a = S_a[:, live], M_a[:, live]
+        z = r / M_a
         rz_new = (r * z).sum(0)
-        beta = torch.where(live, rz_new / rz.clamp_min(torch.finfo(rz.dtype).tiny), zero)
+        beta = rz_new / rz.clamp_min(torch.finfo(rz.dtype).tiny)
         rz = rz_new
         p = z + beta * p
     return d, Ad
