@@ -44,7 +44,8 @@ lint: venv
 # table between the bench-table markers of README.md from every JSON there. A part at a time:
 #   make bench BENCH=startup        (or BENCH="startup probe"; BENCH_ARGS="--runs 5" is passed on)
 # Run it on a quiet machine: the figures are wall-clock times.
-BENCH ?= startup extract probe
+#   make bench BENCH=report BENCH_ARGS=--reference   (the full report of each reference encoder)
+BENCH ?= startup extract probe physiology robustness
 BENCH_ARGS ?=
 
 bench: venv

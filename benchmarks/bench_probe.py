@@ -309,6 +309,7 @@ def assemble(section: str, args: argparse.Namespace) -> dict | None:
         "baseline": BASELINE
         + (" (scarcity: on each distinct subset ScarcityCurve draws)" if section != "probe" else ""),
         "baseline_extrapolated": extrapolated,
+        "target": ">= 10x (issue 18), AUROC within 0.002",
         "runs": runs,
         "ratio_range": [min(ratios), max(ratios)],
         "timing": TIMING,

@@ -132,6 +132,7 @@ def reference(args: argparse.Namespace) -> None:
         f"{args.n} cached synthetic demo records; each run a fresh process with an empty result cache",
         "threads": threads,
         "baseline": "none",
+        "target": "<= 120 s per report on 2 cores",
         "runs": [
             {"encoder": n, "baseline_s": None, "ecgprobe_s": r["total_s"], "ratio": None, **r}
             for n, runs in results.items()

@@ -158,6 +158,7 @@ def main() -> None:
         "baseline": baseline,
         "runs": runs,
         "ratio_range": [min(ratios), max(ratios)],
+        "target": "<= 1.2x the bare extractions",
         "accuracy": accuracy,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
     }

@@ -44,25 +44,40 @@ def _range(lo: float, hi: float, unit: str) -> str:
 
 
 def measured(doc: dict[str, Any]) -> str:
-    """The figure of one result: its range over the runs, in seconds or as a ratio."""
+    """The figure of one result: its range over the runs, in seconds or as a ratio (CPU-time and
+    wall-clock ratios both shown when the runs recorded both)."""
     runs = doc["runs"]
-    if doc.get("unit") == "s":
+    if doc.get("unit") == "s" or any(v is None for v in doc["ratio_range"]):
         secs = [r["ecgprobe_s"] for r in runs]
         text = _range(min(secs), max(secs), " s")
-        cpu = [r["ecgprobe_cpu_s"] for r in runs if isinstance(r.get("ecgprobe_cpu_s"), (int, float))]
-        if len(cpu) == len(runs):  # CPU time: what a busy machine inflates least
+        cpu = [r.get("ecgprobe_cpu_s", r.get("cpu_s")) for r in runs]
+        if all(isinstance(c, (int, float)) for c in cpu):  # CPU time: what a busy machine inflates least
             text += f", CPU {_range(min(cpu), max(cpu), ' s')}"
+    elif doc.get("cpu_ratio_range"):  # ratio_range is wall clock here
+        text = f"{_range(*doc['cpu_ratio_range'], 'x')} CPU time, {_range(*doc['ratio_range'], 'x')} wall"
+    elif doc.get("wall_ratio_range"):  # ratio_range is CPU time here
+        text = f"{_range(*doc['ratio_range'], 'x')} CPU time, {_range(*doc['wall_ratio_range'], 'x')} wall"
     else:
         lo, hi = doc["ratio_range"]
         text = _range(lo, hi, "x")
     return f"{text} ({len(runs)} runs)"
 
 
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (int, float)):
+        return _number(v)
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k.replace('_', ' ')} {_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    return str(v)
+
+
 def accuracy(doc: dict[str, Any]) -> str:
     items = (doc.get("accuracy") or {}).items()
-    return ", ".join(
-        f"{k.replace('_', ' ')} {_number(v) if isinstance(v, (int, float)) else v}" for k, v in items
-    )
+    return ", ".join(f"{k.replace('_', ' ')} {_value(v)}" for k, v in items)
 
 
 def load(results: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -73,6 +88,9 @@ def load(results: Path) -> tuple[list[dict[str, Any]], list[str]]:
             doc = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             skipped.append(f"{path.name} (unreadable: {exc})")
+            continue
+        if path.name.startswith("coverage_"):  # interval coverage simulations: not speed figures
+            skipped.append(f"{path.name} (a coverage simulation)")
             continue
         if not isinstance(doc, dict) or any(k not in doc for k in REQUIRED) or not doc["runs"]:
             skipped.append(f"{path.name} (not in the benchmark schema)")
