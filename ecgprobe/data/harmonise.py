@@ -40,13 +40,16 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ecgprobe.data.challenge import snomed_table
 from ecgprobe.data.loading import multi_hot
 from ecgprobe.exceptions import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "CODE15_SNOMED",
@@ -121,6 +124,8 @@ def describe(code: str) -> str:
 def ptbxl_mapping() -> pd.DataFrame:
     """The shipped PTB-XL -> SNOMED-CT table: kind, value, snomed_code, challenge_ptbxl_records,
     source (one row per SCP statement or ``heart_axis`` value; see the file's header)."""
+    import pandas as pd
+
     text = resources.files("ecgprobe.data").joinpath("ptbxl_snomed.csv").read_text(encoding="utf-8")
     rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
     return pd.DataFrame(rows, dtype=str)

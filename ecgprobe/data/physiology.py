@@ -47,14 +47,16 @@ import warnings
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ecgprobe._io import atomic_write
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import ConfigError, DependencyError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "METHOD_VERSION",
@@ -317,6 +319,8 @@ def measure(
         >>> rs = ecgprobe.load_dataset("synthetic", n_records=8, seed=0)  # doctest: +SKIP
         >>> measure(rs)[["heart_rate", "qrs", "qtc"]].round(0)  # doctest: +SKIP
     """
+    import pandas as pd
+
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if reference is not None:

@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 
 from ecgprobe.data.record import RecordSet, SignalSource
 from ecgprobe.exceptions import ConfigError, DataError
@@ -164,6 +163,8 @@ def pool(
         >>> pool(a, b, names=["a", "b"]).meta["source"].value_counts().to_dict()  # doctest: +SKIP
         {'a': 10, 'b': 8}
     """
+    import pandas as pd
+
     if len(sets) < 2 or not all(isinstance(s, RecordSet) for s in sets):
         raise ConfigError("pool needs two or more RecordSets (from ecgprobe.load_dataset)")
     if labels not in ("shared", "union"):

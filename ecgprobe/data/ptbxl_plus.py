@@ -19,12 +19,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["DEFAULT_COLUMNS", "SOURCES", "reference_table"]
 
@@ -86,6 +89,8 @@ def reference_table(
         ConfigError: an unknown source or quantity in ``columns``.
         DataError: the table is missing, unreadable, lacks ``ecg_id`` or a column asked for.
     """
+    import pandas as pd
+
     from ecgprobe.data.physiology import QUANTITIES, check_quantity
 
     path = _table_path(Path(folder).expanduser(), source)
