@@ -180,7 +180,9 @@ def test_per_label_and_shared_C_and_unfittable_labels(problem):
     per = LinearProbe(**FAST).run(emb, records)
     grid = per.arrays["val_auroc_grid"]
     # NaN: C values a label left the path before (its validation choice had settled)
-    assert (grid[np.searchsorted(per.arrays["c_grid"], per.arrays["C"]), range(4)] == np.nanmax(grid, 0)).all()
+    assert (
+        grid[np.searchsorted(per.arrays["c_grid"], per.arrays["C"]), range(4)] == np.nanmax(grid, 0)
+    ).all()
 
 
 def test_regression_matches_ridge_and_drops_missing_targets(problem):
