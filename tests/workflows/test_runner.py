@@ -74,3 +74,33 @@ def test_every_requirement_names_a_registered_analysis():
     for name in ANALYZERS.list():
         for upstream in ANALYZERS.get(name).requires.values():
             assert upstream in ANALYZERS, (name, upstream)
+
+
+def test_progress_names_only_the_analyses_running_now(inputs, monkeypatch):
+    """Issue 17: the bar sat on "probe_shap" for 14 minutes after it had finished. Every
+    postfix the bar shows must name exactly the analyses started and not yet finished."""
+    from ecgprobe.workflows import runner
+
+    shown: list[tuple[str, frozenset[str], frozenset[str]]] = []
+    state = {"running": set()}
+    original_start, original_done = runner._Progress.start, runner._Progress.done
+
+    def start(self, name):
+        state["running"].add(name)
+        original_start(self, name)
+        shown.append(("start", frozenset(state["running"]), frozenset(self.running)))
+
+    def done(self, name):
+        state["running"].discard(name)
+        original_done(self, name)
+        shown.append(("done", frozenset(state["running"]), frozenset(self.running)))
+
+    monkeypatch.setattr(runner._Progress, "start", start)
+    monkeypatch.setattr(runner._Progress, "done", done)
+    emb, records = inputs
+    settings = RunSettings(profile="quick", progress=True, workers=2)
+    plan = plan_analyses(["operating_points", "linear_probe", "knn_probe"], settings)
+    run_analyses(emb, records, plan, settings=settings)
+    assert [e for e, _, _ in shown].count("done") == 3
+    assert all(truth == named for _, truth, named in shown), shown
+    assert shown[-1][2] == frozenset()  # nothing is said to run once all have finished
