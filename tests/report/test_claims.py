@@ -138,3 +138,18 @@ def test_a_zero_p_value_is_shown_as_its_resampling_bound():
 def test_captions_follow_the_ci_level(level):
     html = _paired(0.01, 0.05, level=level).to_html() + _subgroups(0.1, 0.02, 0.2, 40, level=level).to_html()
     assert f"{ci_label(level)}" in html and "95% CI" not in html
+
+
+def test_an_ece_above_its_bias_corrected_interval_is_explained():
+    # the demo's 0.071 [0.033, 0.070]: the basic bootstrap's interval can lie below the estimate
+    def finding(ece, lo, hi):
+        res = Result(
+            kind="linear_probe",
+            metrics={"macro_ece": ece, "macro_ece_ci": [lo, hi], "n_test_patients": 90, "ci_level": 0.95},
+            params={"ci_level": 0.95},
+        )
+        return next(f for f in Report({"linear_probe": res}, title="t").findings() if f.rule == "calibration")
+
+    below = finding(0.071, 0.033, 0.070)
+    assert below.tone == "inconclusive" and "lies below the estimate" in below.text
+    assert "lies below" not in finding(0.06, 0.03, 0.09).text

@@ -273,6 +273,11 @@ def rule_calibration(report: Report, res: Result) -> Iterator[Finding]:
         return
     lo, hi = (m.get("macro_ece_ci") or [None, None])[:2]
     text = ci(m, "macro_ece")
+    if hi is not None and ece > hi:  # the basic bootstrap's bias correction moved it (see bootstrap.py)
+        text += (
+            "; the interval is the bias-corrected (basic) bootstrap's and lies below the estimate, "
+            "because ECE is biased upwards in small samples"
+        )
     if lo is None or hi is None:
         sentence, tone = (
             f"The linear probe's macro ECE is {fmt(ece)} (descriptive: no interval stored).",
