@@ -5,8 +5,10 @@ encoders (``random-resnet1d``: random weights, the floor any pretrained model mu
 ``handcrafted``: interpretable ECG features) and, when the ``openecg`` package is installed, the
 real pretrained ``openecg-codec``, it writes:
 
-- a model report of the pretrained encoder (``random-resnet1d`` without openecg);
-- a comparison of it with ``random-resnet1d`` (with ``handcrafted`` without openecg);
+- model reports of the pretrained encoder and of ``random-resnet1d`` (of ``random-resnet1d``
+  alone without openecg): the planted site confounder and sex gap show in them;
+- a comparison of the pretrained encoder with ``random-resnet1d`` (of ``random-resnet1d`` with
+  ``handcrafted`` without openecg);
 - a data-scarcity study over all of them (with ``scarcity.csv``).
 
 Embeddings and analyzer results are cached under ``--out``/cache, so running it again

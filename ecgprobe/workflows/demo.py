@@ -7,7 +7,8 @@ real pretrained ``openecg-codec``, :func:`demo_study` plans:
 
 - a model report of the pretrained encoder and one of ``random-resnet1d`` (whose AF score the
   planted site confounder inflates: its confounding section and summary say so);
-- a comparison of it with ``random-resnet1d`` (with ``handcrafted`` without openecg);
+- a comparison of the pretrained encoder with ``random-resnet1d`` (of ``random-resnet1d`` with
+  ``handcrafted`` without openecg);
 - a data-scarcity study over all of them (with ``scarcity.csv``).
 
 Embeddings and analyzer results are cached under the output folder's ``cache``, so running it
