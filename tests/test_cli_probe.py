@@ -130,3 +130,17 @@ def test_probe_interval_method_and_small_sample_threshold(emb_dir, tmp_path, cap
     m = Result.load(tmp_path / "b" / "results.json").metrics
     assert m["headline_basis"] == "all_evaluated" and len(m["labels_flagged"]) == n
     assert main([*base, "--out", str(tmp_path / "c"), "--ci-method", "normal"]) == 1  # one-line usage error
+
+
+def test_probe_folds_rotates_and_writes_the_spread(emb_dir, tmp_path, capsys):
+    base = ["probe", *DATA, "--embeddings", str(emb_dir), "--n-resamples", "50"]
+    assert main([*base, "--folds", "4", "--out", str(tmp_path / "f")]) == 0
+    printed = capsys.readouterr().out
+    res = Result.load(tmp_path / "f" / "results.json")
+    assert res.kind == "repeated_splits" and res.metrics["k"] == 4 and res.metrics["folds_source"] == "seeded"
+    assert f"{res.metrics['mean']:.4f} ± {res.metrics['sd']:.4f} (sd) over" in printed
+    with (tmp_path / "f" / "folds.csv").open() as fh:
+        assert len(list(csv.DictReader(fh))) == res.metrics["n_rotations"]
+    assert main([*base, "--folds", "2", "--out", str(tmp_path / "g")]) == 1
+    assert "--folds takes a number of folds >= 3" in capsys.readouterr().err
+    assert main([*base, "--folds", "--kind", "knn", "--out", str(tmp_path / "h")]) == 1

@@ -28,6 +28,7 @@ _TABLES = {
     "regression": ("per_target",),
     "scarcity": ("curve", "per_label", "runs"),
     "layers": ("atlas", "comparison"),
+    "folds": ("folds", "per_label"),
 }
 
 
@@ -139,6 +140,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="12sl",
         help="which PTB-XL+ table (default 12sl)",
     )
+    g = p.add_argument_group("repeated splits")
+    g.add_argument(
+        "--folds",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="K",
+        help="rotate the test fold over K patient-wise folds (C chosen on the fold before it) and report the "
+        "mean and sd across rotations beside the bootstrap interval; without K: the dataset's strat_fold "
+        "(PTB-XL: 10 folds, rotation 10 = the recommended split), else 10 seeded stratified folds",
+    )
     p.add_argument(
         "--ks", type=_ints, default=None, metavar="K,K,...", help="kNN k grid (default 1,3,5,10,20,50,100)"
     )
@@ -239,6 +251,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     if args.layers is not None:
         return cmd_layers(args)
+    if args.folds is not None:
+        return cmd_folds(args)
     kinds = ["linear", "knn"] if args.kind == "both" else [args.kind]
     if args.target and "knn" in kinds:
         raise ConfigError("--target (regression) works with --kind linear only")
@@ -275,6 +289,55 @@ def cmd_probe(args: argparse.Namespace) -> int:
         print(f"{_KINDS[k]}: {line} (test n={m['n_test']}, {m['bootstrap_unit']} bootstrap) -> {path}")
         for note in result.notes:
             print(f"  note: {note}", file=sys.stderr)
+    return 0
+
+
+def _folds(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        k = int(text)
+    except ValueError:
+        k = 0
+    if k < 3:
+        raise ConfigError(
+            f"--folds takes a number of folds >= 3 (or nothing: the dataset's own), got {text!r}"
+        )
+    return k
+
+
+def cmd_folds(args: argparse.Namespace) -> int:
+    """``probe --folds``: the linear probe over rotated patient-wise folds."""
+    from ecgprobe.analyzers.repeated_splits import RepeatedSplits
+
+    if args.kind != "linear" or args.layer is not None:
+        raise ConfigError(
+            "--folds rotates the linear probe on one embedding: drop --kind knn/both and --layer"
+        )
+    k = _folds(args.folds)
+    output = common.check_output(args, result_files("folds"))
+    records, emb = _records_and_embeddings(args, args.target)
+    opts: dict[str, Any] = {"k": k, "ci_level": args.ci_level, "seed": args.seed, "device": args.device}
+    opts.update(ci_method=args.ci_method, min_positives=args.min_positives, c_selection=args.c_selection)
+    if args.n_resamples is not None:
+        opts["n_resamples"] = args.n_resamples
+    if args.cs:
+        opts["Cs"] = args.cs
+    result = RepeatedSplits(**opts).run(emb, records)
+    with output.staged() as tmp:
+        write_result(result, tmp)
+    m = result.metrics
+    lo, hi = m["reference_macro_ci"]
+    name = "macro AUROC" if m["metric"] == "macro_auroc" else "R²"
+    print(
+        f"repeated splits: {name} {m['mean']:.4f} ± {m['sd']:.4f} (sd) over {m['n_rotations']} rotations of "
+        f"{m['k']} {m['folds_source']} folds, on the {len(m['labels_common'])} labels evaluated in every one; "
+        f"reference rotation (test fold {m['reference_fold']}): {m['reference']:.4f} on those labels, its probe's "
+        f"headline {m['reference_macro']:.4f} [{lo:.4f}, {hi:.4f}] over {m['reference_n_labels_headline']} labels "
+        f"-> {output.path('results.json')}"
+    )
+    for note in result.notes:
+        print(f"  note: {note}", file=sys.stderr)
     return 0
 
 

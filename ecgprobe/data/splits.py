@@ -16,7 +16,7 @@ import numpy as np
 from ecgprobe.data.record import SPLITS
 from ecgprobe.exceptions import ConfigError
 
-__all__ = ["check_fractions", "stratified_patient_split"]
+__all__ = ["check_fractions", "stratified_patient_folds", "stratified_patient_split"]
 
 
 def check_fractions(fractions: Sequence[float]) -> np.ndarray:
@@ -48,6 +48,47 @@ def stratified_patient_split(
         An ``(N,)`` object array of split names.
     """
     frac = check_fractions(fractions)
+    return np.asarray(SPLITS, dtype=object)[_stratify(y, patient_ids, frac, seed)]
+
+
+def stratified_patient_folds(
+    y: np.ndarray, patient_ids: Sequence[str], k: int, *, seed: int = 0
+) -> np.ndarray:
+    """Assign each record to one of ``k`` equal, patient-wise, label-stratified folds.
+
+    The same procedure as :func:`stratified_patient_split` with ``k`` equal shares: PTB-XL's
+    ``strat_fold`` is this construction with ``k = 10``, so rotating over these folds treats a
+    dataset without folds as PTB-XL's are treated.
+
+    Args:
+        y: ``(N, C)`` binary label matrix (for a continuous target pass quantile-bin indicators).
+        patient_ids: patient per record.
+        k: number of folds, at least 3 (a rotation needs a train, a validation and a test fold).
+        seed: seed of the tie-breaking order.
+
+    Returns:
+        An ``(N,)`` int array of fold numbers ``1..k``.
+
+    Raises:
+        ConfigError: ``k`` not an integer >= 3, or more folds than patients.
+
+    Example:
+        >>> folds = stratified_patient_folds(np.eye(2)[[0, 1] * 10], [str(i) for i in range(20)], 5)
+        >>> sorted(np.bincount(folds)[1:].tolist())
+        [4, 4, 4, 4, 4]
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 3:
+        raise ConfigError(
+            f"the number of folds must be an integer >= 3 (train, val and test folds), got {k!r}"
+        )
+    n_patients = len(set(map(str, patient_ids)))
+    if k > n_patients:
+        raise ConfigError(f"{k} folds for {n_patients} patients: use at most {n_patients} folds")
+    return _stratify(y, patient_ids, np.full(int(k), 1.0 / k), seed) + 1
+
+
+def _stratify(y: np.ndarray, patient_ids: Sequence[str], frac: np.ndarray, seed: int) -> np.ndarray:
+    """Iterative stratification of patients into ``len(frac)`` shares; the share index per record."""
     y = np.asarray(y)
     if y.ndim == 1:
         y = y[:, None]
@@ -95,4 +136,4 @@ def stratified_patient_split(
         if unassigned[g]:
             assign(int(g), None)
             unassigned[g] = False
-    return np.asarray(SPLITS, dtype=object)[fold[inverse]]
+    return fold[inverse]
