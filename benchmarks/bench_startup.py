@@ -7,7 +7,8 @@
    empty cache, is the baseline; the cached re-run (same dataset and cache, another ``--out``)
    is the figure (target >= 5x faster). The re-run decodes no signal and reads no record file:
    the dataset is read lazily and the record digests come from the memo beside the cache,
-   which checks every file's size, modification and change times and inode. The copied files
+   which checks every file's size, modification and change times and inode, and the request
+   memo beside the cache spares creating the encoder (no torch import; ``ecgprobe/extract/_reuse.py``). The copied files
    are left to age for 2 s first (files changed moments ago are never remembered, and a user's
    dataset is not seconds old). Both runs' embeddings are compared (they must be identical).
 

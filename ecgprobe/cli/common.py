@@ -231,7 +231,7 @@ def embeddings_from_args(
     (a clear error otherwise). Pass ``encoder`` when the command already created it (it is then
     not created again).
     """
-    from ecgprobe.extract import align_to_records, extract, load_embeddings
+    from ecgprobe.extract import align_to_records, load_embeddings
 
     settings = settings or settings_from_args(args)
     spec = settings.layers if layers == "default" else parse_layers(layers)
@@ -250,8 +250,56 @@ def embeddings_from_args(
         return next(iter(loaded.values())) if spec is None else loaded
     if records is None:
         raise ConfigError("an encoder needs a dataset: pass --dataset (and --root)")
+    memo = None
+    if encoder is None and settings.cache_dir is not None:
+        memo = _request(args, dest, records, settings, spec)
+        served = _served(memo, records, settings)
+        if served is not None:
+            return served
+    from ecgprobe.extract import extract
+
     encoder = encoder if encoder is not None else encoder_from_args(args, suffix=suffix)
-    return extract(encoder, records, **settings.extraction(layers=spec))
+    result = extract(encoder, records, **settings.extraction(layers=spec))
+    if memo is not None:
+        from ecgprobe.extract._reuse import remember_request
+
+        remember_request(settings.cache_dir, memo, result)
+    return result
+
+
+def _request(
+    args: argparse.Namespace, dest: str, records: RecordSet, settings: RunSettings, spec: Any
+) -> str | None:
+    """The request-memo key of this command's extraction (see :mod:`ecgprobe.extract._reuse`)."""
+    from ecgprobe.extract._reuse import request_key
+
+    return request_key(
+        encoder=str(getattr(args, f"encoder{dest}", None)),
+        options=[str(o) for o in (getattr(args, f"encoder_options{dest}", None) or [])],
+        checkpoint=getattr(args, f"checkpoint{dest}", None),
+        sha256=getattr(args, f"checkpoint_sha256{dest}", None),
+        extraction=settings.extraction(layers=spec),
+        records=records,
+    )
+
+
+def _served(key: str | None, records: RecordSet, settings: RunSettings) -> Any:
+    """The cached embeddings of a remembered request, without creating the encoder, or ``None``."""
+    if key is None:
+        return None
+    from ecgprobe.extract._reuse import from_request_memo, summary
+
+    served = from_request_memo(settings.cache_dir, key, records)
+    if served is None:
+        return None
+    result, stats = served
+    if settings.progress:
+        embs = [result] if not isinstance(result, dict) else list(result.values())
+        name = embs[0].provenance["encoder"].get("encoder", "?")
+        summary(
+            name, records, [e.layer for e in embs], stats, settings.cache_dir, embs[0].provenance.get("note")
+        )
+    return result
 
 
 def _folder_layers(folder: Path) -> list[str | None]:

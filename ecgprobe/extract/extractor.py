@@ -11,13 +11,11 @@ its last complete shard, and a record whose signal changed is recomputed alone.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
-import numpy as np
 import torch
 
 from ecgprobe._versions import library_versions
@@ -26,7 +24,8 @@ from ecgprobe.encoders.base import FINAL_LAYER, Encoder, resolve_device
 from ecgprobe.exceptions import CacheError, ConfigError, DataError
 from ecgprobe.extract._compute import compute
 from ecgprobe.extract._plan import plan_work
-from ecgprobe.extract.cache import EXTRACTION_CODE_VERSION, embeddings_key, remembered_digests
+from ecgprobe.extract._reuse import assemble, summary
+from ecgprobe.extract.cache import EXTRACTION_CODE_VERSION, remembered_digests
 from ecgprobe.extract.embeddings import Embeddings
 from ecgprobe.options import check_instance
 
@@ -219,10 +218,8 @@ def extract(
     shards_out, n_computed = compute(
         encoder, records, plan, dev, batch_size, window, hop, precision, progress
     )
-    n_shards, entries = plan.n_shards, plan.entries
 
     # ---- assemble
-    results: dict[str, Embeddings] = {}
     elapsed = time.perf_counter() - t0
     stats = {
         "records": n,
@@ -234,53 +231,10 @@ def extract(
         "device": str(dev),
         "batch_size": batch_size,
     }
-    for layer in wanted:
-        blocks = []
-        for s in range(n_shards):
-            block = shards_out[layer].get(s)
-            if block is None:
-                block = entries[layer].load_shard(s)
-            if block is None:  # vanished between check and read: a concurrent writer
-                raise CacheError(
-                    f"cache shard {entries[layer].path(s)} disappeared during extraction; run again"
-                )
-            blocks.append(block)
-        X = np.concatenate(blocks)
-        key = embeddings_key(entries[layer].key, digests) if digests is not None else ""
-        note = _window_note(encoder, records, window)
-        prov = {
-            **provenance,
-            "extraction": stats,
-            "versions": library_versions(),
-            **({"note": note} if note else {}),
-        }
-        results[layer] = Embeddings(X=X, ids=records.ids, layer=layer, key=key, provenance=prov)
+    note = _window_note(encoder, records, window)
+    results = assemble(plan, shards_out, wanted, records, digests, provenance, stats, note)
     if progress:
-        _summary(encoder, records, wanted, stats, cache_dir, _window_note(encoder, records, window))
+        summary(encoder.name, records, wanted, stats, cache_dir, note)
     if layers is None or (isinstance(layers, str) and layers != "all"):
         return results[wanted[0]]
     return results
-
-
-def _summary(
-    encoder: Encoder,
-    records: RecordSet,
-    layers: list[str],
-    stats: dict[str, Any],
-    cache_dir: Any,
-    note: str | None,
-) -> None:
-    where = f"; cache {cache_dir}" if cache_dir is not None else ""
-    if stats["computed"] == 0:
-        line = f"reused {stats['records']} cached embeddings of {encoder.name} on {records.name} ({', '.join(layers)}){where}"
-    else:
-        rate = stats["records_per_s"]
-        changed = f" ({stats['changed']} of them changed since cached)" if stats["changed"] else ""
-        line = (
-            f"extracted {encoder.name} on {records.name}: {stats['computed']} records computed{changed} "
-            f"({rate:g} rec/s on {stats['device']}), {stats['from_cache']} from cache, layers {', '.join(layers)}, "
-            f"{stats['seconds']:.1f} s{where}"
-        )
-    print(line, file=sys.stderr)
-    if note:
-        print(f"note: {note}", file=sys.stderr)
