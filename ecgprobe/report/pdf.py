@@ -69,6 +69,37 @@ def breakable(text: str) -> str:
     return _LONG_TOKEN.sub(lambda m: _SEPARATORS.sub("\u200b", m.group(0)), text)
 
 
+_PAD_MM = 1.2  # the table cells' horizontal padding (see _draw_table_run)
+
+
+def _fit_widths(pdf: Any, columns: Any, rows: list[Any], size: float) -> tuple[float, ...]:
+    """Column widths (mm) from the text itself, as a browser's automatic table layout does:
+    each column at least as wide as its longest word (so nothing breaks mid-word, header words in
+    bold included), the rest of the width shared in proportion to how much more each column's
+    longest line wants. Only when even the words do not fit are they squeezed proportionally."""
+    n = len(columns) if columns is not None else len(rows[0]) if rows else 0
+    least, want = [0.0] * n, [0.0] * n
+    for style, cells in (("B", [columns] if columns is not None else []), ("", rows)):
+        pdf.set_font(_FONT, style, size)
+        for row in cells:
+            for j, cell in enumerate(row):
+                text = str(cell)
+                words = re.split(r"[\s\u200b]+", breakable(text)) or [""]
+                least[j] = max(least[j], max(pdf.get_string_width(w) for w in words) + 2 * _PAD_MM + 0.6)
+                want[j] = max(want[j], pdf.get_string_width(text) + 2 * _PAD_MM + 0.6)
+    pdf.set_font(_FONT, "", size)
+    total = pdf.epw
+    if not n:
+        return ()
+    if sum(want) <= total:
+        return tuple(w * total / sum(want) for w in want)
+    if sum(least) >= total:
+        return tuple(w * total / sum(least) for w in least)
+    extra = [w - m for w, m in zip(want, least)]
+    spare = total - sum(least)
+    return tuple(m + spare * e / sum(extra) for m, e in zip(least, extra))
+
+
 def _document(report: Report, *, scratch: bool = False) -> Any:
     try:
         from fpdf import FPDF
@@ -341,7 +372,7 @@ class _Writer:
         body = [b.rows[k] for k in rows]
         cells = [b.columns, *body] if header else body
         with pdf.table(
-            col_widths=b.col_widths(),
+            col_widths=b.widths or _fit_widths(pdf, b.columns if header else None, body, size),
             text_align=tuple("RIGHT" if num else "LEFT" for num in b.numeric),
             first_row_as_headings=header,
             headings_style=FontFace(emphasis="BOLD", fill_color=(245, 247, 250)),

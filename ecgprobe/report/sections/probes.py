@@ -273,10 +273,11 @@ def rule_calibration(report: Report, res: Result) -> Iterator[Finding]:
         return
     lo, hi = (m.get("macro_ece_ci") or [None, None])[:2]
     text = ci(m, "macro_ece")
+    why = ""
     if hi is not None and ece > hi:  # the basic bootstrap's bias correction moved it (see bootstrap.py)
-        text += (
-            "; the interval is the bias-corrected (basic) bootstrap's and lies below the estimate, "
-            "because ECE is biased upwards in small samples"
+        why = (
+            " The ECE interval is the bias-corrected (basic) bootstrap's: it lies below the estimate because "
+            "ECE is biased upwards in small samples."
         )
     if lo is None or hi is None:
         sentence, tone = (
@@ -299,4 +300,4 @@ def rule_calibration(report: Report, res: Result) -> Iterator[Finding]:
             f"thresholds ({n_phrase(m.get('n_test_patients'))}).",
             "inconclusive",
         )
-    yield Finding(sentence, tone, "calibration", "linear_probe.metrics.macro_ece")
+    yield Finding(sentence + why, tone, "calibration", "linear_probe.metrics.macro_ece")
