@@ -4,9 +4,12 @@ predict, and whether it beats the linear probe on the same records.
 Protocol (nothing fitted ever sees a test record):
 
 1. the input is a token sequence per record, ``extract(encoder, records, tokens=max_tokens)``
-   (rows ``T' * D``, :meth:`~ecgprobe.extract.embeddings.Embeddings.tokens`); pooled embeddings
-   are accepted as sequences of one token, where attention has nothing to choose (a note says
-   so, and the comparison then measures a small MLP head against the linear one);
+   (rows ``T' * D``, :meth:`~ecgprobe.extract.embeddings.Embeddings.tokens`). Given pooled
+   embeddings and ``encoder=`` (as a study's workflow passes it: ``analyses: {attentive_probe:
+   {}}``), the probe extracts the encoder's tokens itself (``max_tokens``, ``window="fit"``,
+   cached under ``cache_dir`` when set). Pooled embeddings without an encoder are taken as
+   sequences of one token, where attention has nothing to choose (a note says so, and the
+   comparison then measures a small MLP head against the linear one);
 2. every token dimension is standardised with the mean and standard deviation of the *train*
    split's tokens;
 3. the head of :mod:`ecgprobe.analyzers._stats.attentive_head` (one learned query, one
@@ -55,7 +58,8 @@ class AttentiveProbeResult(Result):
     patient-bootstrap intervals, ``test_ids``, ``test_scores``, ...) without the linear head, plus:
         metrics:
             ``sequence`` (whether the input held token sequences), ``n_tokens``, ``token_dim``,
-            ``max_tokens`` (the extraction setting, ``None`` for pooled input), ``token_layer``;
+            ``max_tokens`` (the extraction setting, ``None`` for pooled input), ``token_layer``,
+            ``tokens_from`` ("embeddings" or "encoder": extracted by the probe itself);
             ``epochs_run``, ``best_epoch``, ``stopped_early``, ``best_val_macro_auroc``,
             ``n_parameters``, ``device``; with ``compare_linear``: ``linear_macro_auroc`` (+
             ``_ci``, the linear probe on the mean of the same tokens, C chosen per label on
@@ -102,6 +106,10 @@ class AttentiveProbe(Analyzer):
         n_bins: bins of the calibration error and reliability diagram.
         seed: seed of the weights, the batch order and the bootstraps.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        encoder: the encoder the embeddings come from; given with pooled embeddings, its token
+            sequence is extracted and probed instead (workflows pass it).
+        max_tokens: tokens per record of that extraction (averaged along time).
+        cache_dir: extraction cache of that extraction (``None``: computed each time).
 
     Example:
         >>> tokens = ecgprobe.extract(encoder, records, tokens=32)  # doctest: +SKIP
@@ -125,9 +133,12 @@ class AttentiveProbe(Analyzer):
     n_bins: int = 10
     seed: int = 0
     device: str = "auto"
+    encoder: Any = None
+    max_tokens: int = 32
+    cache_dir: str | None = None
 
     def _validate(self) -> None:
-        for name in ("n_heads", "batch_size", "max_epochs", "patience"):
+        for name in ("n_heads", "batch_size", "max_epochs", "patience", "max_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -144,6 +155,9 @@ class AttentiveProbe(Analyzer):
             raise AnalysisError(
                 "the attentive probe handles multi-label targets; use linear_probe for regression"
             )
+        tokens_from = "embeddings"
+        if emb.token_shape is None and self.encoder is not None:
+            emb, tokens_from = self._extract_tokens(emb, records), "encoder"
         seq = emb.tokens()
         n_tok, dim = seq.shape[1:]
         data = split_data(emb.X, records)
@@ -197,6 +211,7 @@ class AttentiveProbe(Analyzer):
             "token_dim": int(dim),
             "max_tokens": info.get("max_tokens"),
             "token_layer": info.get("layer", emb.layer),
+            "tokens_from": tokens_from,
             "epochs_run": fit.epochs_run,
             "best_epoch": fit.best_epoch,
             "stopped_early": fit.stopped_early,
@@ -225,6 +240,27 @@ class AttentiveProbe(Analyzer):
         if self.compare_linear:
             self._compare(result, emb, seq, records)
         return result
+
+    def _extract_tokens(self, emb: Embeddings, records: RecordSet) -> Embeddings:
+        """The encoder's token sequences of ``records`` (the records of the pooled ``emb``).
+
+        Raises:
+            ConfigError: the encoder exposes no sequence (naming those that do).
+            AnalysisError: the encoder has other weights than the one that made ``emb``.
+        """
+        from ecgprobe.analyzers._stats.heads import _check_weights
+        from ecgprobe.extract import extract
+
+        _check_weights(self.encoder, emb, "encoder")
+        return extract(
+            self.encoder,
+            records,
+            tokens=int(self.max_tokens),
+            window="fit",
+            device=self.device,
+            cache_dir=self.cache_dir,
+            progress=False,
+        )
 
     def _compare(self, result: Result, emb: Embeddings, seq: np.ndarray, records: RecordSet) -> None:
         """The linear probe on the mean of the same tokens, and the paired difference (in place)."""

@@ -74,7 +74,9 @@ def forward_batch(
         else nullcontext()
     )
     with torch.inference_mode(), autocast:
-        out = encoder.embed_layers(t, layers, max_tokens=max_tokens)
+        # only token extractions pass max_tokens: families overriding embed_layers need not know it
+        tok = {} if max_tokens is None else {"max_tokens": max_tokens}
+        out = encoder.embed_layers(t, layers, **tok)
     result = {}
     for name, value in out.items():
         arr = value.float().cpu().numpy()

@@ -159,3 +159,23 @@ def test_result_round_trips(fitted, tmp_path):
     again = Result.load(fitted.save(tmp_path / "att"))
     assert type(again) is type(fitted) and again.metrics["comparison"] == fitted.metrics["comparison"]
     np.testing.assert_array_equal(again.arrays["test_attention"], fitted.arrays["test_attention"])
+
+
+def test_available_in_study_plans_with_the_encoder(synthetic_small, tmp_path):
+    """``analyses: {attentive_probe: {...}}``: the workflow passes the encoder, the probe extracts
+    its tokens (cached), and an encoder without a sequence is skipped, saying why."""
+    from ecgprobe.settings import RunSettings
+    from ecgprobe.workflows import plan_analyses, run_analyses
+
+    settings = RunSettings(progress=False, device="cpu")
+    own = {"max_epochs": 3, "n_resamples": 20, "max_tokens": 8, "cache_dir": str(tmp_path)}
+    plan = plan_analyses({"attentive_probe": own}, settings)
+    enc = ecgprobe.create_encoder("tiny-test", device="cpu")
+    emb = ecgprobe.extract(enc, synthetic_small, cache_dir=None, progress=False)
+    done = run_analyses(emb, synthetic_small, plan, settings=settings, encoder=enc)
+    m = done.results["attentive_probe"].metrics
+    assert m["tokens_from"] == "encoder" and m["sequence"] and m["n_tokens"] == 8
+    hand = ecgprobe.create_encoder("handcrafted")
+    pooled = ecgprobe.extract(hand, synthetic_small, cache_dir=None, progress=False)
+    skipped = run_analyses(pooled, synthetic_small, plan, settings=settings, encoder=hand)
+    assert "exposes no token sequence" in skipped.skipped["attentive_probe"]
