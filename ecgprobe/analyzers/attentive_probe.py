@@ -61,7 +61,8 @@ class AttentiveProbeResult(Result):
             ``max_tokens`` (the extraction setting, ``None`` for pooled input), ``token_layer``,
             ``tokens_from`` ("embeddings" or "encoder": extracted by the probe itself);
             ``epochs_run``, ``best_epoch``, ``stopped_early``, ``best_val_macro_auroc``,
-            ``n_parameters``, ``device``; with ``compare_linear``: ``linear_macro_auroc`` (+
+            ``n_parameters``, ``device``, ``threads`` (CPU threads of the fit: the same seed
+            gives the same numbers on the same device and thread count); with ``compare_linear``: ``linear_macro_auroc`` (+
             ``_ci``, the linear probe on the mean of the same tokens, C chosen per label on
             val), ``difference_vs_linear`` (attentive - linear, macro AUROC over the labels
             both headline), ``difference_vs_linear_ci``, ``difference_vs_linear_p``,
@@ -220,6 +221,7 @@ class AttentiveProbe(Analyzer):
             "n_train": len(tok["train"]),
             "n_val": len(tok["val"]),
             "device": fit.device,
+            "threads": fit.threads,
         }
         arrays = {
             "val_macro_auroc_history": np.asarray(fit.val_macro_auroc),

@@ -179,3 +179,22 @@ def test_available_in_study_plans_with_the_encoder(synthetic_small, tmp_path):
     pooled = ecgprobe.extract(hand, synthetic_small, cache_dir=None, progress=False)
     skipped = run_analyses(pooled, synthetic_small, plan, settings=settings, encoder=hand)
     assert "exposes no token sequence" in skipped.skipped["attentive_probe"]
+
+
+def test_small_fits_do_not_depend_on_the_ambient_thread_count():
+    """Regression: another analysis (umap/numba) raised torch's thread count mid-process, and the
+    conformance rerun differed in the 9th digit; small problems now fit on exactly one thread."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((80, 4, 8)).astype(np.float32), rng.integers(0, 2, (80, 2))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fit_attentive_head(X, Y, X, Y, n_heads=2, max_epochs=3).predict(X)[0]
+        torch.set_num_threads(2)
+        fit = fit_attentive_head(X, Y, X, Y, n_heads=2, max_epochs=3)
+        assert fit.threads == 1 and torch.get_num_threads() == 2  # used one, restored the caller's
+        np.testing.assert_array_equal(fit.predict(X)[0], one)
+    finally:
+        torch.set_num_threads(before)

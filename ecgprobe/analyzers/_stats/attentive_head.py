@@ -25,7 +25,11 @@ epochs without a strict improvement (or at ``max_epochs``). Test records are nev
 
 Determinism: ``torch.manual_seed(seed)`` before the weights are drawn, a private generator for
 the batch order, and ``torch.use_deterministic_algorithms(True)`` while fitting (restored
-afterwards). On CUDA, ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` is set when absent (it only takes
+afterwards). CPU results also depend on the number of threads (reductions are split
+differently), and other libraries change torch's thread count as they run (umap/numba was seen
+to raise it from 1 to 2 within one process), so small problems (fewer than 5 million train
+token values, where extra threads only add overhead) are fitted on exactly 1 thread and larger
+ones on torch's current count; the count used is recorded (``AttentiveFit.threads``). On CUDA, ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` is set when absent (it only takes
 effect if cuBLAS was not yet initialised) and the deterministic mode is ``warn_only`` so that an
 operation without a deterministic kernel warns instead of failing; the same seed on the same
 device and thread count gives the same numbers.
@@ -43,7 +47,10 @@ import numpy as np
 from ecgprobe.analyzers._stats.metrics import rank_metrics
 from ecgprobe.exceptions import AnalysisError
 
-__all__ = ["AttentiveFit", "fit_attentive_head"]
+__all__ = ["SMALL_PROBLEM", "AttentiveFit", "fit_attentive_head"]
+
+#: Train token values (N x T x D) below which the head is fitted on exactly one CPU thread.
+SMALL_PROBLEM = 5_000_000
 
 
 @dataclass
@@ -60,6 +67,7 @@ class AttentiveFit:
         n_parameters: trainable parameters of the head.
         device: where it was fitted.
         stopped_early: whether patience ran out before ``max_epochs``.
+        threads: CPU threads torch used while fitting.
     """
 
     model: Any
@@ -71,18 +79,24 @@ class AttentiveFit:
     n_parameters: int = 0
     device: str = "cpu"
     stopped_early: bool = False
+    threads: int = 1
 
     def predict(self, tokens: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities ``(N, C)`` and attention weights ``(N, T)`` (mean over heads)."""
         import torch
 
         probs, attn = [], []
-        with torch.inference_mode():
-            for lo in range(0, len(tokens), batch_size):
-                x = torch.as_tensor(tokens[lo : lo + batch_size], device=self.device)
-                logits, weights = self.model(x, with_attention=True)
-                probs.append(torch.sigmoid(logits.double()).cpu().numpy())
-                attn.append(weights.float().cpu().numpy())
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)  # as fitted: the numbers depend on the thread count
+        try:
+            with torch.inference_mode():
+                for lo in range(0, len(tokens), batch_size):
+                    x = torch.as_tensor(tokens[lo : lo + batch_size], device=self.device)
+                    logits, weights = self.model(x, with_attention=True)
+                    probs.append(torch.sigmoid(logits.double()).cpu().numpy())
+                    attn.append(weights.float().cpu().numpy())
+        finally:
+            torch.set_num_threads(threads)
         return np.concatenate(probs), np.concatenate(attn)
 
 
@@ -185,13 +199,19 @@ def fit_attentive_head(
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    threads = torch.get_num_threads()
+    used = 1 if dev.type == "cpu" and X_train.size < SMALL_PROBLEM else threads
     torch.use_deterministic_algorithms(True, warn_only=dev.type == "cuda")
+    torch.set_num_threads(used)
     try:
-        return _train(
+        fit = _train(
             X_train, Y_train, X_val, Y_val, dim, int(n_heads), float(mlp_ratio), float(lr),
             float(weight_decay), int(batch_size), int(max_epochs), int(patience), int(seed), dev,
         )  # fmt: skip
+        fit.threads = used
+        return fit
     finally:
+        torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
 
 
