@@ -198,3 +198,17 @@ def test_small_fits_do_not_depend_on_the_ambient_thread_count():
         np.testing.assert_array_equal(fit.predict(X)[0], one)
     finally:
         torch.set_num_threads(before)
+
+
+def test_report_section_and_summary_claim(fitted):
+    from ecgprobe.report import Report
+
+    report = Report({"attentive_probe": fitted}, title="attentive")
+    (section,) = [s for s in report.sections() if s.title == "Attentive probe"]
+    assert section.blocks
+    (finding,) = [f for f in report.findings() if f.rule == "attentive_vs_linear"]
+    lo, hi = fitted.metrics["difference_vs_linear_ci"]
+    # 64 test patients: enough for a claim, so the tone follows the interval alone
+    assert finding.tone == ("inconclusive" if lo <= 0 <= hi else "info")
+    assert "difference" in finding.text and "n = " in finding.text
+    assert "Attentive probe" in report.to_html()
