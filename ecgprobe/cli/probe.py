@@ -260,6 +260,20 @@ def _fmt_ci(metrics: dict, key: str) -> str:
     return f"{key} {metrics[key]:.4f} [{lo:.4f}, {hi:.4f}]"
 
 
+def _interval_opts(args: argparse.Namespace) -> dict[str, Any]:
+    """The probes' shared settings from the command line: intervals, seed and device."""
+    opts: dict[str, Any] = {
+        "ci_level": args.ci_level,
+        "ci_method": args.ci_method,
+        "min_positives": args.min_positives,
+        "seed": args.seed,
+        "device": args.device,
+    }
+    if args.n_resamples is not None:
+        opts["n_resamples"] = args.n_resamples
+    return opts
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     """Run the probe(s) and write their results."""
     from ecgprobe.analyzers import ANALYZERS
@@ -275,10 +289,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     tables = "regression" if args.target else "classification"
     output = common.check_output(args, [f for k in kinds for f in result_files(tables, sub[k])])
     records, emb = _records_and_embeddings(args, args.target)
-    shared = {"ci_level": args.ci_level, "seed": args.seed, "device": args.device}
-    shared.update(ci_method=args.ci_method, min_positives=args.min_positives)
-    if args.n_resamples is not None:
-        shared["n_resamples"] = args.n_resamples
+    shared = _interval_opts(args)
     results = {}
     for k in kinds:
         opts = dict(shared)
@@ -339,17 +350,7 @@ def cmd_attentive(args: argparse.Namespace) -> int:
     output = common.check_output(args, result_files("attentive"))
     records = common.dataset_from_args(args)
     emb = _token_embeddings(args, records)
-    opts: dict[str, Any] = {
-        "ci_level": args.ci_level,
-        "ci_method": args.ci_method,
-        "min_positives": args.min_positives,
-        "seed": args.seed,
-        "device": args.device,
-        "max_epochs": args.max_epochs,
-        "patience": args.patience,
-    }
-    if args.n_resamples is not None:
-        opts["n_resamples"] = args.n_resamples
+    opts = {**_interval_opts(args), "max_epochs": args.max_epochs, "patience": args.patience}
     if args.cs:
         opts["Cs"] = args.cs
     result = ANALYZERS.get("attentive_probe")(**opts).run(emb, records)
@@ -392,14 +393,8 @@ def cmd_layers(args: argparse.Namespace) -> int:
         "cache_dir": None if settings.cache_dir is None else str(settings.cache_dir),
         "reference": None if args.ptbxl_plus is None else str(args.ptbxl_plus),
         "reference_source": args.ptbxl_plus_source,
-        "ci_level": args.ci_level,
-        "ci_method": args.ci_method,
-        "min_positives": args.min_positives,
-        "seed": args.seed,
-        "device": args.device,
+        **_interval_opts(args),
     }
-    if args.n_resamples is not None:
-        opts["n_resamples"] = args.n_resamples
     if args.cs:
         opts["Cs"] = args.cs
     result = ANALYZERS.get("layer_probe")(**opts).run(layers, records)

@@ -36,6 +36,7 @@ from torch import nn
 
 from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import canonical_leads
+from ecgprobe.encoders._tokens import pool_tokens
 from ecgprobe.encoders.crops import RecordCrops
 from ecgprobe.exceptions import ConfigError, IncompatibleInputError
 from ecgprobe.settings import FINAL_LAYER, resolve_device
@@ -491,20 +492,6 @@ class TorchEncoder(Encoder):
             h.update(name.encode())
             h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()
-
-
-def pool_tokens(seq: torch.Tensor, max_tokens: int) -> torch.Tensor:
-    """``(B, T, D)`` averaged along time to ``min(T, max_tokens)`` tokens (adaptive average
-    pooling: token ``i`` is the mean of the ``i``-th of ``max_tokens`` near-equal time bins).
-
-    Example:
-        >>> pool_tokens(torch.arange(8.0).reshape(1, 4, 2), 2).tolist()
-        [[[1.0, 2.0], [5.0, 6.0]]]
-    """
-    if seq.shape[1] <= max_tokens:
-        return seq
-    pooled = torch.nn.functional.adaptive_avg_pool1d(seq.transpose(1, 2).float(), max_tokens)
-    return pooled.transpose(1, 2).to(seq.dtype)
 
 
 def spec_digest(spec: InputSpec) -> str:
