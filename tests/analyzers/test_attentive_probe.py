@@ -212,3 +212,12 @@ def test_report_section_and_summary_claim(fitted):
     assert finding.tone == ("inconclusive" if lo <= 0 <= hi else "info")
     assert "difference" in finding.text and "n = " in finding.text
     assert "Attentive probe" in report.to_html()
+
+
+def test_token_embeddings_survive_the_exchange_format(ptbxl_tokens, tmp_path):
+    """A token extraction saved with save_embeddings loads back as tokens (``probe --embeddings``)."""
+    from ecgprobe.extract import load_embeddings, save_embeddings
+
+    back = load_embeddings(save_embeddings(tmp_path / "tok", ptbxl_tokens))
+    assert back.token_shape == ptbxl_tokens.token_shape == (16, 128)
+    np.testing.assert_array_equal(back.tokens(), ptbxl_tokens.tokens())
