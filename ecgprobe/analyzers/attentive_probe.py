@@ -6,7 +6,7 @@ Protocol (nothing fitted ever sees a test record):
 1. the input is a token sequence per record, ``extract(encoder, records, tokens=max_tokens)``
    (rows ``T' * D``, :meth:`~ecgprobe.extract.embeddings.Embeddings.tokens`). Given pooled
    embeddings and ``encoder=`` (as a study's workflow passes it: ``analyses: {attentive_probe:
-   {}}``), the probe extracts the encoder's tokens itself (``max_tokens``, ``window="fit"``,
+   {}}``), the probe extracts the encoder's tokens itself (``max_tokens``, the official windows,
    cached under ``cache_dir`` when set). Pooled embeddings without an encoder are taken as
    sequences of one token, where attention has nothing to choose (a note says so, and the
    comparison then measures a small MLP head against the linear one);
@@ -258,7 +258,7 @@ class AttentiveProbe(Analyzer):
             self.encoder,
             records,
             tokens=int(self.max_tokens),
-            window="fit",
+            window="official",
             device=self.device,
             cache_dir=self.cache_dir,
             progress=False,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ecgprobe.data.record import RecordSet
+from ecgprobe.encoders._tokens import pool_tokens
 from ecgprobe.encoders.base import Encoder
 from ecgprobe.exceptions import DataError
 from ecgprobe.extract._plan import Plan, complete_shard
@@ -80,8 +81,11 @@ def forward_batch(
     result = {}
     for name, value in out.items():
         arr = value.float().cpu().numpy()
-        if windows:
+        if windows and max_tokens is None:
             arr = arr.reshape(x.shape[0], x.shape[1], -1).mean(axis=1)  # mean over the record's windows
+        elif windows:  # the windows' tokens in time order make the record's sequence, bounded again
+            seq = torch.from_numpy(arr.reshape(x.shape[0], -1, encoder._token_dim[name]))
+            arr = pool_tokens(seq, max_tokens).reshape(x.shape[0], -1).numpy()
         result[name] = arr
     return result
 

@@ -37,7 +37,10 @@ Window = Literal["official", "fit", "sliding"]
 Precision = Literal["fp32", "bf16", "fp16"]
 #: How token sequences are stored (part of their provenance, so of their cache key).
 TOKEN_FORMAT = {
-    "pooling": "adaptive average along time to min(T, max_tokens) tokens",
+    "pooling": (
+        "adaptive average along time to min(T, max_tokens) tokens; with several windows per record "
+        "their tokens are concatenated in time order and averaged to max_tokens again"
+    ),
     "layout": "rows of T' * D float32, token-major (reshape to (N, T', D))",
 }
 #: Libraries whose version can change the numbers (resampling, filters, the forward pass).
@@ -79,12 +82,12 @@ def _resolve_layers(encoder: Encoder, layers: str | Sequence[str] | None) -> lis
     return wanted
 
 
-def _token_layers(encoder: Encoder, layers: str | Sequence[str] | None, window: str) -> list[str]:
+def _token_layers(encoder: Encoder, layers: str | Sequence[str] | None) -> list[str]:
     """The layers of a token-sequence extraction (default: the encoder's sequence layer).
 
     Raises:
-        ConfigError: the encoder exposes no sequence (naming those that do), the pooled final
-            embedding asked for, or a window policy other than one window per record.
+        ConfigError: the encoder exposes no sequence (naming those that do), or the pooled
+            final embedding asked for.
     """
     from ecgprobe.encoders.registry import sequence_encoders
 
@@ -100,11 +103,6 @@ def _token_layers(encoder: Encoder, layers: str | Sequence[str] | None, window: 
         raise ConfigError(
             f"the {FINAL_LAYER!r} layer of {encoder.name} is pooled; token sequences come from a named "
             f"layer (its sequence layer is {seq!r})"
-        )
-    if window != "fit":
-        raise ConfigError(
-            f"token sequences take one window per record (window='fit'); {window!r} would average the "
-            "tokens of different windows position by position"
         )
     return wanted
 
@@ -210,8 +208,10 @@ def extract(
         progress: show a progress bar with records/s and print a summary line (stderr).
         tokens: extract token sequences instead of pooled vectors, averaged along time to at
             most this many tokens (:func:`~ecgprobe.encoders.base.pool_tokens`); the layers
-            default to the encoder's :meth:`~ecgprobe.encoders.base.Encoder.sequence_layer`
-            and the window policy must give one window per record. Each row is the sequence
+            default to the encoder's :meth:`~ecgprobe.encoders.base.Encoder.sequence_layer`;
+            with several windows per record (``"sliding"``, or an official protocol of several
+            crops) the windows' tokens are concatenated in time order and averaged to
+            ``tokens`` again (overlapping sliding windows repeat their shared time). Each row is the sequence
             flattened to ``T' * D`` float32 (``Embeddings.tokens()`` reshapes it; the shape is
             in ``provenance["tokens"]``), so the cache holds ``N * T' * D * 4`` bytes per layer
             (e.g. 21,799 PTB-XL records x 32 tokens x 768 = 2.1 GB). The setting is part of
@@ -249,7 +249,7 @@ def extract(
         raise ConfigError(
             f"{encoder.name} takes records of any length; window='sliding' does not apply, use 'fit'"
         )
-    wanted = _resolve_layers(encoder, layers) if tokens is None else _token_layers(encoder, layers, window)
+    wanted = _resolve_layers(encoder, layers) if tokens is None else _token_layers(encoder, layers)
     dev = resolve_device(device)
     if precision == "fp16" and dev.type != "cuda":
         raise ConfigError("precision='fp16' needs a CUDA device; use 'bf16' or 'fp32' on the CPU")

@@ -135,6 +135,21 @@ def test_token_extraction_hits_the_cache(synthetic_small, tmp_path):
     np.testing.assert_allclose(every.tokens().mean(1), pooled.X, rtol=1e-5, atol=1e-6)
 
 
+def test_sliding_windows_concatenate_their_tokens_in_time_order(synthetic_small):
+    """10 s records, 2.5 s windows: 4 windows x 63 steps of conv2 make one 252-token sequence,
+    whose mean is the sliding-window pooled embedding; bounded, it keeps max_tokens."""
+    enc = ecgprobe.create_encoder("tiny-test")
+    rs = synthetic_small.subset(np.arange(6))
+    kw = {"window": "sliding", "cache_dir": None, "progress": False}
+    every = ecgprobe.extract(enc, rs, tokens=1000, **kw)
+    assert every.token_shape == (4 * 63, 8)
+    pooled = ecgprobe.extract(enc, rs, layers="conv2", **kw)
+    np.testing.assert_allclose(every.tokens().mean(1), pooled.X, rtol=1e-5, atol=1e-6)
+    first = ecgprobe.extract(enc, rs, tokens=1000, window="fit", cache_dir=None, progress=False)
+    np.testing.assert_array_equal(every.tokens()[:, :63], first.tokens())  # the first window leads
+    assert ecgprobe.extract(enc, rs, tokens=16, **kw).token_shape == (16, 8)
+
+
 def test_bad_token_settings_are_refused(synthetic_small):
     enc = ecgprobe.create_encoder("tiny-test")
     rs = synthetic_small.subset(np.arange(4))
@@ -142,8 +157,6 @@ def test_bad_token_settings_are_refused(synthetic_small):
         ecgprobe.extract(enc, rs, tokens=0, progress=False)
     with pytest.raises(ConfigError, match="pooled"):
         ecgprobe.extract(enc, rs, tokens=8, layers="embedding", progress=False)
-    with pytest.raises(ConfigError, match="one window per record"):
-        ecgprobe.extract(enc, rs, tokens=8, window="sliding", progress=False)
     with pytest.raises(ConfigError, match="max_epochs"):
         AttentiveProbe(max_epochs=0).run(ecgprobe.extract(enc, rs, progress=False), rs)
 
