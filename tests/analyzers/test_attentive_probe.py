@@ -234,3 +234,12 @@ def test_token_embeddings_survive_the_exchange_format(ptbxl_tokens, tmp_path):
     back = load_embeddings(save_embeddings(tmp_path / "tok", ptbxl_tokens))
     assert back.token_shape == ptbxl_tokens.token_shape == (16, 128)
     np.testing.assert_array_equal(back.tokens(), ptbxl_tokens.tokens())
+
+
+def test_shuffled_labels_are_not_read_out(ptbxl_tokens, ptbxl100):
+    """Labels permuted across records carry no signal: the interval must contain chance."""
+    perm = np.random.default_rng(0).permutation(len(ptbxl100))
+    shuffled = ptbxl100.with_labels(ptbxl100.label_names, ptbxl100.y[perm], "multilabel")
+    res = AttentiveProbe(**{**SETTINGS, "compare_linear": False}).run(ptbxl_tokens, shuffled)
+    lo, hi = res.metrics["macro_auroc_ci"]
+    assert lo < 0.5 < hi, (lo, hi)
