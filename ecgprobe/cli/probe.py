@@ -1,11 +1,13 @@
-"""``ecgprobe probe`` (linear and kNN probes) and ``ecgprobe scarcity`` (data-scarcity curve).
+"""``ecgprobe probe`` (linear, kNN and attentive probes) and ``ecgprobe scarcity`` (data-scarcity curve).
 
 Both take a dataset (labels and splits) and either an encoder (embeddings extracted through the
 cache) or ``--embeddings DIR`` (an ``ecgprobe extract`` folder, or any folder with
 ``embeddings.npy`` + ``ids.npy``, matched to the dataset's records by id). They write
 ``results.json`` (+ ``results.npz`` with the arrays) and one CSV per result table into ``--out``
 (``--kind both`` writes ``linear/`` and ``knn/`` sub-folders), and refuse to overwrite without
-``--force``.
+``--force``. ``--kind attentive`` extracts token sequences (``--max-tokens``) from encoders that
+expose one (:data:`ATTENTIVE_ENCODERS`) and trains the attentive probe, compared with the linear
+probe on the mean of the same tokens by a paired interval.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from typing import Any
 from ecgprobe.cli import common
 from ecgprobe.exceptions import ConfigError
 
-__all__ = ["register", "result_files", "write_result"]
+__all__ = ["ATTENTIVE_ENCODERS", "register", "result_files", "write_result"]
 
-_KINDS = {"linear": "linear_probe", "knn": "knn_probe"}
+_KINDS = {"linear": "linear_probe", "knn": "knn_probe", "attentive": "attentive_probe"}
+#: The public encoders that expose a token sequence (card field ``sequence``), written out so that
+#: building the parser imports no model code; a test keeps it equal to the registry's list.
+ATTENTIVE_ENCODERS = ("ecg-fm", "hubert-ecg", "random-resnet1d")
 #: The tables each analysis may write as ``<table>.csv`` (declared before any work).
 _TABLES = {
     "classification": ("per_label", "reliability"),
@@ -29,6 +34,7 @@ _TABLES = {
     "scarcity": ("curve", "per_label", "runs"),
     "layers": ("atlas", "comparison"),
     "folds": ("folds", "per_label"),
+    "attentive": ("per_label", "reliability", "vs_linear"),
 }
 
 
@@ -104,7 +110,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _common(p)
     p.add_argument(
-        "--kind", choices=("linear", "knn", "both"), default="linear", help="probe(s) to run (default linear)"
+        "--kind",
+        choices=("linear", "knn", "both", "attentive"),
+        default="linear",
+        help="probe(s) to run (default linear); attentive: an attention-pooling head over the token "
+        f"sequence (encoders that expose one: {', '.join(ATTENTIVE_ENCODERS)}), trained with early "
+        "stopping on val and compared with the linear probe by a paired interval (slow on CPU)",
+    )
+    g = p.add_argument_group("attentive probe (--kind attentive)")
+    g.add_argument(
+        "--max-tokens",
+        type=common.positive_int,
+        default=32,
+        help="tokens per record, averaged along time down to this many (default 32; part of the cache key)",
+    )
+    g.add_argument(
+        "--max-epochs", type=common.positive_int, default=50, help="training epochs at most (default 50)"
+    )
+    g.add_argument(
+        "--patience",
+        type=common.positive_int,
+        default=5,
+        help="epochs without a validation macro-AUROC improvement before stopping (default 5)",
     )
     p.add_argument(
         "--target",
@@ -245,6 +272,20 @@ def _fmt_ci(metrics: dict, key: str) -> str:
     return f"{key} {metrics[key]:.4f} [{lo:.4f}, {hi:.4f}]"
 
 
+def _interval_opts(args: argparse.Namespace) -> dict[str, Any]:
+    """The probes' shared settings from the command line: intervals, seed and device."""
+    opts: dict[str, Any] = {
+        "ci_level": args.ci_level,
+        "ci_method": args.ci_method,
+        "min_positives": args.min_positives,
+        "seed": args.seed,
+        "device": args.device,
+    }
+    if args.n_resamples is not None:
+        opts["n_resamples"] = args.n_resamples
+    return opts
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     """Run the probe(s) and write their results."""
     from ecgprobe.analyzers import ANALYZERS
@@ -253,6 +294,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
         return cmd_layers(args)
     if args.folds is not None:
         return cmd_folds(args)
+    if args.kind == "attentive":
+        return cmd_attentive(args)
     kinds = ["linear", "knn"] if args.kind == "both" else [args.kind]
     if args.target and "knn" in kinds:
         raise ConfigError("--target (regression) works with --kind linear only")
@@ -260,10 +303,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     tables = "regression" if args.target else "classification"
     output = common.check_output(args, [f for k in kinds for f in result_files(tables, sub[k])])
     records, emb = _records_and_embeddings(args, args.target)
-    shared = {"ci_level": args.ci_level, "seed": args.seed, "device": args.device}
-    shared.update(ci_method=args.ci_method, min_positives=args.min_positives)
-    if args.n_resamples is not None:
-        shared["n_resamples"] = args.n_resamples
+    shared = _interval_opts(args)
     results = {}
     for k in kinds:
         opts = dict(shared)
@@ -341,6 +381,60 @@ def cmd_folds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_embeddings(args: argparse.Namespace, records: Any) -> Any:
+    """Token sequences for ``probe --kind attentive``: extracted with ``--max-tokens`` through the
+    cache, or an embeddings folder saved from such an extraction.
+
+    Raises:
+        ConfigError: the encoder exposes no sequence, or the folder holds pooled embeddings.
+    """
+    from ecgprobe.extract import extract
+
+    if getattr(args, "embeddings", None) is not None:
+        emb = common.embeddings_from_args(args, records, layers=args.layer)
+        if emb.token_shape is None:
+            raise ConfigError(
+                f"--embeddings {args.embeddings} holds pooled embeddings, not token sequences; --kind attentive "
+                f"needs --encoder (one of {', '.join(ATTENTIVE_ENCODERS)}) or a folder saved from "
+                "extract(..., tokens=N)"
+            )
+        return emb
+    settings = common.settings_from_args(args)
+    encoder = common.encoder_from_args(args)
+    return extract(encoder, records, **settings.extraction(layers=args.layer), tokens=args.max_tokens)
+
+
+def cmd_attentive(args: argparse.Namespace) -> int:
+    """``probe --kind attentive``: the attentive probe and its paired comparison with the linear one."""
+    from ecgprobe.analyzers import ANALYZERS
+
+    if args.target:
+        raise ConfigError("--target (regression) works with --kind linear only")
+    output = common.check_output(args, result_files("attentive"))
+    records = common.dataset_from_args(args)
+    emb = _token_embeddings(args, records)
+    opts = {**_interval_opts(args), "max_epochs": args.max_epochs, "patience": args.patience}
+    if args.cs:
+        opts["Cs"] = args.cs
+    result = ANALYZERS.get("attentive_probe")(**opts).run(emb, records)
+    with output.staged() as tmp:
+        write_result(result, tmp)
+    m = result.metrics
+    print(
+        f"attentive_probe: {_fmt_ci(m, 'macro_auroc')} over {m['n_labels_headline']} of "
+        f"{len(m['labels_evaluated'])} labels ({m['n_tokens']} tokens x {m['token_dim']}, epoch "
+        f"{m['best_epoch']} of {m['epochs_run']}; test n={m['n_test']}) -> {output.path('results.json')}"
+    )
+    lo, hi = m["difference_vs_linear_ci"]
+    print(
+        f"  vs linear probe on the mean tokens ({m['linear_macro_auroc']:.4f}): "
+        f"{m['difference_vs_linear']:+.4f} [{lo:+.4f}, {hi:+.4f}]: {m['comparison']}"
+    )
+    for note in result.notes:
+        print(f"  note: {note}", file=sys.stderr)
+    return 0
+
+
 def cmd_layers(args: argparse.Namespace) -> int:
     """``probe --layers``: the layer-by-layer probe (labels and physiology) and its atlas."""
     from ecgprobe.analyzers import ANALYZERS
@@ -362,14 +456,8 @@ def cmd_layers(args: argparse.Namespace) -> int:
         "cache_dir": None if settings.cache_dir is None else str(settings.cache_dir),
         "reference": None if args.ptbxl_plus is None else str(args.ptbxl_plus),
         "reference_source": args.ptbxl_plus_source,
-        "ci_level": args.ci_level,
-        "ci_method": args.ci_method,
-        "min_positives": args.min_positives,
-        "seed": args.seed,
-        "device": args.device,
+        **_interval_opts(args),
     }
-    if args.n_resamples is not None:
-        opts["n_resamples"] = args.n_resamples
     if args.cs:
         opts["Cs"] = args.cs
     result = ANALYZERS.get("layer_probe")(**opts).run(layers, records)

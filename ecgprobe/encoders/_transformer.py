@@ -215,6 +215,17 @@ class TokenEncoder(TorchEncoder):
         out = output[0] if isinstance(output, (tuple, list)) else output
         return out.mean(dim=-1) if layer == "features" else out.mean(dim=1)
 
+    def sequence_layer(self) -> str | None:
+        """The last transformer layer: its tokens ``(B, T, hidden)`` are what the embedding pools."""
+        blocks = [name for name in self._layer_modules() if name.startswith("layer_")]
+        return blocks[-1] if blocks else None
+
+    def _sequence(self, layer: str, output: Any) -> torch.Tensor:
+        """Transformer layers emit tokens ``(B, T, C)`` as they are; the conv ``features`` map
+        ``(B, C, T)`` is read as ``T`` steps of ``C`` channels."""
+        out = output[0] if isinstance(output, (tuple, list)) else output
+        return out.transpose(1, 2) if layer == "features" else out
+
 
 def count_layers(keys: Sequence[str], prefix: str) -> int:
     """Number of ``prefix{i}.`` blocks among ``keys`` (0 when none)."""

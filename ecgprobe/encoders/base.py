@@ -10,6 +10,13 @@ concatenated into one sequence) happens inside the model.
 Subclasses implement :meth:`Encoder._forward` (the final embedding) and
 :meth:`Encoder._layer_modules` (named submodules whose outputs can be pooled into per-layer
 embeddings); forward hooks collect several layers in one pass and are always removed.
+
+Token sequences (for the attentive probe): a family that exposes one names, in
+:meth:`Encoder.sequence_layer`, the layer whose *unpooled* output is the sequence its official
+embedding pools, and reads that output as ``(B, T, D)`` in :meth:`Encoder._sequence` (the
+default reads a conv map ``(B, C, T)`` as ``T`` tokens of ``C`` channels; token families read
+``(B, T, C)`` as it is). :meth:`Encoder.embed_tokens` averages the tokens along time down to at
+most ``max_tokens`` (:func:`pool_tokens`) so a cached sequence stays bounded.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from torch import nn
 
 from ecgprobe.data import preprocess as pp
 from ecgprobe.data.leads import canonical_leads
+from ecgprobe.encoders._tokens import pool_tokens
 from ecgprobe.encoders.crops import RecordCrops
 from ecgprobe.exceptions import ConfigError, IncompatibleInputError
 from ecgprobe.settings import FINAL_LAYER, resolve_device
@@ -43,6 +51,7 @@ __all__ = [
     "RecordCrops",
     "TorchEncoder",
     "file_sha256",
+    "pool_tokens",
     "resolve_device",
 ]
 
@@ -206,6 +215,7 @@ class Encoder(ABC):
         self.weights_sha256 = weights_sha256
         self.options = dict(options or {})
         self.device = torch.device("cpu")
+        self._token_dim: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, embed_dim={self.embed_dim}, spec=<{self.spec.describe()}>)"
@@ -339,15 +349,60 @@ class Encoder(ABC):
             return out
         return out.flatten(1)
 
+    def sequence_layer(self) -> str | None:
+        """The layer whose unpooled output is this encoder's token sequence (the one its
+        embedding pools), or ``None`` when the family exposes none (the default)."""
+        return None
+
+    def _sequence(self, layer: str, output: Any) -> torch.Tensor:
+        """One layer's output as a token sequence ``(B, T, D)``: a conv map ``(B, C, T)`` is read
+        as ``T`` time steps of ``C`` channels; families with token outputs override this."""
+        out = output[0] if isinstance(output, (tuple, list)) else output
+        if out.ndim != 3:
+            raise ConfigError(
+                f"{self.name} layer {layer!r} outputs shape {tuple(out.shape)}, not a sequence; "
+                f"use its sequence layer {self.sequence_layer()!r}"
+            )
+        return out.transpose(1, 2)
+
+    def embed_tokens(
+        self, x: torch.Tensor | np.ndarray, layer: str | None = None, *, max_tokens: int = 32
+    ) -> torch.Tensor:
+        """Token sequence ``(B, T', D)`` of a model-ready batch at ``layer`` (default
+        :meth:`sequence_layer`), averaged along time to ``T' <= max_tokens`` tokens.
+
+        Raises:
+            ConfigError: the encoder exposes no sequence, or ``layer`` is unknown.
+
+        Example:
+            >>> import ecgprobe, torch
+            >>> enc = ecgprobe.create_encoder("tiny-test", device="cpu")
+            >>> enc.embed_tokens(torch.zeros(2, 12, 250), max_tokens=16).shape
+            torch.Size([2, 16, 8])
+        """
+        name = layer or self.sequence_layer()
+        if name is None:
+            raise ConfigError(f"{self.name} exposes no token sequence (see ecgprobe probe --kind attentive)")
+        flat = self.embed_layers(x, [name], max_tokens=max_tokens)[name]
+        return flat.reshape(flat.shape[0], -1, self._token_dim[name])
+
     def embed(self, x: torch.Tensor | np.ndarray, layer: str | None = None) -> torch.Tensor:
         """Pooled embedding ``(B, D)`` of a model-ready batch, for ``layer`` (default: the embedding)."""
         return self.embed_layers(x, [layer or FINAL_LAYER])[layer or FINAL_LAYER]
 
-    def embed_layers(self, x: torch.Tensor | np.ndarray, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    def embed_layers(
+        self, x: torch.Tensor | np.ndarray, layers: Sequence[str], *, max_tokens: int | None = None
+    ) -> dict[str, torch.Tensor]:
         """Pooled outputs of several layers in one forward pass (forward hooks, always removed).
 
+        With ``max_tokens``, each layer's output is its token sequence instead (:meth:`_sequence`,
+        averaged to at most ``max_tokens`` tokens by :func:`pool_tokens`), flattened to
+        ``(B, T' * D)`` (token-major) so that it caches like a pooled embedding; ``D`` per layer
+        is kept in ``self._token_dim``.
+
         Raises:
-            ConfigError: naming unknown layers and listing the available ones.
+            ConfigError: naming unknown layers and listing the available ones; ``max_tokens``
+                with the pooled final embedding or below 1.
         """
         xt = torch.as_tensor(x, dtype=torch.float32)
         if xt.device != self.device:
@@ -357,20 +412,32 @@ class Encoder(ABC):
         unknown = [name for name in want if name != FINAL_LAYER and name not in modules]
         if unknown:
             raise ConfigError(f"{self.name} has no layers {unknown}; its layers are {self.layer_names()}")
+        if max_tokens is not None and (FINAL_LAYER in want or int(max_tokens) < 1):
+            raise ConfigError(
+                f"token sequences come from a named layer with max_tokens >= 1 (got layers {want}, "
+                f"max_tokens={max_tokens}); {self.name}'s sequence layer is {self.sequence_layer()!r}"
+            )
         captured: dict[str, torch.Tensor] = {}
-        with self._hooks({n: modules[n] for n in want if n != FINAL_LAYER}, captured):
+        with self._hooks({n: modules[n] for n in want if n != FINAL_LAYER}, captured, max_tokens):
             final = self._forward(xt)
         if FINAL_LAYER in want:
             captured[FINAL_LAYER] = final
         return {name: captured[name] for name in want}
 
     @contextmanager
-    def _hooks(self, modules: dict[str, nn.Module], captured: dict[str, torch.Tensor]) -> Iterator[None]:
+    def _hooks(
+        self, modules: dict[str, nn.Module], captured: dict[str, torch.Tensor], max_tokens: int | None = None
+    ) -> Iterator[None]:
         handles = []
 
         def make(name: str):
             def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
-                captured[name] = self._pool(name, output)
+                if max_tokens is None:
+                    captured[name] = self._pool(name, output)
+                    return
+                seq = pool_tokens(self._sequence(name, output), int(max_tokens))
+                self._token_dim[name] = int(seq.shape[-1])
+                captured[name] = seq.flatten(1)
 
             return hook
 

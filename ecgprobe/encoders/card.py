@@ -56,6 +56,8 @@ class EncoderCard:
             family's *published* format (a file, or a folder for Hugging Face layouts) and
             returns what ``create_encoder(checkpoint=...)`` accepts.
         internal: hidden from ``ecgprobe encoders`` unless ``--all`` (the test encoder).
+        sequence: the token sequence the encoder exposes for the attentive probe (its layer and
+            how its output is read as tokens), or ``None`` when it exposes none.
     """
 
     name: str
@@ -73,6 +75,7 @@ class EncoderCard:
     test_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     make_test_checkpoint: TestCheckpointMaker | None = None
     internal: bool = False
+    sequence: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("name", "family", "checkpoint_format", "download", "licence", "details"):
@@ -85,6 +88,7 @@ class EncoderCard:
         _check(self, "embed_dim", dim is None or (isinstance(dim, int) and dim > 0), "a positive int or None")
         _check(self, "spec", self.spec is None or isinstance(self.spec, InputSpec), "an InputSpec or None")
         _check(self, "pooling", self.pooling is None or isinstance(self.pooling, str), "a string or None")
+        _check(self, "sequence", self.sequence is None or isinstance(self.sequence, str), "a string or None")
         for name in ("key_prefixes", "layers"):
             value = getattr(self, name)
             if value is None and name == "layers":

@@ -309,6 +309,10 @@ def load_ecg_fm(checkpoint: str | Path) -> tuple[ECGFMNet, dict[str, str]]:
     ),
     download="https://huggingface.co/wanglab/ecg-fm (mimic_iv_ecg_physionet_pretrained.pt)",
     licence="MIT (weights and code)",
+    sequence=(
+        "the last transformer layer (layer_N): its tokens (B, T, hidden) as they are, averaged along "
+        "time to at most max_tokens"
+    ),
     details=(
         "ECG-FM (McKeen et al., arXiv:2408.05178; bowang-lab/ECG-FM, Jwoo5/fairseq-signals). wav2vec 2.0 "
         "architecture: conv feature extractor [(256, 2, 2)] x 4 over the 12 leads, 768-d BERT-base post-LN "

@@ -321,6 +321,10 @@ def _read_config(checkpoint: Path) -> dict[str, Any] | None:
     ),
     download="https://huggingface.co/Edoardo-BS/hubert-ecg-small (also -base, -large)",
     licence="CC BY-NC 4.0 (weights)",
+    sequence=(
+        "the last transformer layer (layer_N): its tokens (B, T, hidden) as they are, averaged along "
+        "time to at most max_tokens"
+    ),
     details=(
         "HuBERT-ECG (Coppola et al., medRxiv 2024.11.14.24317328; Edoar-do/HuBERT-ECG). HuBERT with a conv feature "
         "extractor (512 x 5, kernels 10,3,3,2,2, strides 4,2,2,2,2, GroupNorm in the first), post-LN transformer: "

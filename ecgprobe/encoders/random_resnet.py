@@ -100,6 +100,10 @@ class RandomResNet1d(TorchEncoder):
 
     family = "random"
 
+    def sequence_layer(self) -> str | None:
+        """``layer4``: its conv map, read as time steps, is what the embedding averages."""
+        return "layer4"
+
 
 def _init_weights(net: nn.Module, generator: torch.Generator) -> None:
     """torchvision's ResNet initialisation, drawn from ``generator`` (reproducible, no global RNG)."""
@@ -123,6 +127,7 @@ def _init_weights(net: nn.Module, generator: torch.Generator) -> None:
     spec=RANDOM_RESNET_SPEC,
     pooling="global average over time of layer4 (no head); every layer mean-pooled over time",
     layers=("stem", "layer1", "layer2", "layer3", "layer4", "embedding"),
+    sequence="layer4's conv map (B, 8w, T) read as T time steps of 8w channels (what the embedding averages)",
     licence="part of ecgprobe",
     download="none: generated from the seed",
     details=(

@@ -38,7 +38,14 @@ from ecgprobe.encoders.card import EncoderCard, make_card
 from ecgprobe.exceptions import CheckpointError, ConfigError
 from ecgprobe.registry import Registry
 
-__all__ = ["ENCODERS", "EncoderRegistry", "create_encoder", "encoder_info", "list_encoders"]
+__all__ = [
+    "ENCODERS",
+    "EncoderRegistry",
+    "create_encoder",
+    "encoder_info",
+    "list_encoders",
+    "sequence_encoders",
+]
 
 Factory = Callable[..., Encoder]
 
@@ -75,6 +82,16 @@ ENCODERS = EncoderRegistry("encoder")
 def list_encoders(pattern: str | None = None) -> list[str]:
     """Names of the registered encoders (optionally filtered by a glob pattern)."""
     return ENCODERS.list(pattern)
+
+
+def sequence_encoders() -> list[str]:
+    """Names of the encoders that expose a token sequence (card field ``sequence``), sorted.
+
+    Example:
+        >>> "tiny-test" in sequence_encoders()
+        True
+    """
+    return sorted(card.name for card in ENCODERS.cards() if card.sequence)
 
 
 def encoder_info(name: str) -> EncoderCard:

@@ -39,6 +39,10 @@ class TinyTestEncoder(TorchEncoder):
     family = "testing"
     calls: ClassVar[int] = 0
 
+    def sequence_layer(self) -> str | None:
+        """``conv2``: its map, read as time steps, is what the head's mean pools."""
+        return "conv2"
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         TinyTestEncoder.calls += 1
         return super()._forward(x)
@@ -48,6 +52,7 @@ class TinyTestEncoder(TorchEncoder):
     "tiny-test",
     family="testing",
     internal=True,
+    sequence="conv2's map (B, 8, T) read as T time steps of 8 channels (what the embedding averages)",
     needs_checkpoint=False,
     checkpoint_format="none (seeded random weights)",
     embed_dim=16,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ecgprobe.data.record import RecordSet
+from ecgprobe.encoders._tokens import pool_tokens
 from ecgprobe.encoders.base import Encoder
 from ecgprobe.exceptions import DataError
 from ecgprobe.extract._plan import Plan, complete_shard
@@ -54,7 +55,12 @@ class Batches:
 
 
 def forward_batch(
-    encoder: Encoder, x: np.ndarray, layers: list[str], device: torch.device, precision: str
+    encoder: Encoder,
+    x: np.ndarray,
+    layers: list[str],
+    device: torch.device,
+    precision: str,
+    max_tokens: int | None = None,
 ) -> dict[str, np.ndarray]:
     windows = x.ndim == 4  # (B, W, L, n) under window="sliding" or "official"
     flat = x.reshape(-1, *x.shape[-2:]) if windows else x
@@ -69,12 +75,17 @@ def forward_batch(
         else nullcontext()
     )
     with torch.inference_mode(), autocast:
-        out = encoder.embed_layers(t, layers)
+        # only token extractions pass max_tokens: families overriding embed_layers need not know it
+        tok = {} if max_tokens is None else {"max_tokens": max_tokens}
+        out = encoder.embed_layers(t, layers, **tok)
     result = {}
     for name, value in out.items():
         arr = value.float().cpu().numpy()
-        if windows:
+        if windows and max_tokens is None:
             arr = arr.reshape(x.shape[0], x.shape[1], -1).mean(axis=1)  # mean over the record's windows
+        elif windows:  # the windows' tokens in time order make the record's sequence, bounded again
+            seq = torch.from_numpy(arr.reshape(x.shape[0], -1, encoder._token_dim[name]))
+            arr = pool_tokens(seq, max_tokens).reshape(x.shape[0], -1).numpy()
         result[name] = arr
     return result
 
@@ -90,8 +101,10 @@ def compute(
     precision: str,
     progress: bool,
     only: set[int] | None = None,
+    max_tokens: int | None = None,
 ) -> tuple[dict[str, dict[int, np.ndarray]], int]:
-    """Compute the planned shards (or the subset ``only``), writing each to the cache as it completes.
+    """Compute the planned shards (or the subset ``only``), writing each to the cache as it completes;
+    with ``max_tokens``, rows are flattened token sequences (:meth:`Encoder.embed_layers`).
 
     Only the planned records of a shard go through the encoder; a shard with some changed
     records is completed from its cached rows before it is written back."""
@@ -119,7 +132,7 @@ def compute(
             chunks = [rows[i : i + per_pass] for i in range(0, len(rows), per_pass)]
             parts: dict[str, list[np.ndarray]] = {layer: [] for layer in layers_here}
             for pos, x in loader.iterate(chunks):
-                out = forward_batch(encoder, x, layers_here, dev, precision)
+                out = forward_batch(encoder, x, layers_here, dev, precision, max_tokens)
                 for layer in layers_here:
                     parts[layer].append(out[layer])
                 bar.update(len(pos))
@@ -129,6 +142,8 @@ def compute(
                 block = complete_shard(plan, layer, s, rows, block, n)
                 shards_out[layer][s] = block
                 if layer in plan.entries:
+                    if max_tokens is not None:
+                        plan.entries[layer].token_dim = encoder._token_dim[layer]
                     plan.entries[layer].write_shard(s, block)
             n_computed += len(rows)
     finally:

@@ -143,6 +143,8 @@ class CacheEntry:
     shards: dict[int, dict[str, Any]]
     digests: np.ndarray
     dim: int | None = None
+    #: Width D of one token when rows are flattened token sequences ``(T' * D)``, else ``None``.
+    token_dim: int | None = None
 
     @classmethod
     def open(
@@ -201,6 +203,7 @@ class CacheEntry:
             ):
                 self.shards[s] = info
                 self.dim = info.get("dim", self.dim)
+                self.token_dim = info.get("token_dim", self.token_dim)
 
     @property
     def n_shards(self) -> int:
@@ -286,6 +289,8 @@ class CacheEntry:
                 "sha256": hashlib.sha256(blob).hexdigest(),
                 "digests": [str(d) for d in self.digests[self.rows(shard).start : self.rows(shard).stop]],
             }
+            if self.token_dim is not None:
+                info["token_dim"] = int(self.token_dim)
             atomic_write(self.sidecar(shard), json.dumps(info).encode())
             self.dim = info["dim"]
             self.shards[shard] = info

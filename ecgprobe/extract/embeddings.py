@@ -89,6 +89,29 @@ class Embeddings:
         """The encoder's name, from the provenance (``"unknown"`` for imported matrices)."""
         return str(self.provenance.get("encoder", {}).get("encoder", "unknown"))
 
+    @property
+    def token_shape(self) -> tuple[int, int] | None:
+        """``(T', D)`` when the rows are flattened token sequences (``extract(..., tokens=)``),
+        else ``None``."""
+        info = self.provenance.get("tokens") or {}
+        if "n_tokens" not in info or "token_dim" not in info:
+            return None
+        return int(info["n_tokens"]), int(info["token_dim"])
+
+    def tokens(self) -> np.ndarray:
+        """The rows as token sequences ``(N, T', D)`` (a view); pooled embeddings are sequences
+        of one token ``(N, 1, D)``.
+
+        Raises:
+            DataError: the recorded token shape does not match the row width.
+        """
+        shape = self.token_shape or (1, self.dim)
+        if shape[0] * shape[1] != self.dim:
+            raise DataError(
+                f"embeddings record token shape {shape} but rows have {self.dim} values; re-extract them"
+            )
+        return self.X.reshape(len(self), *shape)
+
     def take(self, ids: Sequence[str]) -> Embeddings:
         """Rows for ``ids``, in that order.
 

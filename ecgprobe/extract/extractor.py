@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
+import numpy as np
 import torch
 
 from ecgprobe._versions import library_versions
@@ -34,6 +35,14 @@ __all__ = ["extract"]
 Overwrite = Literal["missing", "always", "never"]
 Window = Literal["official", "fit", "sliding"]
 Precision = Literal["fp32", "bf16", "fp16"]
+#: How token sequences are stored (part of their provenance, so of their cache key).
+TOKEN_FORMAT = {
+    "pooling": (
+        "adaptive average along time to min(T, max_tokens) tokens; with several windows per record "
+        "their tokens are concatenated in time order and averaged to max_tokens again"
+    ),
+    "layout": "rows of T' * D float32, token-major (reshape to (N, T', D))",
+}
 #: Libraries whose version can change the numbers (resampling, filters, the forward pass).
 _NUMERIC_LIBS = ("numpy", "scipy", "torch")
 
@@ -73,10 +82,41 @@ def _resolve_layers(encoder: Encoder, layers: str | Sequence[str] | None) -> lis
     return wanted
 
 
+def _token_layers(encoder: Encoder, layers: str | Sequence[str] | None) -> list[str]:
+    """The layers of a token-sequence extraction (default: the encoder's sequence layer).
+
+    Raises:
+        ConfigError: the encoder exposes no sequence (naming those that do), or the pooled
+            final embedding asked for.
+    """
+    from ecgprobe.encoders.registry import sequence_encoders
+
+    seq = encoder.sequence_layer()
+    if seq is None:
+        raise ConfigError(
+            f"encoder {encoder.name!r} exposes no token sequence, so token extraction (tokens=, "
+            f"`probe --kind attentive`) cannot run on it; encoders that expose one: "
+            f"{', '.join(sequence_encoders())}. Use the linear probe on its pooled embedding instead"
+        )
+    wanted = [seq] if layers is None else _resolve_layers(encoder, layers)
+    if FINAL_LAYER in wanted:
+        raise ConfigError(
+            f"the {FINAL_LAYER!r} layer of {encoder.name} is pooled; token sequences come from a named "
+            f"layer (its sequence layer is {seq!r})"
+        )
+    return wanted
+
+
 def _provenance(
-    encoder: Encoder, records: RecordSet, window: str, hop: int | None, precision: str
+    encoder: Encoder,
+    records: RecordSet,
+    window: str,
+    hop: int | None,
+    precision: str,
+    tokens: int | None = None,
 ) -> dict[str, Any]:
     window = _resolve_window(encoder, window)
+    extra = {} if tokens is None else {"tokens": {"max_tokens": int(tokens), **TOKEN_FORMAT}}
     return {
         "code_version": EXTRACTION_CODE_VERSION,
         "encoder": encoder.identity(),
@@ -85,6 +125,7 @@ def _provenance(
         "hop": hop if window == "sliding" else None,
         "precision": precision,
         "numerics": {lib: v for lib, v in library_versions().items() if lib in _NUMERIC_LIBS},
+        **extra,
     }
 
 
@@ -140,6 +181,7 @@ def extract(
     precision: Precision = "fp32",
     shard_size: int = 512,
     progress: bool = True,
+    tokens: int | None = None,
 ) -> Embeddings | dict[str, Embeddings]:
     """Embed every record of ``records`` with ``encoder``.
 
@@ -164,6 +206,16 @@ def extract(
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast (GPU; bf16 also runs on CPU).
         shard_size: records per cache shard (the unit of resumption).
         progress: show a progress bar with records/s and print a summary line (stderr).
+        tokens: extract token sequences instead of pooled vectors, averaged along time to at
+            most this many tokens (:func:`~ecgprobe.encoders.base.pool_tokens`); the layers
+            default to the encoder's :meth:`~ecgprobe.encoders.base.Encoder.sequence_layer`;
+            with several windows per record (``"sliding"``, or an official protocol of several
+            crops) the windows' tokens are concatenated in time order and averaged to
+            ``tokens`` again (overlapping sliding windows repeat their shared time). Each row is the sequence
+            flattened to ``T' * D`` float32 (``Embeddings.tokens()`` reshapes it; the shape is
+            in ``provenance["tokens"]``), so the cache holds ``N * T' * D * 4`` bytes per layer
+            (e.g. 21,799 PTB-XL records x 32 tokens x 768 = 2.1 GB). The setting is part of
+            the cache key.
 
     Returns:
         :class:`Embeddings` when ``layers`` is ``None`` or one name; ``{layer: Embeddings}`` for a list
@@ -191,17 +243,19 @@ def extract(
             f"hop applies to window='sliding' only (got window={window!r}); drop hop or use 'sliding'"
         )
     window = _resolve_window(encoder, window)
+    if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1):
+        raise ConfigError(f"tokens (max tokens per record) must be a positive integer, got {tokens!r}")
     if window == "sliding" and encoder.spec.n_samples is None:
         raise ConfigError(
             f"{encoder.name} takes records of any length; window='sliding' does not apply, use 'fit'"
         )
-    wanted = _resolve_layers(encoder, layers)
+    wanted = _resolve_layers(encoder, layers) if tokens is None else _token_layers(encoder, layers)
     dev = resolve_device(device)
     if precision == "fp16" and dev.type != "cuda":
         raise ConfigError("precision='fp16' needs a CUDA device; use 'bf16' or 'fp32' on the CPU")
     encoder.to(dev)
     t0 = time.perf_counter()
-    provenance = _provenance(encoder, records, window, hop, precision)
+    provenance = _provenance(encoder, records, window, hop, precision, tokens)
     n = len(records)
     digests = None
     if cache_dir is not None:  # unchanged record files are not read again (see cache.remembered_digests)
@@ -216,7 +270,7 @@ def extract(
             "overwrite='missing' to compute them"
         )
     shards_out, n_computed = compute(
-        encoder, records, plan, dev, batch_size, window, hop, precision, progress
+        encoder, records, plan, dev, batch_size, window, hop, precision, progress, max_tokens=tokens
     )
 
     # ---- assemble
@@ -233,8 +287,31 @@ def extract(
     }
     note = _window_note(encoder, records, window)
     results = assemble(plan, shards_out, wanted, records, digests, provenance, stats, note)
+    if tokens is not None:
+        for layer, emb in results.items():
+            emb.provenance["tokens"] = _token_shape(encoder, plan.entries.get(layer), layer, emb.X, tokens)
     if progress:
         summary(encoder.name, records, wanted, stats, cache_dir, note)
     if layers is None or (isinstance(layers, str) and layers != "all"):
         return results[wanted[0]]
     return results
+
+
+def _token_shape(encoder: Encoder, entry: Any, layer: str, X: np.ndarray, tokens: int) -> dict[str, Any]:
+    """``provenance["tokens"]`` of a token extraction: the setting, the format and ``(T', D)``
+    (D from this run's forward pass, else from the cache entry that stored it)."""
+    dim = encoder._token_dim.get(layer) or (entry.token_dim if entry is not None else None)
+    if not dim or X.shape[1] % dim:
+        raise CacheError(
+            f"the cached token sequences of {encoder.name} layer {layer!r} do not record their token width; "
+            "re-extract them with overwrite='always'"
+        )
+    return {
+        "max_tokens": int(tokens),
+        **TOKEN_FORMAT,
+        "layer": layer,
+        "n_tokens": int(X.shape[1] // dim),
+        "token_dim": int(dim),
+        "dtype": "float32",
+        "bytes_per_record": int(X.shape[1] * 4),
+    }

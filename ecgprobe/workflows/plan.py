@@ -50,6 +50,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "paired_bootstrap": {"n_resamples": 300},
         "layer_probe": {"n_resamples": 300},
         "confounding": {"n_resamples": 300},
+        "attentive_probe": {"n_resamples": 300},
     },
 }
 

@@ -38,6 +38,7 @@ NAMES = ANALYZERS.list()
 #: Small settings per analyzer (others run with their defaults).
 SMALL: dict[str, dict[str, Any]] = {
     "alignment": {"k": 5, "n_resamples": 5, "n_blocks": 5},
+    "attentive_probe": {"max_epochs": 3, "n_resamples": 20, "Cs": (0.1, 1.0), "device": "cpu"},
     "cka": {"n_resamples": 5, "n_blocks": 5},
     "input_attribution": {
         "method": "ig",
