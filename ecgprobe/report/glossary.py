@@ -35,6 +35,12 @@ GLOSSARY: dict[str, str] = {
     "when all leads matter equally).",
     "spearman": "Spearman ρ: rank correlation; here between the trained and the randomised encoder's "
     "attributions (high ρ = the explanation ignores what was learned).",
+    "rankme": "RankMe: the entropy effective rank of the singular values of the standardised embedding "
+    "(how many directions the records really spread over; at most the dimension).",
+    "twonn": "TwoNN: the intrinsic dimension of the point cloud, from the ratio of each record's second "
+    "to first nearest-neighbour distance (how many degrees of freedom the records vary in).",
+    "isoscore": "IsoScore: how evenly the variance is spread over all directions (0 = one direction, "
+    "1 = every direction alike).",
     "gap": "Gap: the group's macro AUROC minus that of the rest of the test set, on the labels "
     "evaluable in both, with a paired patient bootstrap.",
 }

@@ -8,7 +8,7 @@ import numpy as np
 
 from ecgprobe.report.figures import new_axes
 
-__all__ = ["atlas_scores", "plot_layer_atlas"]
+__all__ = ["atlas_scores", "plot_label_free", "plot_layer_atlas"]
 
 
 def atlas_scores(metrics: dict[str, Any], value: np.ndarray) -> np.ndarray:
@@ -59,3 +59,35 @@ def _frame(c: int, r: int) -> Any:
     from matplotlib.patches import Rectangle
 
     return Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="#d62728", linewidth=2.0)
+
+
+def plot_label_free(result: Any, *, axes: Any = None) -> Any:
+    """RankMe, TwoNN and IsoScore of a ``label_free`` result across its layers, one panel each,
+    with the half-patient subsample range as a band.
+
+    Args:
+        result: a :class:`~ecgprobe.analyzers.label_free.LabelFreeResult`.
+        axes: three Axes (new ones when None).
+
+    Returns:
+        The Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 3, figsize=(9, 2.6))
+    rows = result.tables.get("layers", [])
+    x = np.arange(len(rows))
+    names = {"rankme": "RankMe", "twonn": "TwoNN dimension", "isoscore": "IsoScore"}
+    for ax, (key, title) in zip(axes, names.items()):
+        y = np.array([r[key] for r in rows], dtype=float)
+        lo = np.array([r[f"{key}_half_low"] for r in rows], dtype=float)
+        hi = np.array([r[f"{key}_half_high"] for r in rows], dtype=float)
+        ax.fill_between(x, lo, hi, color="#0072B2", alpha=0.18, linewidth=0, label="half-patient range")
+        ax.plot(x, y, marker="o", color="#0072B2", label="all records")
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks(x, [r["layer"] for r in rows], rotation=45, ha="right", fontsize=9)
+        ax.tick_params(axis="y", labelsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=9, frameon=False)
+    return axes
