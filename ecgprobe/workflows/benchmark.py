@@ -280,7 +280,7 @@ def benchmark(
                     "rank_ci_high": r["mean_rank_ci"][1], "top_group": r["top_group"],
                     "tasks_in_top_group": top_count[r["name"]], "n_tasks": len(points)}
                    for r in agg["rows"]]  # fmt: skip
-    if pairs:
+    if any(t in tasks for _, t in pairs):
         notes.append(
             "transfer cells are scored on every record of the target and resampled independently of the "
             "target's own in-dataset task, although they share patients: the aggregate interval treats them "
