@@ -118,7 +118,7 @@ def main() -> int:
         runs,
         study_s=round(study_s, 2),
         study_cpu_s=round(study_cpu, 2),
-        accuracy=f"Ray leaderboard identical to local: {all(r['identical_to_local'] for r in runs)}; top group {top}",
+        accuracy={"ray_identical_to_local": all(r["identical_to_local"] for r in runs), "top_group": top},
         omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
     )
     save(doc, args.out)
