@@ -4,9 +4,7 @@ consistent with the cells; the study config's benchmark section; Ray run == loca
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from ecgprobe.exceptions import ConfigError
 from ecgprobe.extract import extract
 from ecgprobe.settings import RunSettings
 from ecgprobe.workflows.benchmark import BenchmarkSet, benchmark, leaderboard_by_encoder
+from tests.analyzers.coverage_fixtures import coverage_module
 
 SETTINGS = RunSettings(device="cpu", n_resamples=200, seed=1, progress=False)
 PROBE = {"Cs": (1e-2, 1.0)}
@@ -44,8 +43,8 @@ def sets(ptbxl_root, cinc_root):
     return out
 
 
-@pytest.fixture(scope="module")
-def result(sets):
+def _run(sets, **kwargs):
+    """The benchmark of the tests: two ptbxl-mini tasks and one transfer cell."""
     return benchmark(
         sets,
         list(ENCODERS),
@@ -54,7 +53,13 @@ def result(sets):
         settings=SETTINGS,
         probe=PROBE,
         min_positives=5,
+        **kwargs,
     )
+
+
+@pytest.fixture(scope="module")
+def result(sets):
+    return _run(sets)
 
 
 def test_holm_and_rank_table_known_answers():
@@ -128,16 +133,7 @@ def test_ray_run_equals_local_run(sets, result):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ecgprobe[ray]')")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
-        remote = benchmark(
-            sets,
-            list(ENCODERS),
-            tasks=["ptbxl-superclass", "ptbxl-scored"],
-            transfer=[["ptbxl-scored", "challenge"]],
-            settings=SETTINGS,
-            probe=PROBE,
-            min_positives=5,
-            ray=True,
-        )
+        remote = _run(sets, ray=True)
     finally:
         ray.shutdown()
     assert remote.metrics["ray"] and not result.metrics["ray"]
@@ -147,21 +143,10 @@ def test_ray_run_equals_local_run(sets, result):
         np.testing.assert_array_equal(remote.arrays[k], result.arrays[k])
 
 
-def _coverage_module():
-    name = "coverage_benchmark"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
 def test_coverage_small_scale():
     """Small version of benchmarks/coverage_benchmark.py: the aggregate interval covers the true
     mean AUROC near the nominal rate, and equal models rarely leave the top group."""
-    out = _coverage_module().simulate(sims=40, resamples=150, seed=5, n=200)
+    out = coverage_module("coverage_benchmark").simulate(sims=40, resamples=150, seed=5, n=200)
     assert 0.88 <= out["aggregate_coverage"] <= 1.0, out
     assert out["rank_coverage"] >= 0.9, out
     assert out["fwer"] <= 0.15, out  # 160 null tasks; full run: 5.8 % (n=200), 5.0 % (n=800)
