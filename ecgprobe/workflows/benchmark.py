@@ -134,17 +134,9 @@ def _run_fits(
 ) -> list[dict[str, Any]]:
     if not ray:
         return [_fit_job(s.of(enc), probe, settings) for enc, s in jobs]
-    from ecgprobe.extract.distributed import _ray
+    from ecgprobe.extract.distributed import init_ray
 
-    rt = _ray()
-    if not rt.is_initialized():
-        import os
-        from pathlib import Path
-
-        root = str(Path(__file__).resolve().parents[2])  # workers import this same ecgprobe
-        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-        rt.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
-                runtime_env={"env_vars": {"PYTHONPATH": path}})  # fmt: skip
+    rt = init_ray(address)
     task = rt.remote(num_cpus=1, max_retries=0)(_fit_job)
     return rt.get([task.remote(s.of(enc), dict(probe), settings) for enc, s in jobs])
 
