@@ -37,6 +37,7 @@ from ecgprobe.analyzers._stats.bootstrap import (
     DEFAULT_MIN_POSITIVES,
     class_patients,
     headline_columns,
+    percentile_ci,
     resample_weights,
 )
 from ecgprobe.analyzers._stats.metrics import rank_metrics
@@ -119,26 +120,46 @@ def _paired_weights(groups: np.ndarray, pool: np.ndarray, n_res: int, seed: int)
     return counts[:, np.searchsorted(pool, np.asarray(groups, dtype=str))]
 
 
-def _fit_job(ts: TransferSet, probe: Mapping[str, Any], settings: RunSettings) -> dict[str, Any]:
+def _train_subsample(ts: TransferSet, fraction: float, seed: int) -> TransferSet:
+    """``ts`` with a seeded, patient-wise, label-stratified ``fraction`` of its train split (val
+    and test kept whole); ``fraction`` 1 returns ``ts``."""
+    if fraction >= 1:
+        return ts
+    from ecgprobe.analyzers._stats.subsets import nested_fraction_subsets
+
+    rs = ts.records
+    train = np.flatnonzero(rs.split == "train")
+    keep = nested_fraction_subsets(rs.y[train], rs.patient_ids[train], [fraction], seed=seed)[0]
+    mask = rs.split != "train"
+    mask[train[keep]] = True
+    sub = rs.subset(mask)
+    return TransferSet(ts.name, sub, ts.embeddings.take(list(sub.ids)))
+
+
+def _fit_job(
+    ts: TransferSet, probe: Mapping[str, Any], settings: RunSettings, fraction: float = 1.0, seed: int = 0
+) -> dict[str, Any]:
     """One probe fit (a Ray task under ``ray=True``): the head and the labels it fitted."""
+    ts = _train_subsample(ts, fraction, seed)
     res, W, b = _fit(ts, list(ts.records.label_names), _probe(settings, probe))
     return {"W": W, "b": b, "fitted": [str(x) for x in res.metrics["labels_fitted"]], "notes": res.notes}
 
 
 def _run_fits(
-    jobs: Sequence[tuple[str, BenchmarkSet]],
+    jobs: Sequence[tuple[str, BenchmarkSet, int]],
     probe: Mapping[str, Any],
     settings: RunSettings,
+    fraction: float,
     ray: bool,
     address: str | None,
 ) -> list[dict[str, Any]]:
     if not ray:
-        return [_fit_job(s.of(enc), probe, settings) for enc, s in jobs]
+        return [_fit_job(s.of(enc), probe, settings, fraction, seed) for enc, s, seed in jobs]
     from ecgprobe.extract.distributed import init_ray
 
     rt = init_ray(address)
     task = rt.remote(num_cpus=1, max_retries=0)(_fit_job)
-    return rt.get([task.remote(s.of(enc), dict(probe), settings) for enc, s in jobs])
+    return rt.get([task.remote(s.of(enc), dict(probe), settings, fraction, seed) for enc, s, seed in jobs])
 
 
 def _check(
@@ -172,6 +193,8 @@ def benchmark(
     probe: Mapping[str, Any] | None = None,
     min_positives: int = DEFAULT_MIN_POSITIVES,
     references: Sequence[Mapping[str, Any]] = (),
+    seeds: Sequence[int] = (0,),
+    train_fraction: float = 1.0,
     ray: bool = False,
     ray_address: str | None = None,
 ) -> BenchmarkResult:
@@ -187,6 +210,12 @@ def benchmark(
         min_positives: labels with fewer positive (or negative) patients are left out of a
             task's headline macro.
         references: published values (:func:`ecgprobe.workflows.benchmark_io.load_references`).
+        seeds: with ``train_fraction < 1``, one probe per seed, each fitted on its own seeded
+            patient-wise stratified subsample of the train split; a cell is the mean over seeds
+            (its replicates the mean of the seeds' replicates on the same test resamples, so
+            the interval is the test-sampling interval of that mean).
+        train_fraction: share of the train split each probe is fitted on (1: all of it; the
+            probe is deterministic, so several seeds then need a fraction below 1).
         ray: run each probe fit as a Ray task.
         ray_address: the Ray cluster (``None``: a local Ray).
 
@@ -208,19 +237,32 @@ def benchmark(
     tasks = list(sets) if tasks is None else list(tasks)
     encoders = [str(e) for e in encoders]
     pairs = _check(sets, encoders, tasks, transfer)
+    seeds = [int(x) for x in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"benchmark seeds must be distinct integers, at least one; got {seeds}")
+    if not 0 < float(train_fraction) <= 1:
+        raise ConfigError(f"train_fraction must lie in (0, 1], got {train_fraction!r}")
+    if train_fraction >= 1 and len(seeds) > 1:
+        raise ConfigError(
+            f"seeds {seeds} would fit the same probe {len(seeds)} times: the probe is deterministic on the whole "
+            "train split; set train_fraction below 1 (each seed draws its own train subsample) or give one seed"
+        )
     level, n_res = float(settings.ci_level or 0.95), int(settings.n_resamples or 1000)
     probe = {"n_resamples": 1, **dict(probe or {})}  # the probe's own bootstrap is not used here
     sources = list(dict.fromkeys([*tasks, *(s for s, _ in pairs)]))
-    jobs = [(enc, sets[s]) for s in sources for enc in encoders]
+    jobs = [(enc, sets[s], seed) for s in sources for enc in encoders for seed in seeds]
     t0 = time.perf_counter()
-    heads = dict(zip([(enc, s.label) for enc, s in jobs], _run_fits(jobs, probe, settings, ray, ray_address)))
+    fits = _run_fits(jobs, probe, settings, float(train_fraction), ray, ray_address)
+    heads: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for (enc, s, _), head in zip(jobs, fits):
+        heads.setdefault((enc, s.label), []).append(head)
     fit_s = time.perf_counter() - t0
     specs = [(t, t, t) for t in tasks] + [(f"{s}->{t}", s, t) for s, t in pairs]
     notes: list[str] = []
     task_meta, per_task, cells, adjacent, arrays = [], {}, [], [], {}
     points, reps_all, patients = [], [], {}
     for name, src, tgt in specs:
-        fitted = [set(heads[(e, src)]["fitted"]) for e in encoders]
+        fitted = [set(h["fitted"]) for e in encoders for h in heads[(e, src)]]
         target = sets[tgt]
         rs = target.records.by_split("test") if src == tgt else target.records
         labels = [n for n in target.records.label_names if all(n in f for f in fitted)]
@@ -239,12 +281,14 @@ def benchmark(
         point, reps = np.zeros(len(encoders)), np.zeros((n_res, len(encoders)))
         cis = []
         for j, enc in enumerate(encoders):
-            h = heads[(enc, src)]
-            scored = _scored(h["W"], h["b"], h["fitted"], target.of(enc), rs, labels)
-            p_lab = rank_metrics(scored.y, scored.scores, ap=False)[0][0]
-            r_lab = rank_metrics(scored.y, scored.scores, weights, ap=False)[0]
-            point[j], ci, reps[:, j] = macro_with_interval(p_lab, r_lab, cols, level)
-            cis.append(ci)
+            for h in heads[(enc, src)]:  # one head per seed: the cell is their mean
+                scored = _scored(h["W"], h["b"], h["fitted"], target.of(enc), rs, labels)
+                p_lab = rank_metrics(scored.y, scored.scores, ap=False)[0][0]
+                r_lab = rank_metrics(scored.y, scored.scores, weights, ap=False)[0]
+                m, _, r = macro_with_interval(p_lab, r_lab, cols, level)
+                point[j] += m / len(seeds)
+                reps[:, j] += r / len(seeds)
+            cis.append(percentile_ci(reps[:, j], level).tolist())
         table = rank_table(point, reps, encoders, level=level)
         per_task[name] = table
         by = {r["name"]: r for r in table["rows"]}
@@ -295,6 +339,8 @@ def benchmark(
             "n_fits": len(jobs),
             "fit_s": round(fit_s, 3),
             "ray": bool(ray),
+            "seeds": seeds,
+            "train_fraction": float(train_fraction),
             "bootstrap_unit": "patient (paired across encoders within a task)",
         },
         tables=tables,
@@ -304,6 +350,8 @@ def benchmark(
             "min_positives": int(min_positives),
             "transfer": [list(p) for p in pairs],
             "tasks": tasks,
+            "seeds": seeds,
+            "train_fraction": float(train_fraction),
         },
         seed=int(settings.seed),
         provenance={f"{e}/{s}": sets[s].embeddings[e].key for e in encoders for s in sources},

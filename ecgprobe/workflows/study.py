@@ -32,6 +32,8 @@
       references: analyses/reference/ptbxl_linear_probe.csv   # optional published values
       probe: {Cs: [0.01, 0.1, 1.0]}                  # optional linear-probe settings
       min_positives: 10
+      seeds: [0, 1, 2]                               # optional, with train_fraction < 1: one probe
+      train_fraction: 0.25                           # per seed on its own train subsample; cells average them
 
 With a ``benchmark:`` section and no ``reports:``, the study writes the benchmark only.
 

@@ -24,7 +24,16 @@ if TYPE_CHECKING:
 
 __all__ = ["check_benchmark", "check_study"]
 
-_BENCHMARK_KEYS = {"encoders", "tasks", "transfer", "references", "probe", "min_positives"}
+_BENCHMARK_KEYS = {
+    "encoders",
+    "tasks",
+    "transfer",
+    "references",
+    "probe",
+    "min_positives",
+    "seeds",
+    "train_fraction",
+}
 
 
 def check_study(
@@ -116,7 +125,8 @@ def _labels(value: Any, known: list[str], what: str, where: str) -> list[str]:
 def check_benchmark(study: Study, path: str | Path) -> dict[str, Any]:
     """The ``benchmark:`` section with defaults filled in: ``encoders`` and ``tasks`` (labels;
     ``all`` by default), ``transfer`` (``[source, target]`` dataset labels), ``references`` (a
-    CSV path, relative to the current folder), ``probe`` (linear-probe settings), ``min_positives``.
+    CSV path, relative to the current folder), ``probe`` (linear-probe settings), ``min_positives``,
+    ``seeds`` and ``train_fraction`` (each seed fits the probe on its own subsample of the train split).
 
     Raises:
         ConfigError: naming the file, the key, the value and what is allowed (an unknown key or
@@ -182,6 +192,23 @@ def check_benchmark(study: Study, path: str | Path) -> dict[str, Any]:
     )
     if out["min_positives"] < 0:
         raise ConfigError(f"{where}: min_positives must be >= 0, got {out['min_positives']}")
+    seeds = b.get("seeds", [0])
+    seeds = [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or any(isinstance(x, bool) or not isinstance(x, int) for x in seeds)
+    ):
+        raise ConfigError(f"{where}: seeds must be a list of integers, e.g. [0, 1, 2]; got {seeds!r}")
+    frac = b.get("train_fraction", 1.0)
+    if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac <= 1:
+        raise ConfigError(f"{where}: train_fraction must lie in (0, 1], e.g. 0.25; got {frac!r}")
+    if len(seeds) != len(set(seeds)) or (frac >= 1 and len(seeds) > 1):
+        raise ConfigError(
+            f"{where}: seeds {seeds} must be distinct, and several seeds need train_fraction below 1 (each seed "
+            "fits the probe on its own train subsample; on the whole train split every seed fits the same probe)"
+        )
+    out["seeds"], out["train_fraction"] = seeds, float(frac)
     ref = b.get("references")
     out["references"] = None if ref is None else str(ref)
     if ref is not None:

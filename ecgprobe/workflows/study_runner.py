@@ -206,6 +206,8 @@ def _write_benchmark(
         settings=study.settings,
         probe=spec.get("probe"),
         min_positives=spec["min_positives"],
+        seeds=spec.get("seeds", [0]),
+        train_fraction=spec.get("train_fraction", 1.0),
         references=load_references(spec["references"]) if spec.get("references") else (),
         ray=ray,
         ray_address=ray_address,

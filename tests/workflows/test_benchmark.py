@@ -129,6 +129,22 @@ def test_benchmark_refuses_bad_inputs(sets):
         benchmark(sets, list(ENCODERS), tasks=[], transfer=["ptbxl-scored"], settings=SETTINGS)
 
 
+def test_seeds_fit_one_probe_each_on_train_subsamples(sets, result):
+    """Three seeds on 50 % of the train split: 3 fits per encoder and source; the cell is the mean
+    over seeds, so it differs from the full-data cell; one seed on the full split is refused as
+    a repeat of the same deterministic fit."""
+    res = benchmark(
+        sets, ["tiny0", "tiny1"], tasks=["ptbxl-superclass"], settings=SETTINGS, probe=PROBE,
+        min_positives=5, seeds=[0, 1, 2], train_fraction=0.5,
+    )  # fmt: skip
+    assert res.metrics["n_fits"] == 2 * 3 and res.metrics["seeds"] == [0, 1, 2]
+    full = {c["encoder"]: c["macro_auroc"] for c in result.tables["cells"] if c["task"] == "ptbxl-superclass"}
+    for c in res.tables["cells"]:
+        assert c["ci_low"] <= c["macro_auroc"] <= c["ci_high"] and c["macro_auroc"] != full[c["encoder"]]
+    with pytest.raises(ConfigError, match="train_fraction below 1"):
+        benchmark(sets, ["tiny0", "tiny1"], settings=SETTINGS, seeds=[0, 1])
+
+
 def test_ray_run_equals_local_run(sets, result):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ecgprobe[ray]')")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
@@ -185,6 +201,8 @@ benchmark:
         ("  probe: {Cz: [1]}", r"linear_probe has no settings \['Cz'\]"),
         ("  references: /no/such.csv", "does not exist"),
         ("  min_positives: many", "min_positives"),
+        ("  seeds: [0, 1]", "train_fraction below 1"),
+        ("  train_fraction: 2", r"train_fraction must lie in \(0, 1\]"),
     ],
 )
 def test_config_errors_are_clear(tmp_path, ptbxl_root, bench, message):

@@ -80,6 +80,15 @@ def render(report: Report) -> list[Block]:
             "adjacent ranks of a leaderboard are not significant, and the count below says how many are."
         ),
     ]
+    seeds = m.get("seeds") or [0]
+    if len(seeds) > 1:
+        blocks.append(
+            Paragraph(
+                f"Each cell averages {len(seeds)} probes (seeds {', '.join(map(str, seeds))}), each fitted on its own "
+                f"patient-wise stratified {fmt(100 * float(m.get('train_fraction', 1)), 0)} % of the train split; "
+                "the intervals are those of that mean over the test resamples."
+            )
+        )
     blocks += [Paragraph(line) for line in summary_lines(res)]
     lb = res.tables.get("leaderboard", [])
     blocks.append(
