@@ -12,6 +12,7 @@ resamples: one probe fit per encoder and task, then the rank statistics.
 Measured, all single-threaded (``OMP_NUM_THREADS=1``, each Ray worker one CPU):
 
 - ``study_s``: the whole local benchmark (fits, scoring, bootstrap, ranks, aggregate);
+  ``study_5_seeds_s``: the same with 5 seeds, each probe on a 50 % train subsample (5x the fits);
 - per Ray worker count (1, 2): the fit stage's wall seconds locally (``baseline_s``) and under Ray
   (``ecgprobe_s``: a second run on warm workers; ``ray_cold_s``: the first, which also starts the
   workers; Ray itself is started before either clock), fits per second of each, and whether the
@@ -81,6 +82,10 @@ def main() -> int:
     local, study_s, study_cpu = run()
     print(f"local study: {study_s:.1f} s wall ({study_cpu:.1f} s CPU), {local.metrics['n_fits']} fits "
           f"in {local.metrics['fit_s']:.1f} s")  # fmt: skip
+    seeded, seeded_s, seeded_cpu = run(seeds=list(range(5)), train_fraction=0.5)
+    print(
+        f"local study, 5 seeds on 50 % train subsamples: {seeded_s:.1f} s wall, {seeded.metrics['n_fits']} fits"
+    )
     runs = []
     import ray
 
@@ -118,6 +123,9 @@ def main() -> int:
         runs,
         study_s=round(study_s, 2),
         study_cpu_s=round(study_cpu, 2),
+        study_5_seeds_s=round(seeded_s, 2),
+        study_5_seeds_cpu_s=round(seeded_cpu, 2),
+        study_5_seeds_fits=seeded.metrics["n_fits"],
         accuracy={"ray_identical_to_local": all(r["identical_to_local"] for r in runs), "top_group": top},
         omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
     )
