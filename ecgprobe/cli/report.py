@@ -93,6 +93,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--device", default=None, help="override the config's extraction device: auto, cpu or cuda[:N]"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary lines")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run the benchmark's probe fits as Ray tasks (a local Ray without ADDRESS; needs ecgprobe[ray])",
+    )
     p.set_defaults(handler=cmd_run)
 
 
@@ -221,7 +229,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.device is not None:
         changes["device"] = args.device
     study.settings = study.settings.replace(**changes)
-    folders = run_study(study, force=args.force, formats=formats)
+    ray = args.ray is not None
+    folders = run_study(
+        study,
+        force=args.force,
+        formats=formats,
+        ray=ray,
+        ray_address=None if args.ray in (None, "local") else args.ray,
+    )
     if not args.quiet:
         for folder in folders:
             print(folder)

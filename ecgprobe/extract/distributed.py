@@ -22,7 +22,7 @@ from ecgprobe.data.record import RecordSet
 from ecgprobe.exceptions import ConfigError, DependencyError, EcgprobeError
 from ecgprobe.extract.embeddings import Embeddings
 
-__all__ = ["extract_distributed"]
+__all__ = ["extract_distributed", "init_ray"]
 
 
 def _ray() -> Any:
@@ -30,6 +30,27 @@ def _ray() -> Any:
         import ray
     except ImportError:
         raise DependencyError('distributed extraction needs Ray: pip install "ecgprobe[ray]"') from None
+    return ray
+
+
+def init_ray(address: str | None = None) -> Any:
+    """The Ray module, started (or joined at ``address``) unless it already runs, with workers
+    importing this same ecgprobe (its folder on their ``PYTHONPATH``).
+
+    Raises:
+        DependencyError: Ray is not installed.
+    """
+    ray = _ray()
+    if not ray.is_initialized():
+        root = str(Path(__file__).resolve().parents[2])  # workers import this same ecgprobe
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        ray.init(
+            address=address,
+            ignore_reinit_error=True,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": path}},
+        )
     return ray
 
 
@@ -129,16 +150,7 @@ def extract_distributed(
     digests = records.content_digests()
     plan = plan_work(local.name, provenance, wanted, digests, len(records), cache_dir, shard_size, "missing")
     if plan.todo:
-        if not ray.is_initialized():
-            root = str(Path(__file__).resolve().parents[2])  # workers import this same ecgprobe
-            path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-            ray.init(
-                address=ray_address,
-                ignore_reinit_error=True,
-                include_dashboard=False,
-                log_to_driver=False,
-                runtime_env={"env_vars": {"PYTHONPATH": path}},
-            )
+        init_ray(ray_address)
         resources = ray.cluster_resources()
         default = (
             int(resources.get("GPU", 0) // gpus_per_worker)

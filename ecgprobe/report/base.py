@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: Report modes: one model, two models compared, a data-scarcity study over several models.
-MODES: tuple[str, ...] = ("model", "compare", "scarcity")
+MODES: tuple[str, ...] = ("model", "compare", "scarcity", "benchmark")
 
 Renderer = Callable[["Report"], "list[Block] | None"]
 #: A renderer of one result: ``render(report, result)``.

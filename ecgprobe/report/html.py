@@ -26,6 +26,7 @@ MODE_LABELS = {
     "model": "model report",
     "compare": "encoder comparison",
     "scarcity": "data-scarcity study",
+    "benchmark": "multi-model benchmark",
 }
 
 

@@ -36,6 +36,11 @@ def headline(report: Report) -> str:
     if report.mode == "model":
         lp = report.get("linear_probe")
         return f"linear-probe macro AUROC {ci(lp.metrics, 'macro_auroc')}" if lp is not None else "–"
+    if report.mode == "benchmark":
+        bm = report.get("benchmark")
+        rows = (bm.metrics.get("aggregate") or {}).get("rows", []) if bm is not None else []
+        top = [r["name"] for r in rows if r.get("top_group")]
+        return f"top group by mean macro AUROC: {', '.join(top)}" if top else "–"
     if report.mode == "compare":
         pb = report.get("paired_bootstrap")
         a, b = [*report.subjects, "a", "b"][:2]

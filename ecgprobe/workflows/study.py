@@ -25,6 +25,17 @@
     analyses: {linear_probe: {}, scarcity: {n_seeds: 5}}   # default: every model analysis
     reports: [model, compare, scarcity]              # each for every encoder / every pair, or:
     # reports: {model: [ecgfounder], compare: [[ecgfounder, random-resnet1d]], scarcity: all}
+    benchmark:                                       # optional: a leaderboard in out/benchmark/
+      encoders: all                                  # or a list of encoder labels (two or more)
+      tasks: all                                     # dataset labels ranked in-dataset (or [])
+      transfer: [[ptbxl-scored, challenge-scored]]   # optional source -> target cells
+      references: analyses/reference/ptbxl_linear_probe.csv   # optional published values
+      probe: {Cs: [0.01, 0.1, 1.0]}                  # optional linear-probe settings
+      min_positives: 10
+      seeds: [0, 1, 2]                               # optional, with train_fraction < 1: one probe
+      train_fraction: 0.25                           # per seed on its own train subsample; cells average them
+
+With a ``benchmark:`` section and no ``reports:``, the study writes the benchmark only.
 
 Datasets and encoders may have a ``title:`` (how report titles name them). Every combination's
 results are cached by content, so running a config again re-renders the reports without
@@ -64,6 +75,7 @@ _KEYS = {
     "analyses",
     "reports",
     "compare_layers",
+    "benchmark",
 }
 #: The reports a study can write (in this order, per dataset).
 REPORT_KINDS = ("model", "scarcity", "compare")
@@ -93,6 +105,8 @@ class Study:
         folders: report folder names by kind, overriding the default (``"."``: ``out`` itself).
         index: write ``index.html`` listing the reports.
         intro: the index page's first line (default: the study, its seed and profile).
+        benchmark: the ``benchmark:`` section, checked
+            (:func:`~ecgprobe.workflows.study_checks.check_benchmark`); ``None``: no benchmark.
     """
 
     name: str
@@ -108,6 +122,7 @@ class Study:
     folders: dict[str, str] = field(default_factory=dict)
     index: bool = True
     intro: str = ""
+    benchmark: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -242,8 +257,9 @@ def load_study(path: str | Path) -> Study:
         encoders=encoders,
         out=Path(_expand(str(doc.get("out") or f"ecgprobe-out/{p.stem}"))),
         analyses=doc.get("analyses"),
-        reports=_reports(p, doc.get("reports")),
+        reports={} if "benchmark" in doc and "reports" not in doc else _reports(p, doc.get("reports")),
         compare_layers=str(doc.get("compare_layers", "all")),
+        benchmark=doc.get("benchmark"),
     )
     run = {k: doc[k] for k in ("seed", "profile", "ci_level", "n_resamples") if k in doc}
     run["cache_dir"] = None if cache is None else Path(_expand(str(cache))).expanduser()
@@ -325,4 +341,6 @@ def study_outputs(study: Study, formats: tuple[str, ...] = ("html", "pdf")) -> l
         for r in planned_reports(study)
         for name in [*names, *(["scarcity.csv"] if r.kind == "scarcity" else [])]
     ]
+    if study.benchmark is not None:
+        out += [f"benchmark/{name}" for name in [*names, "leaderboard.csv", "cells.csv"]]
     return [*out, *(["index.html"] if study.index else [])]

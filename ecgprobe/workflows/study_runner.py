@@ -29,7 +29,12 @@ from ecgprobe.workflows.study import (
 
 __all__ = ["Written", "run_study"]
 
-_KIND_TITLES = {"model": "model report", "compare": "comparison", "scarcity": "data-scarcity study"}
+_KIND_TITLES = {
+    "model": "model report",
+    "compare": "comparison",
+    "scarcity": "data-scarcity study",
+    "benchmark": "benchmark",
+}
 
 
 class Written(list):  # type: ignore[type-arg]
@@ -159,8 +164,93 @@ def _build(
     )
 
 
-def run_study(study: Study, *, force: bool = False, formats: tuple[str, ...] = ("html", "pdf")) -> Written:
-    """Run every dataset × report of the study; returns the report folders written.
+def _benchmark_set(study: Study, ds: Mapping[str, Any], records: Any, layers: Mapping[str, Any]) -> Any:
+    """The dataset's entry of the benchmark: its records and the final-layer embeddings of the
+    benchmark's encoders that were extracted (optional ones may have been skipped)."""
+    from ecgprobe.settings import final_layer
+    from ecgprobe.workflows.benchmark import BenchmarkSet
+
+    chosen = [e for e in (study.benchmark or {}).get("encoders", []) if e in layers]
+    pool = f"{ds['name']}:{ds.get('root') or records.name}"  # label sets of one dataset share patients
+    return BenchmarkSet(_label(ds, "dataset"), pool, records, {e: final_layer(layers[e]) for e in chosen})
+
+
+def _write_benchmark(
+    study: Study,
+    sets: Mapping[str, Any],
+    formats: tuple[str, ...],
+    force: bool,
+    ray: bool,
+    ray_address: str | None,
+) -> tuple[Path, Any, dict[str, Path]] | None:
+    """Run the benchmark over the collected sets and write ``out/benchmark/`` (None when fewer
+    than two of its encoders could be extracted)."""
+    from ecgprobe.report.document import Report
+    from ecgprobe.workflows.benchmark import benchmark
+    from ecgprobe.workflows.benchmark_io import load_references, write_benchmark_csv
+
+    spec = study.benchmark or {}
+    have = [e for e in spec["encoders"] if all(e in s.embeddings for s in sets.values())]
+    if len(have) < 2:
+        _say(
+            study.settings,
+            f"[{study.name}] benchmark not written: fewer than two of its encoders were extracted",
+        )
+        return None
+    t0 = time.perf_counter()
+    res = benchmark(
+        sets,
+        have,
+        tasks=spec["tasks"],
+        transfer=spec["transfer"],
+        settings=study.settings,
+        probe=spec.get("probe"),
+        min_positives=spec["min_positives"],
+        seeds=spec.get("seeds", [0]),
+        train_fraction=spec.get("train_fraction", 1.0),
+        references=load_references(spec["references"]) if spec.get("references") else (),
+        ray=ray,
+        ray_address=ray_address,
+    )
+    skipped = sorted(set(spec["encoders"]) - set(have))
+    if skipped:
+        res.notes.append(f"encoders skipped (could not be created or extracted): {', '.join(skipped)}")
+    _say(
+        study.settings,
+        f"[{study.name}] benchmark: {res.metrics['n_fits']} probe fits in {time.perf_counter() - t0:.1f} s",
+    )
+    report = Report(
+        {"benchmark": res},
+        title=study.title or f"ecgprobe benchmark {study.name}",
+        mode="benchmark",
+        subjects=have,
+        context={"run": {"seed": study.settings.seed, "command": "run", "ray": ray}},
+    )
+    folder = study.out / "benchmark"
+    names = [*Report.output_names(formats), "leaderboard.csv", "cells.csv"]
+    with Output(folder, names, force=force, option="out:").staged() as tmp:
+        files = report.write_files(tmp, formats)
+        files.update(write_benchmark_csv(res, tmp))
+    return folder, report, {kind: folder / path.name for kind, path in files.items()}
+
+
+def run_study(
+    study: Study,
+    *,
+    force: bool = False,
+    formats: tuple[str, ...] = ("html", "pdf"),
+    ray: bool = False,
+    ray_address: str | None = None,
+) -> Written:
+    """Run every dataset × report of the study (and its benchmark); returns the report folders
+    written.
+
+    Args:
+        study: the study.
+        force: overwrite existing outputs.
+        formats: report formats.
+        ray: run the benchmark's probe fits as Ray tasks (``ecgprobe run --ray``).
+        ray_address: the Ray cluster (``None``: a local Ray).
 
     Raises:
         ConfigError: invalid settings, or outputs that exist without ``force``.
@@ -179,6 +269,7 @@ def run_study(study: Study, *, force: bool = False, formats: tuple[str, ...] = (
 
     written = Written()
     plan = planned_reports(study)
+    bench_sets: dict[str, Any] = {}
     # the outer bar of the nested ones (extraction, then each report's analyses below it)
     bar = tqdm(
         total=len(study.datasets) * len(plan),
@@ -192,6 +283,8 @@ def run_study(study: Study, *, force: bool = False, formats: tuple[str, ...] = (
         _say(settings, f"[{study.name}] {_label(ds, 'dataset')}: {len(records)} records")
         bar.set_postfix_str(f"extracting for {_label(ds, 'dataset')}")
         layers, encoders, timings = _extract_all(study, records, settings)
+        if study.benchmark is not None:
+            bench_sets[_label(ds, "dataset")] = _benchmark_set(study, ds, records, layers)
         base = study.out / dataset_folder(study, ds)
         for planned in plan:
             bar.set_postfix_str(f"{planned.kind} {planned.folder}")
@@ -214,6 +307,12 @@ def run_study(study: Study, *, force: bool = False, formats: tuple[str, ...] = (
             written.reports.append(report)
             written.files.append({kind: folder / path.name for kind, path in files.items()})
     bar.close()
+    if study.benchmark is not None:
+        got = _write_benchmark(study, bench_sets, formats, force, ray, ray_address)
+        if got is not None:
+            written.append(got[0])
+            written.reports.append(got[1])
+            written.files.append(got[2])
     if written and study.index:
         root = study.out
         entries = [

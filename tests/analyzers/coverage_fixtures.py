@@ -1,5 +1,5 @@
-"""Loads ``benchmarks/coverage_similarity.py`` so that the tests run a small version of the
-same seeded coverage simulation (one design, two sizes)."""
+"""Loads a ``benchmarks/coverage_*.py`` simulation (default ``coverage_similarity.py``) so that
+the tests run a small version of the same seeded coverage simulation."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from pathlib import Path
 from types import ModuleType
 
 
-def coverage_module() -> ModuleType:
-    """The benchmark module (imported once)."""
-    name = "coverage_similarity"
+def coverage_module(name: str = "coverage_similarity") -> ModuleType:
+    """The simulation module ``benchmarks/<name>.py`` (imported once)."""
     if name not in sys.modules:
         path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
         spec = importlib.util.spec_from_file_location(name, path)
