@@ -82,7 +82,10 @@ class BenchmarkResult(Result):
             rank_ci_high, top_group, n_labels, n_records), ``leaderboard`` (one row per encoder,
             keyed by ``encoder``: mean_auroc with interval, mean_rank with interval, top_group,
             tasks_in_top_group), ``adjacent`` (task, upper, lower, diff, ci, p_holm, significant),
-            ``reference`` (published values beside ours, when a table was given).
+            ``reference`` (published values beside ours, when a table was given),
+            ``label_free`` (encoder, task: RankMe, TwoNN, IsoScore) and
+            ``label_free_correlation`` (task, statistic: Spearman ρ with AUROC across encoders,
+            interval, verdict; :mod:`ecgprobe.workflows.benchmark_geometry`).
         arrays: ``task{k}_replicates`` (B x M macro AUROC replicates of task k, encoders in order).
     """
 
@@ -322,10 +325,15 @@ def benchmark(
             "target's own in-dataset task, although they share patients: the aggregate interval treats them "
             "as independent"
         )
+    from ecgprobe.workflows.benchmark_geometry import label_free_correlation
     from ecgprobe.workflows.benchmark_io import reference_rows
 
+    geometry, correlation = label_free_correlation(
+        sets, encoders, cells, task_meta, level=level, seed=int(settings.seed)
+    )
     tables = {"cells": cells, "leaderboard": leaderboard, "adjacent": adjacent,
-              "reference": reference_rows(references, cells, task_meta, sets)}  # fmt: skip
+              "reference": reference_rows(references, cells, task_meta, sets),
+              "label_free": geometry, "label_free_correlation": correlation}  # fmt: skip
     return BenchmarkResult(
         kind=BenchmarkResult.KIND,
         metrics={

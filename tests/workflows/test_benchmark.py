@@ -234,3 +234,30 @@ def test_run_writes_benchmark_folder_with_references(tmp_path, ptbxl_root):
     assert "benchmark" in (tmp_path / "out" / "index.html").read_text()
     doc = json.loads((out / "results.json").read_text())
     assert "benchmark" in json.dumps(doc)
+
+
+def test_label_free_statistics_are_correlated_with_the_ranking(result):
+    values = result.tables["label_free"]
+    assert {(r["encoder"], r["task"]) for r in values} == {
+        (e, t) for e in ENCODERS for t in ("ptbxl-superclass", "ptbxl-scored")
+    }
+    corr = result.tables["label_free_correlation"]
+    assert {r["statistic"] for r in corr} == {"rankme", "twonn", "isoscore"}
+    assert all(r["n_encoders"] == 3 and "at least 4" in r["verdict"] for r in corr)  # 3 encoders: no interval
+
+
+def test_label_free_correlation_gives_a_verdict_only_when_decisive():
+    from types import SimpleNamespace
+
+    from ecgprobe.workflows.benchmark_geometry import label_free_correlation
+
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((400, 12))
+    # encoder k spreads over k + 1 directions; its AUROC rises with k: RankMe should rank them alike
+    embs = {f"e{k}": SimpleNamespace(X=z[:, : k + 1] @ rng.standard_normal((k + 1, 12))) for k in range(1, 8)}
+    sets = {"t": SimpleNamespace(records=list(range(400)), embeddings=embs)}
+    cells = [{"encoder": e, "task": "t", "macro_auroc": 0.6 + 0.03 * k} for k, e in enumerate(embs)]
+    values, corr = label_free_correlation(sets, list(embs), cells, [{"name": "t", "kind": "in_dataset"}])
+    rank = next(r for r in corr if r["statistic"] == "rankme")
+    assert rank["rho"] == pytest.approx(1.0) and rank["ci_low"] > 0 and rank["verdict"].startswith("higher")
+    assert len(values) == 7

@@ -9,6 +9,7 @@ from ecgprobe.report.base import section
 from ecgprobe.report.blocks import Block, Note, Paragraph, Table, fmt, fmt_ci
 from ecgprobe.report.claims import ci_label, level_of
 from ecgprobe.report.document import Report
+from ecgprobe.report.glossary import explain
 
 
 def _ci(point: Any, ci: Any) -> str:
@@ -156,5 +157,36 @@ def render(report: Report) -> list[Block]:
                 "says the setups differ, not which is right."
             )
         )
+    blocks += _label_free_blocks(res, cil)
     blocks += [Note(n) for n in res.notes]
     return blocks
+
+
+def _label_free_blocks(res: Result, cil: str) -> list[Block]:
+    """Does a label-free number (RankMe, TwoNN, IsoScore) predict the ranking of a task?"""
+    rows = res.tables.get("label_free_correlation", [])
+    if not rows:
+        return []
+    names = {"rankme": "RankMe", "twonn": "TwoNN", "isoscore": "IsoScore"}
+    return [
+        Paragraph(
+            "Does a number computed without labels predict the ranking? Per in-dataset task, Spearman's ρ across "
+            "encoders between each label-free statistic of the encoder's standardised embedding (all records of "
+            f"the dataset) and its macro AUROC, with a Fisher-z {cil} (Bonett–Wright variance; no interval below 4 "
+            "encoders)."
+        ),
+        Table(
+            ("task", "statistic", "encoders", f"Spearman ρ ({cil})", "verdict"),
+            tuple(
+                (
+                    str(r["task"]),
+                    names.get(r["statistic"], r["statistic"]),
+                    fmt(r["n_encoders"]),
+                    fmt_ci(r["rho"], r["ci_low"], r["ci_high"]),
+                    str(r["verdict"]),
+                )
+                for r in rows
+            ),
+        ),
+        explain("rankme", "twonn", "isoscore"),
+    ]
