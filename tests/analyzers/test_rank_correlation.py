@@ -20,11 +20,11 @@ def test_rho_matches_scipy_with_ties_and_the_interval_holds_it():
     x[3] = x[5]  # a tie
     rho, lo, hi, n, why = spearman_interval(x, y)
     assert rho == pytest.approx(spearmanr(x, y).statistic) and n == 12 and why == ""
-    assert lo < rho < hi and -1 <= lo and hi <= 1
+    assert lo < rho < hi and lo >= -1 and hi <= 1
 
 
 def test_too_few_models_and_constant_scores_say_why():
-    rho, lo, hi, n, why = spearman_interval([1, 2, 3], [1, 3, 2])
+    rho, lo, _hi, _n, why = spearman_interval([1, 2, 3], [1, 3, 2])
     assert not math.isnan(rho) and math.isnan(lo) and "at least 4" in why
     assert "at least 3" in spearman_interval([1, np.nan, 3], [1, 2, 3])[4]
     assert "the same for every model" in spearman_interval([1, 1, 1, 1], [1, 2, 3, 4])[4]
