@@ -45,7 +45,7 @@ lint: venv
 #   make bench BENCH=startup        (or BENCH="startup probe"; BENCH_ARGS="--runs 5" is passed on)
 # Run it on a quiet machine: the figures are wall-clock times.
 #   make bench BENCH=report BENCH_ARGS=--reference   (the full report of each reference encoder)
-BENCH ?= startup extract probe physiology robustness
+BENCH ?= startup extract probe physiology robustness benchmark
 BENCH_ARGS ?=
 
 bench: venv
