@@ -83,7 +83,14 @@ def plot_label_free(result: Any, *, axes: Any = None) -> Any:
         y = np.array([r[key] for r in rows], dtype=float)
         lo = np.array([r[f"{key}_half_low"] for r in rows], dtype=float)
         hi = np.array([r[f"{key}_half_high"] for r in rows], dtype=float)
-        ax.fill_between(x, lo, hi, color="#0072B2", alpha=0.18, linewidth=0, label="half-patient range")
+        halves = np.asarray(result.arrays.get(f"{key}_halves", np.empty((len(rows), 0))), dtype=float)
+        ax.fill_between(
+            x, lo, hi, color="#E69F00", alpha=0.22, linewidth=0, label="half of the patients: range"
+        )
+        if halves.size:
+            ax.plot(
+                x, np.median(halves, axis=1), ls="--", color="#E69F00", label="half of the patients: median"
+            )
         ax.plot(x, y, marker="o", color="#0072B2", label="all records")
         ax.set_title(title, fontsize=10)
         ax.set_xticks(x, [r["layer"] for r in rows], rotation=45, ha="right", fontsize=9)

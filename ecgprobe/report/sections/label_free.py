@@ -47,7 +47,9 @@ def render(report: Report, res: Result) -> list[Block]:
         blocks.append(
             Figure(
                 render_png(draw, size=(9.0, 2.9)),
-                caption="RankMe, TwoNN dimension and IsoScore per layer; band: the half-patient range.",
+                caption="RankMe, TwoNN dimension and IsoScore per layer (blue: all records). Orange: the same on random "
+                "halves of the patients (range and median); at half the records RankMe in particular is lower, "
+                "which is why the band is a stability range at n/2, not an interval around the blue value.",
                 alt="Three line plots of the label-free statistics across layers",
             )
         )
