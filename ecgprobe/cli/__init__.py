@@ -28,7 +28,7 @@ from ecgprobe.outputs import describe_os_error
 
 __all__ = ["build_parser", "main"]
 
-_NOT_COMMANDS = ("common",)
+_NOT_COMMANDS = ("common", "probe_runs")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
